@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test test-container bench lint models clean
+
+# Serving needs only the `serve` extra (no torch); the stamp files make set-up happen once per pyproject change.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[serve]'
+	touch $@
+
+# Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group.
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[train]' --group dev
+	touch $@ $(VENV)/.serve-installed
+
+run: $(VENV)/.serve-installed
+	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
+
+test-container: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -m container tests/container $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check service training tests bench
+	$(BIN)/ruff format --check service training tests bench
+
+# Re-train the two default models (the exact commands are recorded in each bundle's manifest).
+models: $(VENV)/.test-installed
+	$(BIN)/lstm-service train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 \
+		--pooling max --w2v train --w2v-mode finetune --seed 13
+	$(BIN)/lstm-service train --dataset zh-sentiment --name review-sentiment-zh --tokenizer char --max-length 128 \
+		--pooling max --seed 13
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,217 @@
+"""The model bundle: the only thing training and serving share at run time (stdlib only).
+
+Layout of ``<store>/<name>/<version>/`` (``version`` is a positive integer):
+
+- ``model.onnx``      the graph: inputs ``ids`` int64 [batch, seq] and ``lengths`` int64 [batch];
+                      outputs ``logits`` [batch, labels], ``hidden_states`` [batch, seq, hidden x directions],
+                      ``h_n`` / ``c_n`` [layers x directions, batch, hidden], ``embedding_matrix`` [vocab, dim]
+- ``tokenizer.json``  :meth:`service.tokenizer.Tokenizer.to_dict`
+- ``labels.json``     the class names, index = logit position
+- ``manifest.json``   ``schema_version``, ``name``, ``version``, ``task``, ``files`` (sha256 of each file above),
+                      ``model`` (config), ``parameters``, ``metrics``, ``training``, ``libraries``, ``golden``
+                      (texts with their ids and the torch logits), ``created_at``
+
+This module is the only writer (:func:`write_bundle`) and the only reader (:func:`load_bundle`).
+A bundle is written to a hidden temporary folder and renamed into place, so a crash never leaves half
+a bundle. Readers ignore manifest keys they do not know, so later schema versions can add fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from service.tokenizer import Tokenizer
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+TASKS = ("single-label",)
+MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, MANIFEST_FILE = "model.onnx", "tokenizer.json", "labels.json", "manifest.json"
+_PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+_REQUIRED_MANIFEST_KEYS = ("schema_version", "name", "version", "task", "files", "model", "golden")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class BundleError(Exception):
+    """A bundle that cannot be written or must not be served; the message says why."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    tokenizer: Tokenizer
+    labels: list[str]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise BundleError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    return name
+
+
+def list_versions(store: Path, name: str) -> list[int]:
+    """Versions of ``name`` present in the store, ascending (hidden temporary folders are skipped)."""
+    folder = Path(store) / check_name(name)
+    if not folder.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in folder.iterdir() if entry.is_dir() and entry.name.isdigit())
+
+
+def list_models(store: Path) -> dict[str, list[int]]:
+    """Every model name in the store with its versions."""
+    store = Path(store)
+    if not store.is_dir():
+        return {}
+    found = {}
+    for entry in sorted(store.iterdir()):
+        if entry.is_dir() and NAME_PATTERN.match(entry.name):
+            versions = list_versions(store, entry.name)
+            if versions:
+                found[entry.name] = versions
+    return found
+
+
+def _dump_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_bundle(
+    store: Path,
+    name: str,
+    onnx_path: Path,
+    tokenizer: Tokenizer,
+    labels: list[str],
+    manifest: dict[str, Any],
+    version: int | None = None,
+) -> Path:
+    """Write a complete bundle atomically and return its folder.
+
+    ``manifest`` holds the descriptive fields (``model``, ``parameters``, ``metrics``, ``training``,
+    ``libraries``, ``golden``, optionally ``task``); this function adds ``schema_version``, ``name``,
+    ``version``, ``files`` and ``created_at``. ``version`` defaults to one above the highest present.
+    """
+    check_name(name)
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise BundleError(f"labels must be at least two distinct names, got {labels!r}")
+    model_folder = Path(store) / name
+    model_folder.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = max(list_versions(store, name), default=0) + 1
+    if not isinstance(version, int) or version < 1:
+        raise BundleError(f"version must be a positive integer, got {version!r}")
+    final = model_folder / str(version)
+    if final.exists():
+        raise BundleError(f"{final} already exists; bundles are immutable, write a new version")
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=model_folder))
+    try:
+        shutil.copyfile(onnx_path, staging / MODEL_FILE)
+        _dump_json(staging / TOKENIZER_FILE, tokenizer.to_dict())
+        _dump_json(staging / LABELS_FILE, list(labels))
+        full_manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "version": version,
+            "task": "single-label",
+            **manifest,
+            "files": {file: sha256_file(staging / file) for file in _PAYLOAD_FILES},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _dump_json(staging / MANIFEST_FILE, full_manifest)
+        for file in (*_PAYLOAD_FILES, MANIFEST_FILE):
+            with (staging / file).open("rb") as handle:
+                os.fsync(handle.fileno())
+        staging.chmod(0o755)
+        os.rename(staging, final)  # atomic on one file system; fails if another writer won the race
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise BundleError(f"missing file {path.name}") from error
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BundleError(f"{path.name} is not valid JSON: {error}") from error
+
+
+def _check_manifest(manifest: Any, folder: Path) -> None:
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json must hold a JSON object")
+    missing = [key for key in _REQUIRED_MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"manifest.json lacks {', '.join(missing)}")
+    if manifest["schema_version"] not in SUPPORTED_SCHEMA_VERSIONS:
+        raise BundleError(
+            f"manifest schema_version {manifest['schema_version']!r} is not supported "
+            f"(this service reads {SUPPORTED_SCHEMA_VERSIONS})"
+        )
+    if manifest["task"] not in TASKS:
+        raise BundleError(f"task {manifest['task']!r} is not supported (supported: {', '.join(TASKS)})")
+    if str(manifest["version"]) != folder.name or manifest["name"] != folder.parent.name:
+        raise BundleError(
+            f"manifest says {manifest['name']}/{manifest['version']} but the bundle sits in "
+            f"{folder.parent.name}/{folder.name}"
+        )
+    files = manifest["files"]
+    if not isinstance(files, dict) or set(files) != set(_PAYLOAD_FILES):
+        raise BundleError(f"manifest 'files' must list exactly {', '.join(_PAYLOAD_FILES)}")
+
+
+def verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
+    for file, expected in manifest["files"].items():
+        path = folder / file
+        if not path.is_file():
+            raise BundleError(f"missing file {file}")
+        if sha256_file(path) != expected:
+            raise BundleError(f"checksum mismatch for {file}: the file was changed after the bundle was written")
+
+
+def load_bundle(folder: Path) -> Bundle:
+    """Read and verify a bundle folder; raise :class:`BundleError` with the reason if it must not be served."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BundleError(f"no bundle at {folder}")
+    manifest = _read_json(folder / MANIFEST_FILE)
+    _check_manifest(manifest, folder)
+    verify_checksums(folder, manifest)
+    try:
+        tokenizer = Tokenizer.from_dict(_read_json(folder / TOKENIZER_FILE))
+    except ValueError as error:
+        raise BundleError(f"tokenizer.json: {error}") from error
+    labels = _read_json(folder / LABELS_FILE)
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+        raise BundleError("labels.json must be a list of at least two strings")
+    return Bundle(folder, manifest, tokenizer, labels)

@@ -1,0 +1,167 @@
+"""The one tokenizer shared by training and serving (stdlib only, jieba loaded lazily).
+
+Training imports this module, so a text is split and looked up the same way on both sides.
+Every token keeps ``start``/``stop`` character offsets into the *original* input:
+``text[token.start:token.stop] == token.text`` always holds, whatever the mode or lower-casing
+(lower-casing is applied to the lookup key only, because ``str.lower`` may change a string's length).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+MODES = ("word", "char", "char-bigram")
+
+# CJK ideographs (unified, extension A, compatibility): runs of these go to jieba in ``word`` mode.
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A word is a run of letters/digits (apostrophes inside: "don't"); any other visible char is its own token.
+_WORD_PATTERN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*)|(?P<other>\S)")
+_NON_SPACE_RUN = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One token: its text and where it stands in the input (``stop`` is exclusive)."""
+
+    text: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """A text turned into vocabulary ids; ``spans[i]`` produced ``ids[i]``."""
+
+    ids: list[int]
+    spans: list[Span]
+    truncated: bool
+    num_tokens_before_truncation: int
+
+    @property
+    def unknown_count(self) -> int:
+        return sum(1 for token_id in self.ids if token_id == UNK_ID)
+
+
+def _jieba_spans(run: str, offset: int) -> Iterator[Span]:
+    import jieba  # lazy: ~1 s to load its dictionary, and only ``word`` mode on Chinese needs it
+
+    for word, start, stop in jieba.tokenize(run):
+        if not word.isspace():
+            yield Span(word, offset + start, offset + stop)
+
+
+def split_words(text: str) -> Iterator[Span]:
+    """Regex words for Latin-like scripts, jieba segmentation for runs of CJK ideographs."""
+    for match in _WORD_PATTERN.finditer(text):
+        if match.lastgroup == "cjk":
+            yield from _jieba_spans(match.group(), match.start())
+        else:
+            yield Span(match.group(), match.start(), match.end())
+
+
+def split_chars(text: str) -> Iterator[Span]:
+    """Every non-whitespace code point is a token."""
+    for index, char in enumerate(text):
+        if not char.isspace():
+            yield Span(char, index, index + 1)
+
+
+def split_char_bigrams(text: str) -> Iterator[Span]:
+    """Overlapping pairs of adjacent characters inside each whitespace-free run; a 1-char run stays a unigram."""
+    for match in _NON_SPACE_RUN.finditer(text):
+        run, offset = match.group(), match.start()
+        if len(run) == 1:
+            yield Span(run, offset, offset + 1)
+            continue
+        for index in range(len(run) - 1):
+            yield Span(run[index : index + 2], offset + index, offset + index + 2)
+
+
+_SPLITTERS = {"word": split_words, "char": split_chars, "char-bigram": split_char_bigrams}
+
+
+def build_vocabulary(token_lists: Iterable[Iterable[str]], min_freq: int = 1, max_size: int | None = None) -> list[str]:
+    """``[<pad>, <unk>, *tokens]`` by descending frequency (ties alphabetical, so the result is deterministic)."""
+    if min_freq < 1:
+        raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+    counts: Counter[str] = Counter()
+    for tokens in token_lists:
+        counts.update(tokens)
+    ranked = sorted((item for item in counts.items() if item[1] >= min_freq), key=lambda kv: (-kv[1], kv[0]))
+    if max_size is not None:
+        ranked = ranked[: max(0, max_size - 2)]
+    return [PAD, UNK, *(token for token, _ in ranked if token not in (PAD, UNK))]
+
+
+@dataclass
+class Tokenizer:
+    """Splits text into spans and maps them to ids. ``max_length`` caps the tokens fed to the model."""
+
+    mode: str
+    vocabulary: list[str]
+    lowercase: bool = True
+    max_length: int = 256
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown tokenizer mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        if self.vocabulary[:2] != [PAD, UNK]:
+            raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r}")
+        self._index = {token: index for index, token in enumerate(self.vocabulary)}
+        if len(self._index) != len(self.vocabulary):
+            raise ValueError("vocabulary has duplicate entries")
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def split(self, text: str) -> list[Span]:
+        """All spans of ``text``, before truncation."""
+        return list(_SPLITTERS[self.mode](text))
+
+    def key(self, token_text: str) -> str:
+        """The vocabulary key of a token's text."""
+        return token_text.lower() if self.lowercase else token_text
+
+    def keys(self, text: str) -> list[str]:
+        """Vocabulary keys of every token (for building a vocabulary; not truncated)."""
+        return [self.key(span.text) for span in self.split(text)]
+
+    def token_id(self, token_text: str) -> int:
+        return self._index.get(self.key(token_text), UNK_ID)
+
+    def encode(self, text: str, max_length: int | None = None) -> Encoding:
+        limit = self.max_length if max_length is None else max_length
+        spans = self.split(text)
+        kept = spans[:limit]
+        ids = [self._index.get(self.key(span.text), UNK_ID) for span in kept]
+        return Encoding(ids, kept, len(spans) > limit, len(spans))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "lowercase": self.lowercase,
+            "max_length": self.max_length,
+            "vocabulary": self.vocabulary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokenizer:
+        try:
+            return cls(
+                mode=data["mode"],
+                vocabulary=list(data["vocabulary"]),
+                lowercase=bool(data["lowercase"]),
+                max_length=int(data["max_length"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"malformed tokenizer definition: {error}") from error
