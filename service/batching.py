@@ -1,0 +1,366 @@
+"""Dynamic micro-batching for asyncio: concurrent requests share one model call (stdlib only).
+
+A request hands over a list of work items (one per text, e.g. its token ids) and awaits their
+results. One background task drains the queue into batches (:func:`collate`, the whole policy)
+and runs each batch through ``run_batch(items) -> results`` on a dedicated worker thread, so the
+event loop keeps parsing requests while onnxruntime (which releases the GIL) computes.
+
+Why the batches are cut by length: onnxruntime's LSTM computes every padded step (a batch of 32
+with one 128-token text and 31 short ones costs as much as 32 texts of 128 tokens), while a batch
+of 4 or more runs each token about twice as fast as batch 1. So the drained items are sorted by
+length and cut wherever padding would add more than ``max_padding`` of the real tokens.
+
+Batching never changes a result as long as ``run_batch`` pads exactly (the bundle contract: a
+padded text gives the same logits as the text alone); the batcher only decides who runs with whom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """The queue is full; the caller should answer 429 with ``Retry-After: retry_after``."""
+
+    def __init__(self, queued: int, max_queued: int, retry_after: int = 1) -> None:
+        super().__init__(f"{queued} texts are already queued (limit {max_queued}); retry in {retry_after} s")
+        self.queued, self.max_queued, self.retry_after = queued, max_queued, retry_after
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before all of its items ran."""
+
+
+class BatchFailed(Exception):
+    """``run_batch`` raised for a batch holding this request's items; the cause is chained."""
+
+
+class BatcherStopped(Exception):
+    """The batcher is stopping or stopped and takes no new work (the service is shutting down)."""
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one model call did; handed to ``on_batch`` (for metrics) after every batch."""
+
+    size: int  # items in the batch
+    requests: int  # distinct requests those items came from
+    tokens: int  # sum of item sizes
+    padded_tokens: int  # size x longest item: what the model really computes
+    queue_seconds: tuple[float, ...]  # per item: enqueue -> batch start
+    run_seconds: float  # wall time of run_batch
+    failed: bool
+
+
+@dataclass
+class BatcherCounters:
+    """Running totals, cheap to read from a metrics collector."""
+
+    batches: int = 0
+    items: int = 0
+    failed_batches: int = 0
+    expired_requests: int = 0
+    rejected_requests: int = 0
+
+
+@dataclass(eq=False)
+class _Request:
+    future: asyncio.Future[list[Any]]
+    results: list[Any]
+    pending: int
+    deadline: float | None  # time.monotonic() seconds
+
+    def fail(self, error: BaseException) -> bool:
+        """Fail the request unless it already finished; True if this call failed it."""
+        if self.future.done():
+            return False
+        self.future.set_exception(error)
+        return True
+
+    def deliver(self, index: int, result: Any) -> None:
+        if self.future.done():  # failed, expired or cancelled meanwhile
+            return
+        self.results[index] = result
+        self.pending -= 1
+        if self.pending == 0:
+            self.future.set_result(self.results)
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    request: _Request
+    index: int  # position in the request's list
+    payload: Any
+    size: int
+    enqueued_at: float
+
+
+@dataclass
+class _Plan:
+    batches: list[list[_Item]] = field(default_factory=list)
+    expired: list[_Item] = field(default_factory=list)
+
+
+def collate(queue: deque[_Item], now: float, max_batch_size: int, max_padding: float) -> _Plan:
+    """The batching policy: drain ``queue`` into length-sorted batches and split off expired items.
+
+    Items of requests that are already finished (failed, expired, cancelled) are dropped. The rest
+    are sorted by size and cut greedily: a batch closes at ``max_batch_size`` items, or when adding
+    the next (longer) item would make ``count x longest`` exceed ``(1 + max_padding) x real tokens``.
+    """
+    plan, live = _Plan(), []
+    while queue:
+        item = queue.popleft()
+        if item.request.future.done():
+            continue
+        if item.request.deadline is not None and item.request.deadline <= now:
+            plan.expired.append(item)
+        else:
+            live.append(item)
+    live.sort(key=lambda item: item.size)
+    batch: list[_Item] = []
+    tokens = 0
+    for item in live:  # ascending size, so item.size is the longest if it joins
+        too_padded = (len(batch) + 1) * item.size > (1 + max_padding) * (tokens + item.size)
+        if batch and (len(batch) == max_batch_size or too_padded):
+            plan.batches.append(batch)
+            batch, tokens = [], 0
+        batch.append(item)
+        tokens += item.size
+    if batch:
+        plan.batches.append(batch)
+    return plan
+
+
+class MicroBatcher:
+    """Queue work items from many requests and run them through ``run_batch`` in batches.
+
+    ``run_batch(payloads)`` runs on a worker thread and must return one result per payload, in order.
+    ``max_wait_ms`` is how long the oldest queued item may wait for the batch to fill up to
+    ``max_batch_size`` before the queue is drained anyway (0: never wait; items that arrive while a
+    batch runs still form the next batch). ``max_queued`` bounds the items waiting: past it,
+    :meth:`submit` raises :class:`Overloaded` at once.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Any]], Sequence[Any]],
+        *,
+        max_batch_size: int = 32,
+        max_wait_ms: float = 2.0,
+        max_queued: int = 1024,
+        max_padding: float = 0.5,
+        size: Callable[[Any], int] = len,
+        executor: Executor | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+        name: str = "batcher",
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_wait_ms < 0:
+            raise ValueError(
+                f"max_wait_ms must be >= 0 (0 = never wait for a batch to fill), got {max_wait_ms}"
+            )
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+        if max_padding < 0:
+            raise ValueError(
+                f"max_padding must be >= 0 (0.5 = padding may add half the real tokens), got {max_padding}"
+            )
+        self._run_batch, self._size, self._on_batch, self.name = run_batch, size, on_batch, name
+        self.max_batch_size, self.max_queued, self.max_padding = max_batch_size, max_queued, max_padding
+        self.max_wait = max_wait_ms / 1000
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._queue: deque[_Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_at = 1  # wake the drain task once this many items are queued
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.counters = BatcherCounters()
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for a batch (for a gauge)."""
+        return len(self._queue)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the drain task on the running event loop."""
+        if self._task is not None:
+            raise RuntimeError(f"{self.name} was already started; create a new MicroBatcher to restart")
+        self._task = asyncio.get_running_loop().create_task(self._drain_forever(), name=self.name)
+
+    async def stop(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Refuse new work; with ``drain``, finish every queued item first (for at most ``timeout`` s).
+
+        Whatever is left unfinished (``drain=False`` or the timeout hit) fails with :class:`BatcherStopped`.
+        """
+        self._stopping = True
+        self._wake()
+        if self._task is not None and drain:
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
+                logger.warning(
+                    "%s: drain did not finish within %s s; failing %d queued items",
+                    self.name,
+                    timeout,
+                    self.queued,
+                )
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for item in self._queue:
+            item.request.fail(BatcherStopped(f"{self.name} stopped before this request ran"))
+        self._queue.clear()
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> MicroBatcher:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def submit(self, items: Sequence[Any], deadline: float | None = None) -> list[Any]:
+        """Queue ``items`` and return their results in order.
+
+        ``deadline`` is a ``time.monotonic()`` instant: the request fails with :class:`DeadlineExceeded`
+        when it passes, whether its items are still queued or running. Raises :class:`Overloaded` at
+        once if admitting the items would queue more than ``max_queued`` (a request is always admitted
+        into an empty queue, so one larger than the bound is not refused forever).
+        """
+        if self._stopping or self._task is None or self._task.done():
+            raise BatcherStopped(f"{self.name} is not running (call start() first; stop() is final)")
+        if not items:
+            return []
+        if self._queue and len(self._queue) + len(items) > self.max_queued:
+            self.counters.rejected_requests += 1
+            raise Overloaded(len(self._queue), self.max_queued)
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        request = _Request(loop.create_future(), [None] * len(items), len(items), deadline)
+        self._queue.extend(
+            _Item(request, index, payload, self._size(payload), now) for index, payload in enumerate(items)
+        )
+        if len(self._queue) >= self._wake_at:
+            self._wake()
+        timer = None
+        if deadline is not None:
+            timer = loop.call_later(
+                max(0.0, deadline - now), self._expire, request, "while it was queued or running"
+            )
+        try:
+            return await request.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    # The drain task ---------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait_until(self, count: int, timeout: float | None) -> None:
+        """Sleep until ``count`` items are queued, ``timeout`` passes, or stop() is called."""
+        loop = asyncio.get_running_loop()
+        self._waiter, self._wake_at = loop.create_future(), count
+        timer = None if timeout is None else loop.call_later(timeout, self._wake)
+        try:
+            await self._waiter
+        finally:
+            self._waiter, self._wake_at = None, 1
+            if timer is not None:
+                timer.cancel()
+
+    async def _drain_forever(self) -> None:
+        while not (self._stopping and not self._queue):
+            try:
+                await self._drain_once()
+            except Exception:  # a bug must not leave every later request hanging
+                logger.exception("%s: unexpected error in the drain loop; continuing", self.name)
+
+    async def _drain_once(self) -> None:
+        if not self._queue:
+            await self._wait_until(1, None)
+            return
+        # Let the batch fill for up to max_wait after its oldest item arrived (under load it already has).
+        remaining = self._queue[0].enqueued_at + self.max_wait - time.monotonic()
+        if remaining > 0 and len(self._queue) < self.max_batch_size and not self._stopping:
+            await self._wait_until(self.max_batch_size, remaining)
+        plan = collate(self._queue, time.monotonic(), self.max_batch_size, self.max_padding)
+        for item in plan.expired:
+            self._expire(item.request, "before its batch was formed")
+        for batch in plan.batches:
+            await self._run(batch)
+
+    def _expire(self, request: _Request, when: str) -> None:
+        if request.fail(DeadlineExceeded(f"the request's deadline passed {when}")):
+            self.counters.expired_requests += 1
+
+    async def _run(self, batch: list[_Item]) -> None:
+        """Run one batch on the worker thread and hand each result to its request."""
+        now = time.monotonic()
+        for item in batch:  # an earlier batch of the same plan may have run past their deadline
+            if item.request.deadline is not None and item.request.deadline <= now:
+                self._expire(item.request, "before its batch was formed")
+        batch = [item for item in batch if not item.request.future.done()]
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        error: BaseException | None = None
+        try:
+            results = await loop.run_in_executor(
+                self._executor, self._run_batch, [item.payload for item in batch]
+            )
+            if len(results) != len(batch):
+                raise ValueError(f"run_batch returned {len(results)} results for {len(batch)} items")
+        except asyncio.CancelledError:  # stop(drain=False) or a drain timeout
+            for item in batch:
+                item.request.fail(BatcherStopped(f"{self.name} stopped while this request ran"))
+            raise
+        except Exception as caught:
+            error = caught
+            logger.exception("%s: a batch of %d items failed; failing its requests", self.name, len(batch))
+            for item in batch:
+                failure = BatchFailed("inference failed")
+                failure.__cause__ = caught
+                item.request.fail(failure)
+        else:
+            for item, result in zip(batch, results, strict=True):
+                item.request.deliver(item.index, result)
+        self._record(batch, now, time.monotonic() - now, failed=error is not None)
+
+    def _record(self, batch: list[_Item], started: float, run_seconds: float, failed: bool) -> None:
+        self.counters.batches += 1
+        self.counters.items += len(batch)
+        self.counters.failed_batches += failed
+        if self._on_batch is None:
+            return
+        stats = BatchStats(
+            size=len(batch),
+            requests=len({id(item.request) for item in batch}),
+            tokens=sum(item.size for item in batch),
+            padded_tokens=len(batch) * max(item.size for item in batch),
+            queue_seconds=tuple(started - item.enqueued_at for item in batch),
+            run_seconds=run_seconds,
+            failed=failed,
+        )
+        try:
+            self._on_batch(stats)
+        except Exception:  # a broken metrics hook must not stop inference
+            logger.exception("%s: on_batch hook failed", self.name)
