@@ -1,0 +1,216 @@
+"""Evaluate a trained model, export it, check parity, and write the bundle (and its int8 variant)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.bundle import MODEL_FILE, load_bundle, write_bundle
+from service.tokenizer import Tokenizer
+from training import export
+from training.batches import encode_texts
+from training.data import DataSpec, Splits
+from training.evaluate import classification_metrics, tfidf_baseline
+from training.model import LSTMClassifier
+from training.trainer import predict_logits
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    manifest: dict[str, Any]
+    int8_path: Path | None = None
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "gensim"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _parts(splits: Splits, tokenizer: Tokenizer) -> dict[str, tuple[list[str], list[list[int]], list[int]]]:
+    index = {label: position for position, label in enumerate(splits.labels)}
+    parts = {}
+    for name in ("train", "dev", "test"):
+        texts = [example.text for example in getattr(splits, name)]
+        parts[name] = (
+            texts,
+            encode_texts(tokenizer, texts) if name != "train" else [],
+            [index[example.label] for example in getattr(splits, name)],
+        )
+    return parts
+
+
+def evaluate_model(
+    model: LSTMClassifier, tokenizer: Tokenizer, splits: Splits, baseline: bool = True
+) -> dict:
+    """Test metrics at the top level, dev figures beside them, the TF-IDF baseline under ``baseline``."""
+    parts = _parts(splits, tokenizer)
+    test_texts, test_ids, test_targets = parts["test"]
+    _, dev_ids, dev_targets = parts["dev"]
+    metrics = (
+        classification_metrics(test_targets, predict_logits(model, test_ids).argmax(1), splits.labels)
+        if test_ids
+        else {"accuracy": None, "macro_f1": None, "count": 0}
+    )
+    dev = classification_metrics(dev_targets, predict_logits(model, dev_ids).argmax(1), None)
+    metrics.update({"split": "test", "dev_accuracy": dev["accuracy"], "dev_macro_f1": dev["macro_f1"]})
+    if baseline:
+        metrics["baseline"] = tfidf_baseline(
+            tokenizer,
+            (parts["train"][0], parts["train"][2]),
+            (parts["dev"][0], dev_targets),
+            (test_texts, test_targets),
+            splits.labels,
+        )
+    logger.info(
+        "test accuracy %s, macro-F1 %s (baseline %s)",
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        metrics.get("baseline", {}).get("accuracy"),
+    )
+    return metrics
+
+
+def evaluate_and_bundle(
+    model: LSTMClassifier,
+    tokenizer: Tokenizer,
+    splits: Splits,
+    store: Path,
+    name: str,
+    info: dict[str, Any],
+    version: int | None = None,
+    baseline: bool = True,
+    quantize: bool = False,
+    run_dir: Path | None = None,
+) -> BundleResult:
+    model = model.eval()
+    metrics = evaluate_model(model, tokenizer, splits, baseline)
+    held_out = splits.test or splits.dev  # parity and golden texts never come from training data
+    texts = [example.text for example in held_out]
+    sequences = encode_texts(tokenizer, texts)
+    with tempfile.TemporaryDirectory(prefix="lstm-export-") as folder:
+        onnx_path = export.export_onnx(model, Path(folder) / MODEL_FILE)
+        parity = export.check_parity(model, onnx_path, sequences)
+        picked = export.pick_golden(texts, sequences)
+        golden = export.golden_examples(model, [texts[i] for i in picked], [sequences[i] for i in picked])
+        parameters = info.pop("parameters")
+        manifest = {
+            "task": "single-label",
+            "variant": "fp32",
+            "model": model.config.to_dict(),
+            "parameters": parameters,
+            "metrics": metrics,
+            "training": {**info, "split_counts": splits.counts(), "labels": splits.labels},
+            "libraries": library_versions(),
+            "golden": golden,
+            "golden_source": "torch, one text per run",
+            "parity": parity,
+        }
+        path = write_bundle(store, name, onnx_path, tokenizer, splits.labels, manifest, version)
+    logger.info("bundle written: %s", path)
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+    result = BundleResult(path, json.loads((path / "manifest.json").read_text(encoding="utf-8")))
+    if quantize:
+        result.int8_path = quantize_bundle(path, splits, model=model).path
+    return result
+
+
+def quantize_bundle(
+    fp32_folder: Path,
+    splits: Splits | None = None,
+    version: int | None = None,
+    model: LSTMClassifier | None = None,
+) -> BundleResult:
+    """Write the int8 variant of a bundle as the next version of the same model.
+
+    Dynamic int8 quantization moves the logits a little, so its golden logits are the int8 graph's own
+    (run one text at a time through onnxruntime, as the service checks them); the difference from the
+    fp32 logits and the test accuracy of both variants are recorded beside each other."""
+    source = load_bundle(fp32_folder)
+    manifest = source.manifest
+    if manifest.get("variant") == "int8":
+        raise ValueError(f"{fp32_folder} is already an int8 bundle")
+    if splits is None:
+        data = manifest.get("training", {}).get("data", {}).get("source")
+        if not data:
+            raise ValueError(f"{fp32_folder} records no data source to measure the int8 accuracy on")
+        splits = DataSpec.from_dict(data).load()
+    texts = [example.text for example in (splits.test or splits.dev)]
+    index = {label: position for position, label in enumerate(source.labels)}
+    targets = [index[example.label] for example in (splits.test or splits.dev)]
+    sequences = encode_texts(source.tokenizer, texts)
+    with tempfile.TemporaryDirectory(prefix="lstm-int8-") as folder:
+        int8_path = export.quantize_int8(source.model_path, Path(folder) / MODEL_FILE)
+        export.check_graph(int8_path, int(manifest["model"]["num_layers"]))
+        int8_logits = export.ort_logits(int8_path, sequences)
+        fp32_logits = export.ort_logits(source.model_path, sequences)
+        metrics = {**classification_metrics(targets, int8_logits.argmax(1), source.labels), "split": "test"}
+        golden_texts = [item["text"] for item in manifest["golden"]]
+        golden = export.golden_examples(
+            None, golden_texts, [item["ids"] for item in manifest["golden"]], int8_path
+        )
+        golden_shift = max(
+            abs(a - b)
+            for new, old in zip(golden, manifest["golden"], strict=True)
+            for a, b in zip(new["logits"], old["logits"], strict=True)
+        )
+        new_manifest = {
+            **{key: manifest[key] for key in ("task", "model", "parameters", "training", "libraries")},
+            "metrics": {
+                **metrics,
+                "baseline": manifest["metrics"].get("baseline"),
+                "fp32_accuracy": manifest["metrics"].get("accuracy"),
+                "fp32_macro_f1": manifest["metrics"].get("macro_f1"),
+            },
+            "variant": "int8",
+            "quantized_from": {
+                "version": source.version,
+                "accuracy": manifest["metrics"].get("accuracy"),
+                "macro_f1": manifest["metrics"].get("macro_f1"),
+                "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, "
+                "ops LSTM/MatMul/Gemm; embedding kept float32",
+            },
+            "golden": golden,
+            "golden_source": "onnxruntime int8 graph, one text per run (dynamic quantization moves the "
+            f"logits: up to {golden_shift:.2e} away from the fp32 golden logits)",
+            "parity": {
+                "against": "fp32 bundle through onnxruntime (informational; int8 is not expected to match)",
+                "max_abs_logit_diff": float(np.abs(int8_logits - fp32_logits).max()),
+                "argmax_agreement": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()),
+                "texts": len(sequences),
+                "golden_max_abs_logit_diff_vs_fp32": golden_shift,
+            },
+        }
+        path = write_bundle(
+            source.path.parent.parent,
+            source.name,
+            int8_path,
+            source.tokenizer,
+            source.labels,
+            new_manifest,
+            version,
+        )
+    logger.info(
+        "int8 bundle written: %s (test accuracy %s vs fp32 %s)",
+        path,
+        metrics["accuracy"],
+        manifest["metrics"].get("accuracy"),
+    )
+    return BundleResult(path, json.loads((path / "manifest.json").read_text(encoding="utf-8")))

@@ -1,0 +1,223 @@
+"""The training loop: Adam, gradient clipping, early stopping on dev, atomic resumable checkpoints.
+
+Reproducible: shuffling and dropout of epoch ``e`` are seeded from ``seed + e``, so a run resumed from
+its checkpoint after epoch ``e`` continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from training.batches import batch_indices, pad
+from training.evaluate import classification_metrics
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    clip: float = 5.0
+    patience: int = 3
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be >= 1")
+        if self.learning_rate <= 0 or self.clip <= 0:
+            raise ValueError("learning_rate and clip must be > 0")
+
+
+@dataclass
+class TrainResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_dev_accuracy: float
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    # No torch.use_deterministic_algorithms(True): the CPU kernels used here (embedding, LSTM, linear) are
+    # deterministic already, and the call costs ~2 s because it imports torch._inductor.
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then ``os.replace``: a crash leaves the old checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Tensors and plain data only (``weights_only=True``): loading never runs pickled code."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a checkpoint written by this trainer (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+    """Logits (texts, labels) in input order."""
+    model.eval()
+    outputs = []
+    for index in batch_indices([len(s) for s in sequences], batch_size, shuffle=False):
+        ids, lengths = pad([sequences[i] for i in index])
+        outputs.append(model(ids, lengths)[0].numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
+
+
+def _train_epoch(
+    model, optimizer, sequences, targets, settings: TrainSettings, epoch: int, progress: bool
+) -> float:
+    model.train()
+    torch.manual_seed(settings.seed + epoch)  # dropout masks of this epoch
+    loss_function = nn.CrossEntropyLoss()
+    total, count = 0.0, 0
+    batches = list(
+        batch_indices([len(s) for s in sequences], settings.batch_size, True, settings.seed + epoch)
+    )
+    for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
+        ids, lengths = pad([sequences[i] for i in index])
+        optimizer.zero_grad()
+        loss = loss_function(model(ids, lengths)[0], torch.as_tensor(targets[index]))
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+        optimizer.step()
+        total += float(loss.detach()) * len(index)
+        count += len(index)
+    return total / max(count, 1)
+
+
+def train(
+    model: nn.Module,
+    train_data: tuple[Sequence[Sequence[int]], Sequence[int]],
+    dev_data: tuple[Sequence[Sequence[int]], Sequence[int]],
+    settings: TrainSettings,
+    run_dir: Path | None = None,
+    config: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` in place; return the best state by dev accuracy (the model is left holding it).
+
+    With ``run_dir``, ``last.pt`` (everything needed to resume) and ``best.pt`` (best weights + ``config``)
+    are written after every epoch. ``resume`` continues from ``last.pt``.
+    """
+    seed_everything(settings.seed)
+    train_sequences, train_targets = train_data[0], np.asarray(train_data[1], dtype=np.int64)
+    dev_sequences, dev_targets = dev_data[0], np.asarray(dev_data[1], dtype=np.int64)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
+    )
+    state = {"epoch": 0, "best_epoch": 0, "best_score": -1.0, "bad_epochs": 0, "history": []}
+    best_state = {key: value.clone() for key, value in model.state_dict().items()}
+    if resume:
+        best_state = _resume(run_dir, model, optimizer, state, settings)
+    stopped_early = state["bad_epochs"] >= settings.patience
+    for epoch in range(state["epoch"] + 1, settings.epochs + 1):
+        if stopped_early:
+            break
+        started = time.perf_counter()
+        loss = _train_epoch(model, optimizer, train_sequences, train_targets, settings, epoch, progress)
+        dev = classification_metrics(dev_targets, predict_logits(model, dev_sequences).argmax(axis=1), None)
+        record = {
+            "epoch": epoch,
+            "train_loss": round(loss, 5),
+            "dev_accuracy": dev["accuracy"],
+            "dev_macro_f1": dev["macro_f1"],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        state["history"].append(record)
+        if dev["accuracy"] > state["best_score"]:
+            state.update(best_score=dev["accuracy"], best_epoch=epoch, bad_epochs=0)
+            best_state = {key: value.clone() for key, value in model.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        logger.info(
+            "epoch %d: loss %.4f, dev accuracy %.4f, macro-F1 %.4f (%.1fs)%s",
+            epoch,
+            loss,
+            dev["accuracy"],
+            dev["macro_f1"],
+            record["seconds"],
+            " *best*" if state["best_epoch"] == epoch else "",
+        )
+        if run_dir is not None:
+            _write_checkpoints(Path(run_dir), model, optimizer, state, best_state, settings, config or {})
+        stopped_early = state["bad_epochs"] >= settings.patience
+    if stopped_early:
+        logger.info("early stop: no dev improvement for %d epochs", settings.patience)
+    model.load_state_dict(best_state)
+    return TrainResult(
+        best_state, state["best_epoch"], state["best_score"], state["epoch"], state["history"], stopped_early
+    )
+
+
+def _write_checkpoints(run_dir, model, optimizer, state, best_state, settings, config) -> None:
+    common = {"format": CHECKPOINT_FORMAT, "config": config, "settings": asdict(settings)}
+    save_checkpoint(
+        run_dir / LAST,
+        {
+            **common,
+            **state,
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "best_state": best_state,
+        },
+    )
+    if state["best_epoch"] == state["epoch"]:
+        save_checkpoint(
+            run_dir / BEST,
+            {
+                **common,
+                "epoch": state["epoch"],
+                "best_score": state["best_score"],
+                "history": state["history"],
+                "model_state": best_state,
+            },
+        )
+
+
+def _resume(run_dir, model, optimizer, state, settings) -> dict[str, torch.Tensor]:
+    if run_dir is None or not (Path(run_dir) / LAST).is_file():
+        raise FileNotFoundError(f"--resume: no {LAST} in {run_dir}; start the run without --resume")
+    payload = load_checkpoint(Path(run_dir) / LAST)
+    saved = {key: value for key, value in payload["settings"].items() if key != "epochs"}
+    current = {key: value for key, value in asdict(settings).items() if key != "epochs"}
+    if saved != current:
+        raise ValueError(f"--resume: training settings differ from the checkpoint's ({saved} vs {current})")
+    model.load_state_dict(payload["model_state"])
+    optimizer.load_state_dict(payload["optimizer_state"])
+    for key in state:
+        state[key] = payload[key]
+    logger.info(
+        "resumed from %s after epoch %d (best dev accuracy %.4f at epoch %d)",
+        Path(run_dir) / LAST,
+        state["epoch"],
+        state["best_score"],
+        state["best_epoch"],
+    )
+    return payload["best_state"]
