@@ -1,0 +1,372 @@
+"""The deployment files, checked offline: every Kubernetes object against the Kubernetes JSON schemas
+(``kubernetes-validate``, strict: unknown fields fail), the kustomize base and overlays rendered and
+validated as they would be applied, and the settings that matter checked on the rendered objects:
+probe paths, security context, the shutdown arithmetic, resources, labels that select each other, and the
+compose file's health check and read-only model mount.
+
+No cluster and no container engine needed: these run in ``make test``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+K8S = DOCKER / "k8s"
+# The oldest Kubernetes release still supported upstream that has everything used here (the preStop
+# `sleep` action is on by default from 1.30). Validating against the oldest target catches fields a
+# newer schema would accept but an older cluster would refuse.
+KUBERNETES_VERSION = "1.30.0"
+KUSTOMIZATIONS = [K8S / "base", *sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())]
+APP = "lstm-service"
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def is_resource(doc: Any) -> bool:
+    """A Kubernetes object (not a kustomization, not a JSON patch)."""
+    return isinstance(doc, dict) and "apiVersion" in doc and doc.get("kind") != "Kustomization"
+
+
+# ---- a small kustomize: resources, JSON 6902 patches, image overrides (all that these files use) ------
+
+
+def _pointer(path: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in path.lstrip("/").split("/")]
+
+
+def apply_json_patch(doc: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 ``add``/``replace``/``remove`` (the operations these overlays use)."""
+    doc = copy.deepcopy(doc)
+    for operation in operations:
+        *parents, last = _pointer(operation["path"])
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        op = operation["op"]
+        if isinstance(node, list):
+            index = len(node) if last == "-" else int(last)
+            if op == "add":
+                node.insert(index, copy.deepcopy(operation["value"]))
+            elif op == "replace":
+                node[index] = copy.deepcopy(operation["value"])
+            elif op == "remove":
+                del node[index]
+            else:
+                raise AssertionError(f"unsupported patch op {op}")
+        elif op in ("add", "replace"):
+            assert op == "add" or last in node, f"replace of a missing {operation['path']}"
+            node[last] = copy.deepcopy(operation["value"])
+        elif op == "remove":
+            del node[last]
+        else:
+            raise AssertionError(f"unsupported patch op {op}")
+    return doc
+
+
+def _matches(doc: dict[str, Any], target: dict[str, Any]) -> bool:
+    group, _, version = doc["apiVersion"].rpartition("/")
+    return (
+        target.get("kind", doc["kind"]) == doc["kind"]
+        and target.get("name", doc["metadata"]["name"]) == doc["metadata"]["name"]
+        and target.get("group", group) == group
+        and target.get("version", version) == version
+    )
+
+
+def _set_images(doc: dict[str, Any], images: list[dict[str, Any]]) -> None:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    for container in spec.get("containers", []) + spec.get("initContainers", []):
+        name, _, tag = container["image"].partition(":")
+        for image in images:
+            if image["name"] == name:
+                name = image.get("newName", name)
+                tag = str(image.get("newTag", tag))
+        container["image"] = f"{name}:{tag}" if tag else name
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """What ``kubectl kustomize folder`` produces, for the features these kustomizations use."""
+    (kustomization,) = load_all(folder / "kustomization.yaml")
+    unknown = set(kustomization) - {"apiVersion", "kind", "resources", "patches", "images"}
+    assert not unknown, f"{folder}: this test's renderer does not know {unknown}; extend render()"
+    docs: list[dict[str, Any]] = []
+    for entry in kustomization.get("resources", []):
+        path = (folder / entry).resolve()
+        docs += render(path) if path.is_dir() else load_all(path)
+    for patch in kustomization.get("patches", []):
+        operations = yaml.safe_load((folder / patch["path"]).read_text(encoding="utf-8"))
+        assert isinstance(operations, list), "only JSON 6902 patches are used here"
+        targets = [i for i, doc in enumerate(docs) if _matches(doc, patch["target"])]
+        assert targets, f"{folder}: patch {patch['path']} matches nothing"
+        for i in targets:
+            docs[i] = apply_json_patch(docs[i], operations)
+    for doc in docs:
+        _set_images(doc, kustomization.get("images", []))
+    return docs
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [doc for doc in docs if doc["kind"] == kind]
+    return found
+
+
+# ---- quantities and durations --------------------------------------------------------------------------
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "m": 10**-3, "": 1}
+
+
+def quantity(value: str | int | float) -> float:
+    """A Kubernetes quantity ("500m", "768Mi", "1") or a compose one ("768M", "1.0") as a number."""
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value).strip())
+    assert match, f"not a quantity: {value!r}"
+    number, unit = float(match.group(1)), match.group(2)
+    if unit in _BINARY:
+        return number * _BINARY[unit]
+    if unit.lower() in ("b", "k", "m", "g") and unit not in _DECIMAL:  # compose: 64m, 1g
+        unit = {"b": "", "k": "k", "m": "M", "g": "G"}[unit.lower()]
+    return number * _DECIMAL[unit]
+
+
+def seconds(value: str | int) -> float:
+    """A compose duration ("20s", "1m30s") in seconds."""
+    parts = re.findall(r"([0-9.]+)(ms|h|m|s)", str(value))
+    assert parts, f"not a duration: {value!r}"
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
+
+
+# ---- schema validation ---------------------------------------------------------------------------------
+
+RESOURCE_FILES = sorted(
+    path
+    for path in K8S.rglob("*.yaml")
+    if path.name != "kustomization.yaml" and is_resource((load_all(path) or [None])[0])
+)
+
+
+def test_every_manifest_file_is_found() -> None:
+    names = {path.relative_to(K8S).as_posix() for path in RESOURCE_FILES}
+    assert {"base/deployment.yaml", "base/service.yaml", "base/hpa.yaml", "base/pdb.yaml"} <= names
+    for folder in KUSTOMIZATIONS:  # every file a kustomization names exists
+        (kustomization,) = load_all(folder / "kustomization.yaml")
+        for entry in kustomization.get("resources", []) + [
+            p["path"] for p in kustomization.get("patches", [])
+        ]:
+            assert (folder / entry).exists(), f"{folder.name}/kustomization.yaml names a missing {entry}"
+
+
+@pytest.mark.parametrize("path", RESOURCE_FILES, ids=lambda p: p.relative_to(K8S).as_posix())
+def test_manifest_file_validates_against_the_kubernetes_schema(path: Path) -> None:
+    for doc in load_all(path):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.fixture(scope="module", params=KUSTOMIZATIONS, ids=lambda p: p.relative_to(K8S).as_posix())
+def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(request.param)
+
+
+def test_rendered_kustomization_validates(rendered: list[dict[str, Any]]) -> None:
+    for doc in rendered:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    names = [(doc["kind"], doc["metadata"]["name"]) for doc in rendered]
+    assert len(names) == len(set(names)), f"duplicate objects: {names}"
+
+
+@pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=lambda p: p.relative_to(K8S).as_posix())
+def test_renderer_agrees_with_kubectl_kustomize(folder: Path) -> None:
+    """Where kubectl is installed, the real kustomize renders exactly what the checks above looked at."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed: the checks ran on this test's own rendering only")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0 and "unknown command" in result.stderr:
+        pytest.skip(f"this kubectl has no kustomize: {result.stderr.strip()[:200]}")
+    assert result.returncode == 0, result.stderr
+    real = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout) if d}
+    ours = {(d["kind"], d["metadata"]["name"]): d for d in render(folder)}
+    assert real == ours
+
+
+# ---- what the objects say ------------------------------------------------------------------------------
+
+
+def _probe(container: dict[str, Any], kind: str) -> dict[str, Any]:
+    probe = container.get(kind)
+    assert probe is not None, f"{container['name']} has no {kind}"
+    return probe
+
+
+def test_probes(rendered: list[dict[str, Any]]) -> None:
+    (container,) = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert _probe(container, "readinessProbe")["httpGet"]["path"] == "/readyz"
+    assert _probe(container, "livenessProbe")["httpGet"]["path"] == "/livez"
+    startup = _probe(container, "startupProbe")
+    assert startup["httpGet"]["path"] in ("/readyz", "/livez")
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert _probe(container, kind)["httpGet"]["port"] in ports, f"{kind} port is not a container port"
+    # model loading gets a startup budget of at least a minute before the kubelet restarts the container
+    assert startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) >= 60
+    assert ports["http"] == int(env_of(container).get("LSTM_SERVICE_PORT", "8000"))
+
+
+def test_pod_and_containers_are_locked_down(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"].get("runAsUser", 10001) != 0
+    assert pod.get("automountServiceAccountToken") is False
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context.get("privileged", False) is False, container["name"]
+        assert context["capabilities"]["drop"] == ["ALL"], container["name"]
+        assert not context["capabilities"].get("add"), container["name"]
+        assert container.get("runAsUser", 1) != 0
+
+
+def test_tmp_is_a_writable_empty_dir(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    (container,) = pod["containers"]
+    (tmp,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+    assert "emptyDir" in volumes[tmp["name"]]
+    assert not tmp.get("readOnly", False)
+
+
+def test_model_store_mount_is_read_only_at_the_configured_path(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    store = env_of(container)["LSTM_SERVICE_MODEL_STORE"]
+    mounts = [mount for mount in container["volumeMounts"] if mount["mountPath"] == store]
+    # base: the bundles baked into the image (no mount); overlays: one read-only volume over them
+    for mount in mounts:
+        assert mount["readOnly"] is True
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            pvc = by_kind(rendered, "PersistentVolumeClaim")
+            assert pvc["metadata"]["name"] == claim
+            assert pvc["spec"]["accessModes"] == ["ReadOnlyMany"]  # shared by replicas on many nodes
+        for init in pod.get("initContainers", []):  # whatever fills the volume writes where it is mounted
+            writes = [m for m in init.get("volumeMounts", []) if m["name"] == mount["name"]]
+            assert writes and not writes[0].get("readOnly", False)
+            assert writes[0]["mountPath"] in init["command"][-1]
+
+
+def test_grace_period_covers_pre_stop_drain_and_the_longest_request(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(container)
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = float(env["LSTM_SERVICE_DRAIN_SECONDS"])
+    longest_request = float(env["LSTM_SERVICE_REQUEST_TIMEOUT_SECONDS"])
+    assert pre_stop >= 3, "endpoints need a few seconds to stop sending before the server drains"
+    margin = 5  # for the process to exit and the kubelet to notice
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + longest_request + margin
+
+
+def test_resources_have_requests_and_limits(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]
+    for container in pod["containers"] + pod.get("initContainers", []):
+        resources = container["resources"]
+        for name in ("cpu", "memory"):
+            request, limit = resources["requests"][name], resources["limits"][name]
+            assert 0 < quantity(request) <= quantity(limit), f"{container['name']} {name}"
+    (server,) = pod["containers"]
+    assert quantity(server["resources"]["limits"]["memory"]) >= 256 * 2**20  # runtime + two models
+    # onnxruntime's threads fit in the CPU limit
+    assert int(env_of(server).get("LSTM_SERVICE_INTRA_OP_THREADS", "1")) <= max(
+        1, quantity(server["resources"]["limits"]["cpu"])
+    )
+
+
+def test_service_hpa_and_pdb_point_at_the_deployment(rendered: list[dict[str, Any]]) -> None:
+    deployment = by_kind(rendered, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+    service = by_kind(rendered, "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    port_names = {port["name"] for port in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert all(port["targetPort"] in port_names for port in service["spec"]["ports"])
+
+    hpa = by_kind(rendered, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    assert 0 < metric["resource"]["target"]["averageUtilization"] <= 100
+    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+    pdb = by_kind(rendered, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # the budget must leave room for a voluntary eviction at the minimum replica count
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+
+
+# ---- compose -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose_service() -> dict[str, Any]:
+    (compose,) = load_all(DOCKER / "compose.yaml")
+    return compose["services"][APP]
+
+
+def test_compose_health_check_probes_readiness(compose_service: dict[str, Any]) -> None:
+    check = compose_service["healthcheck"]
+    assert check["test"][0] == "CMD" and check["test"][1] == "python"  # no shell, no curl in slim images
+    assert "/readyz" in check["test"][-1]
+    assert seconds(check["start_period"]) >= 10
+    assert seconds(check["timeout"]) < seconds(check["interval"])
+
+
+def test_compose_mounts_the_model_store_read_only(compose_service: dict[str, Any]) -> None:
+    store = compose_service["environment"]["LSTM_SERVICE_MODEL_STORE"]
+    (mount,) = [v for v in compose_service["volumes"] if v["target"] == store]
+    assert mount["type"] == "bind" and mount["read_only"] is True
+    # the source defaults (``${MODEL_STORE:-default}``) to the repository's store; compose resolves
+    # relative paths against the compose file's folder
+    default = re.fullmatch(r"\$\{MODEL_STORE:-(.+)\}", mount["source"])
+    assert default, "the source should be overridable with MODEL_STORE"
+    assert (DOCKER / default.group(1)).resolve() == ROOT / "model_store"
+
+
+def test_compose_limits_and_hardening(compose_service: dict[str, Any]) -> None:
+    limits = compose_service["deploy"]["resources"]["limits"]
+    assert quantity(limits["cpus"]) > 0 and quantity(limits["memory"]) >= 256 * 2**20
+    assert compose_service["read_only"] is True
+    assert any(entry.split(":")[0] == "/tmp" for entry in compose_service["tmpfs"])
+    assert compose_service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in compose_service["security_opt"]
+    env = compose_service["environment"]
+    needed = float(env["LSTM_SERVICE_DRAIN_SECONDS"]) + float(env["LSTM_SERVICE_REQUEST_TIMEOUT_SECONDS"])
+    assert seconds(compose_service["stop_grace_period"]) >= needed
