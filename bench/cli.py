@@ -1,0 +1,288 @@
+"""``python -m bench``: start each server on loopback, drive it at several concurrencies, print the tables.
+
+Servers, in this order, each started fresh (its cold start measured) and killed afterwards:
+``trivial`` (FastAPI returning a constant: the load generator's proof), ``service`` (this service, default
+settings), ``service-nobatch`` (LSTM_SERVICE_BATCHING=false), any ``--service-variant``, and
+``naive-torch`` (FastAPI + torch eager). Then the in-process ceiling. The server side always runs on
+``--server-cpus`` and the load generator on ``--client-cpus``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bench import report
+from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
+from bench.texts import TextSample, latest_bundle, sample_texts
+from service.bundle import list_models
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = ("review-sentiment-zh", "news-topic")
+SERVERS = ("trivial", "service", "service-nobatch", "naive-torch")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cpus = sorted(os.sched_getaffinity(0))
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    parser.add_argument(
+        "--models", help=f"comma-separated (default: {', '.join(DEFAULT_MODELS)}, else every model)"
+    )
+    parser.add_argument("--servers", default=",".join(SERVERS), help="which servers to run, comma-separated")
+    parser.add_argument("--concurrency", default="1,8,64", help="closed-loop connections, comma-separated")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per step")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each step")
+    parser.add_argument("--texts", type=int, default=2000, help="texts sampled from each model's test split")
+    parser.add_argument("--server-cpus", default=str(cpus[0]), help="CPUs for servers and the ceiling")
+    parser.add_argument("--client-cpus", default=str(cpus[-1]), help="CPUs for the load generator")
+    parser.add_argument(
+        "--service-variant",
+        action="append",
+        default=[],
+        metavar="NAME:K=V,...",
+        help="an extra service run with these environment variables, e.g. wait0:LSTM_SERVICE_MAX_WAIT_MS=0",
+    )
+    parser.add_argument(
+        "--service-command",
+        default=f"{shlex.quote(sys.executable)} -m service",
+        help="how to start the service (the bench appends: serve --model-store S --host H --port P)",
+    )
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    parser.add_argument("--out", type=Path, help="folder for logs and results (default: runs/bench/<time>)")
+    return parser.parse_args(argv)
+
+
+def _cpu_set(text: str) -> set[int]:
+    return {int(cpu) for cpu in text.split(",") if cpu.strip()}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / ticks
+
+
+def _server_specs(args: argparse.Namespace, store: Path) -> list[ServerSpec]:
+    variants = {"service": {}, "service-nobatch": {"LSTM_SERVICE_BATCHING": "false"}}
+    for variant in args.service_variant:
+        name, _, assignments = variant.partition(":")
+        variants[f"service-{name}"] = dict(pair.split("=", 1) for pair in assignments.split(",") if pair)
+    wanted = args.servers.split(",") + [f"service-{v.partition(':')[0]}" for v in args.service_variant]
+    specs = []
+    for name in wanted:
+        port = free_port()
+        if name == "trivial":
+            command = python_command(
+                "-m",
+                "uvicorn",
+                "bench.trivial_server:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            )
+            specs.append(ServerSpec(name, command, port))
+        elif name in variants:
+            serve = ["serve", "--model-store", str(store), "--host", "127.0.0.1", "--port", str(port)]
+            command = shlex.split(args.service_command) + serve
+            specs.append(ServerSpec(name, command, port, env=variants[name]))
+        elif name == "naive-torch":
+            command = python_command(
+                "-m", "bench.naive_torch_server", "--model-store", str(store), "--port", str(port)
+            )
+            specs.append(ServerSpec(name, command, port))
+        else:
+            raise SystemExit(
+                f"unknown server {name!r}; choose from {', '.join(SERVERS)} or add --service-variant"
+            )
+    return specs
+
+
+def _classify_once(port: int, body: bytes) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/classify", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _drive(server: RunningServer, bodies_file: Path, concurrency: int, args: argparse.Namespace) -> dict:
+    """One closed-loop step from the client CPUs; adds the server's and client's CPU use to the result."""
+    command = python_command(
+        "-m", "bench.loadgen", "--port", str(server.spec.port), "--requests", str(bodies_file),
+        "--concurrency", str(concurrency), "--duration", str(args.duration), "--warmup", str(args.warmup),
+    )  # fmt: skip
+    pids = process_tree(server.process.pid)
+    server_cpu, client_cpu = _cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    finished = subprocess.run(
+        command,
+        capture_output=True,
+        timeout=args.warmup + args.duration + 90,
+        preexec_fn=pinned(_cpu_set(args.client_cpus)),
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{finished.stderr.decode(errors='replace')[-2000:]}")
+    result = json.loads(finished.stdout)
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_seconds = (client_after.ru_utime - client_cpu.ru_utime) + (
+        client_after.ru_stime - client_cpu.ru_stime
+    )
+    result["server_cpu_pct"] = 100 * (_cpu_seconds(pids) - server_cpu) / wall
+    result["client_cpu_pct"] = 100 * client_seconds / wall
+    result["peak_rss_mb"] = server.memory_mb()["peak_rss_mb"]
+    return result
+
+
+def _run_server(
+    spec: ServerSpec, samples: list[TextSample], files: dict[str, Path], args, out: Path
+) -> tuple[dict, list[dict], dict]:
+    """Start one server, check it answers, drive every model at every concurrency, stop it."""
+    rows, answers = [], {}
+    with running(spec, _cpu_set(args.server_cpus), out) as server:
+        info = {
+            "server": spec.name,
+            "cold_start_s": server.cold_start_s,
+            "rss_after_start_mb": server.per_process_rss_mb(),
+        }
+        print(
+            f"{spec.name}: ready in {server.cold_start_s:.2f} s, RSS {info['rss_after_start_mb']} MB",
+            flush=True,
+        )
+        for sample in samples[:1] if spec.name == "trivial" else samples:
+            answers[sample.model] = [
+                _classify_once(spec.port, body)["results"][0]["label"]
+                for body in sample.request_bodies()[:20]
+            ]
+            for concurrency in args.concurrency_levels:
+                row = {"server": spec.name, "model": sample.model, "concurrency": concurrency}
+                row.update(_drive(server, files[sample.model], concurrency, args))
+                rows.append(row)
+                print(report.load_table([row]).splitlines()[-1], flush=True)
+        memory = server.memory_mb()
+        info["peak_rss_mb_per_process"] = [memory["largest_peak_rss_mb"]]
+    return info, rows, answers
+
+
+def _run_ceiling(store: Path, sample: TextSample, out: Path, args) -> dict:
+    texts_file = out / f"texts-{sample.model}.json"
+    texts_file.write_text(json.dumps(sample.texts, ensure_ascii=False), encoding="utf-8")
+    command = python_command(
+        "-m",
+        "bench.ceiling",
+        "--model-store",
+        str(store),
+        "--model",
+        sample.model,
+        "--texts",
+        str(texts_file),
+    )
+    finished = subprocess.run(
+        command, capture_output=True, timeout=300, preexec_fn=pinned(_cpu_set(args.server_cpus)), check=False
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"the ceiling run failed:\n{finished.stderr.decode(errors='replace')[-2000:]}")
+    return json.loads(finished.stdout)
+
+
+def _setup(args, samples: list[TextSample], argv: list[str] | None) -> dict:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    versions = ", ".join(
+        f"{name} {_version(name)}" for name in ("onnxruntime", "torch", "fastapi", "uvicorn")
+    )
+    return {
+        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cpus_online": os.cpu_count(),
+        "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "server_cpus": args.server_cpus,
+        "client_cpus": args.client_cpus,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "text_sources": [f"{sample.model}: {sample.source}" for sample in samples],
+        "versions": f"Python {platform.python_version()}, {versions}",
+        "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _agreement_notes(answers: dict[str, dict[str, list[str]]]) -> list[str]:
+    notes = []
+    for model, labels in answers.get("service", {}).items():
+        naive = answers.get("naive-torch", {}).get(model)
+        if naive:
+            same = sum(a == b for a, b in zip(labels, naive, strict=False))
+            notes.append(
+                f"{model}: the service and naive-torch chose the same label for {same}/{len(labels)} "
+                "sample texts (same weights)"
+            )
+    return notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.concurrency_levels = [int(level) for level in args.concurrency.split(",")]
+    store = args.model_store.resolve()
+    available = list_models(store)
+    names = (
+        args.models.split(",")
+        if args.models
+        else [n for n in DEFAULT_MODELS if n in available] or sorted(available)
+    )
+    if not names:
+        raise SystemExit(f"no model in {store}; train the defaults (`make models`) or pass --model-store")
+    out = args.out or REPO / "runs" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    samples = [sample_texts(latest_bundle(store, name), args.texts) for name in names]
+    files = {}
+    for sample in samples:
+        files[sample.model] = out / f"bodies-{sample.model}.jsonl"
+        files[sample.model].write_bytes(b"\n".join(sample.request_bodies()) + b"\n")
+    results = {"setup": _setup(args, samples, argv), "models": names, "concurrency": args.concurrency_levels}
+    results.update(load=[], servers=[], ceilings=[])
+    answers = {}
+    for spec in _server_specs(args, store):
+        info, rows, answers[spec.name] = _run_server(spec, samples, files, args, out)
+        results["servers"].append(info)
+        results["load"] += rows
+    if not args.no_ceiling:
+        for sample in samples:
+            results["ceilings"].append(_run_ceiling(store, sample, out, args))
+    results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["notes"] = _agreement_notes(answers)
+    markdown = report.markdown_report(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    (out / "results.md").write_text(markdown)
+    print("\n" + markdown)
+    print(f"(logs, results.json and results.md in {out})")

@@ -1,0 +1,205 @@
+"""Tables and ratios from the benchmark's results (plain data in, Markdown out)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LOAD_COLUMNS = [
+    ("server", "server", "{}"),
+    ("model", "model", "{}"),
+    ("concurrency", "conc.", "{}"),
+    ("requests_per_s", "req/s", "{:,.0f}"),
+    ("texts_per_s", "texts/s", "{:,.0f}"),
+    ("p50_ms", "p50 ms", "{:.2f}"),
+    ("p90_ms", "p90 ms", "{:.2f}"),
+    ("p99_ms", "p99 ms", "{:.2f}"),
+    ("errors", "errors", "{}"),
+    ("server_cpu_pct", "server CPU %", "{:.0f}"),
+    ("client_cpu_pct", "client CPU %", "{:.0f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+]
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers)]
+    numeric = [all(_looks_numeric(row[index]) for row in rows) for index in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "| "
+        + " | ".join(
+            ("-" * (width - 1) + ":") if right else "-" * width
+            for width, right in zip(widths, numeric, strict=True)
+        )
+        + " |"
+    )
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def _looks_numeric(cell: str) -> bool:
+    return cell.replace(",", "").replace(".", "").replace("-", "").replace("×", "").isdigit() or cell in (
+        "nan",
+        "—",
+    )
+
+
+def _format(value: Any, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return pattern.format(value)
+
+
+def load_table(rows: list[dict]) -> str:
+    return markdown_table(
+        [header for _, header, _ in LOAD_COLUMNS],
+        [[_format(row.get(key), pattern) for key, _, pattern in LOAD_COLUMNS] for row in rows],
+    )
+
+
+def ceiling_table(ceilings: list[dict]) -> str:
+    rows = []
+    for ceiling in ceilings:
+        best = max(ceiling["rows"], key=lambda row: row["texts_per_s"])
+        for row in ceiling["rows"]:
+            mark = " (best)" if row is best else ""
+            rows.append(
+                [
+                    ceiling["model"],
+                    f"{row['batch_size']}{mark}",
+                    f"{row['texts_per_s']:,.0f}",
+                    f"{row['call_p50_ms']:.2f}",
+                ]
+            )
+    return markdown_table(["model", "batch", "texts/s", "p50 per call ms"], rows)
+
+
+def startup_table(servers: list[dict]) -> str:
+    rows = [
+        [
+            server["server"],
+            f"{server['cold_start_s']:.2f}",
+            str(len(server["rss_after_start_mb"])),
+            " + ".join(f"{rss:.0f}" for rss in server["rss_after_start_mb"]),
+        ]
+        for server in servers
+    ]
+    return markdown_table(["server", "cold start s (spawn → ready)", "processes", "RSS after start MB"], rows)
+
+
+def _find(rows: list[dict], server: str, model: str, concurrency: int) -> dict | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r["server"] == server and r["model"] == model and r["concurrency"] == concurrency
+        ),
+        None,
+    )
+
+
+def ratios(results: dict[str, Any]) -> list[str]:
+    """The issue's targets, each with the measured figure and whether it is met."""
+    lines = []
+    for ceiling in results["ceilings"]:
+        lines += _model_lines(results, ceiling)
+    return lines + _startup_lines(results) + _loadgen_lines(results)
+
+
+def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
+    rows, model = results["load"], ceiling["model"]
+    top, low = max(results["concurrency"]), min(results["concurrency"])
+    best = max(ceiling["rows"], key=lambda row: row["texts_per_s"])
+    service = _find(rows, "service", model, top)
+    lines = []
+    if service:
+        ratio = service["texts_per_s"] / best["texts_per_s"]
+        lines.append(
+            f"{model}: service at C={top} = **{ratio:.2f}×** the in-process ceiling "
+            f"({service['texts_per_s']:,.0f} vs {best['texts_per_s']:,.0f} texts/s at batch "
+            f"{best['batch_size']}) — target ≥ 0.7×: {_verdict(ratio >= 0.7)}"
+        )
+        for other, target in (("naive-torch", 2.0), ("service-nobatch", None)):
+            found = _find(rows, other, model, top)
+            if found and found["texts_per_s"] > 0:
+                ratio = service["texts_per_s"] / found["texts_per_s"]
+                goal = f" — target ≥ {target:g}×: {_verdict(ratio >= target)}" if target else ""
+                lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}")
+        p99 = service["p99_ms"]
+        lines.append(f"{model}: p99 at C={top} = {p99:.1f} ms — target < 100 ms: {_verdict(p99 < 100)}")
+    single = _find(rows, "service", model, low)
+    batch1 = next((row for row in ceiling["rows"] if row["batch_size"] == 1), None)
+    if single and batch1:
+        gap = single["p50_ms"] - batch1["call_p50_ms"]
+        lines.append(
+            f"{model}: p50 at C={low} = {single['p50_ms']:.2f} ms vs {batch1['call_p50_ms']:.2f} ms in "
+            f"process at batch 1 (+{gap:.2f} ms) — target within 1 ms: {_verdict(gap <= 1)}"
+        )
+    return lines
+
+
+def _startup_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for server in results["servers"]:
+        if server["server"].startswith("service"):
+            cold, worst = server["cold_start_s"], max(server["peak_rss_mb_per_process"], default=math.nan)
+            lines.append(
+                f"{server['server']}: cold start {cold:.2f} s — target < 3 s: {_verdict(cold < 3)}; peak RSS "
+                f"of its largest process {worst:.0f} MB with {', '.join(results['models'])} loaded — target "
+                f"< 150 MB per worker: {_verdict(worst < 150)}"
+            )
+    return lines
+
+
+def _loadgen_lines(results: dict[str, Any]) -> list[str]:
+    top = max(results["concurrency"])
+    trivial = _find(results["load"], "trivial", results["models"][0], top)
+    others = [row for row in results["load"] if row["server"] != "trivial"]
+    if not trivial or not others:
+        return []
+    fastest = max(others, key=lambda row: row["requests_per_s"])
+    headroom = trivial["requests_per_s"] / max(fastest["requests_per_s"], 1e-9)
+    busiest_client = max(row["client_cpu_pct"] for row in others)
+    return [
+        f"load generator: the trivial endpoint answers {trivial['requests_per_s']:,.0f} req/s at C={top}, "
+        f"{headroom:.1f}× the fastest model server ({fastest['server']}, "
+        f"{fastest['requests_per_s']:,.0f} req/s); driving the model servers the client used at most "
+        f"{busiest_client:.0f} % of its core"
+    ]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    setup = results["setup"]
+    parts = [
+        f"### Benchmark ({setup['when']})",
+        "",
+        f"Machine: {setup['cpu']}, {setup['cpus_online']} CPUs; load average before "
+        f"{setup['loadavg_before']}, after {setup['loadavg_after']}. Server pinned to CPU "
+        f"{setup['server_cpus']}, load generator to CPU {setup['client_cpus']} (the ceiling runs on the "
+        f"server's CPU). Closed loop, keep-alive, one text per request, {setup['duration_s']} s measured "
+        f"after {setup['warmup_s']} s warm-up per step. "
+        f"Texts: {'; '.join(setup['text_sources'])}.",
+        f"Versions: {setup['versions']}. Command: `{setup['command']}`.",
+        "",
+        load_table(results["load"]),
+        "",
+        "In-process ceiling (tokenize + pad + onnxruntime + softmax, 1 thread, no HTTP):",
+        "",
+        ceiling_table(results["ceilings"]),
+        "",
+        startup_table(results["servers"]),
+        "",
+        *(f"- {line}" for line in ratios(results)),
+        *(f"- {line}" for line in results.get("notes", [])),
+    ]
+    return "\n".join(parts) + "\n"

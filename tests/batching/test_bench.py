@@ -1,0 +1,118 @@
+"""The benchmark's own parts: the naive server really runs the bundle's weights, the load generator
+counts what a keep-alive server answers, and the report renders its tables and verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench import loadgen, report
+from service.bundle import load_bundle
+
+pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("name", ["tiny-en", "tiny-zh"])
+def test_naive_torch_model_rebuilt_from_onnx_reproduces_the_golden_logits(tiny_store, name):
+    from bench.naive_torch_server import GOLDEN_TOLERANCE, TorchModel
+
+    model = TorchModel(load_bundle(tiny_store / name / "1"))
+    assert model.worst_golden_difference <= GOLDEN_TOLERANCE
+
+
+def test_naive_torch_model_handles_stacked_unidirectional_last_pooling(tiny_bundle, tmp_path):
+    from bench.naive_torch_server import GOLDEN_TOLERANCE, TorchModel
+
+    folder = tiny_bundle(
+        tmp_path, "tiny-stacked", num_layers=2, bidirectional=False, pooling="last", epochs=2
+    )
+    assert TorchModel(load_bundle(folder)).worst_golden_difference <= GOLDEN_TOLERANCE
+
+
+def test_loadgen_counts_every_answer_of_a_keep_alive_server():
+    body = b'{"ok":true}'
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    seen_bodies = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            seen_bodies.append(await reader.readexactly(length))
+            writer.write(answer)
+        writer.close()
+
+    async def scenario() -> loadgen.Tally:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        requests = loadgen.encode_requests("127.0.0.1", "/classify", [b'{"text":"a"}', b'{"text":"bb"}'])
+        async with server:
+            return await loadgen.drive("127.0.0.1", port, requests, concurrency=4, duration=0.3, warmup=0.05)
+
+    tally = asyncio.run(scenario())
+    summary = loadgen.summarize(tally, 0.3, texts_per_request=1)
+    assert summary["ok"] > 0 and summary["errors"] == 0 and summary["statuses"] == {"200": summary["ok"]}
+    assert summary["p50_ms"] <= summary["p99_ms"]
+    assert set(seen_bodies) == {b'{"text":"a"}', b'{"text":"bb"}'}
+
+
+def test_report_states_each_target_with_its_verdict():
+    def row(server, concurrency, texts_per_s, p50=1.0, p99=50.0):
+        return {
+            "server": server,
+            "model": "m",
+            "concurrency": concurrency,
+            "requests_per_s": texts_per_s,
+            "texts_per_s": texts_per_s,
+            "p50_ms": p50,
+            "p90_ms": p50,
+            "p99_ms": p99,
+            "errors": 0,
+            "server_cpu_pct": 100.0,
+            "client_cpu_pct": 20.0,
+            "peak_rss_mb": 100.0,
+        }
+
+    results = {
+        "models": ["m"],
+        "concurrency": [1, 64],
+        "load": [
+            row("trivial", 64, 6000),
+            row("service", 1, 900, p50=1.2),
+            row("service", 64, 1500),
+            row("naive-torch", 64, 500),
+        ],
+        "ceilings": [
+            {
+                "model": "m",
+                "rows": [
+                    {"batch_size": 1, "texts_per_s": 1800, "call_p50_ms": 0.5},
+                    {"batch_size": 8, "texts_per_s": 2500, "call_p50_ms": 3.0},
+                ],
+            }
+        ],
+        "servers": [
+            {
+                "server": "service",
+                "cold_start_s": 1.5,
+                "rss_after_start_mb": [90.0],
+                "peak_rss_mb_per_process": [110.0],
+            }
+        ],
+    }
+    lines = report.ratios(results)
+    assert any("**0.60×** the in-process ceiling" in line and "**missed**" in line for line in lines)
+    assert any("service ÷ naive-torch at C=64 = **3.00×** — target ≥ 2×: met" in line for line in lines)
+    assert any("cold start 1.50 s — target < 3 s: met" in line for line in lines)
+    assert any("4.0× the fastest model server" in line for line in lines)
+    table = report.load_table(results["load"])
+    assert table.splitlines()[0].startswith("| server") and len(table.splitlines()) == 2 + len(
+        results["load"]
+    )
