@@ -70,6 +70,12 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_dataset() -> Callable[..., list[tuple[str, str]]]:
+    """``tiny_dataset("en" | "zh", per_label=40, seed=0)`` → the made-up (text, label) rows."""
+    return tiny_examples
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``tiny_bundle(store, name, language="en"|"zh", tokenizer="word", **model_settings)`` → bundle folder.
 

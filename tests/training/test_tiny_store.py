@@ -28,7 +28,9 @@ def test_golden_examples_replay_through_onnxruntime(tiny_store):
         for example in bundle.manifest["golden"]:
             assert bundle.tokenizer.encode(example["text"]).ids == example["ids"]
             ids = np.array([example["ids"]], dtype=np.int64)
-            (logits,) = session.run(["logits"], {"ids": ids, "lengths": np.array([ids.shape[1]], dtype=np.int64)})
+            (logits,) = session.run(
+                ["logits"], {"ids": ids, "lengths": np.array([ids.shape[1]], dtype=np.int64)}
+            )
             np.testing.assert_allclose(logits[0], example["logits"], atol=1e-5)
 
 

@@ -1,0 +1,218 @@
+"""``lstm-service train | export | evaluate``: argv[0] is the subcommand (the service CLI hands them here).
+
+Run directly with ``python -m training.cli train --dataset zh-sentiment --name my-model --tokenizer char``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.data import BUILTIN_DATASETS, FORMATS, DataError, DataSpec
+
+logger = logging.getLogger("training")
+
+EXAMPLES = """examples:
+  lstm-service train --data reviews.csv --text-column review --label-column stars --name my-reviews
+  lstm-service train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 --w2v train
+  lstm-service train --name my-model --train train.jsonl --dev dev.jsonl --test test.jsonl --resume
+  lstm-service export --checkpoint runs/my-model --name my-model --quantize
+  lstm-service export --bundle model_store/my-model/1 --quantize
+  lstm-service evaluate --bundle model_store/my-model/1 --data held_out.csv
+"""
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected three numbers like 0.8,0.1,0.1, got {text!r}") from error
+    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"expected three non-negative shares summing to 1, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_argument_group("data (one of --dataset, --data, or --train/--dev[/--test])")
+    group.add_argument(
+        "--dataset", choices=BUILTIN_DATASETS, help="a built-in data set (read from its package)"
+    )
+    group.add_argument("--data", metavar="FILE", help="one CSV/TSV/JSONL file, split into train/dev/test")
+    group.add_argument("--train", metavar="FILE", help="training file (with --dev, optionally --test)")
+    group.add_argument("--dev", metavar="FILE", help="dev file: early stopping and model selection")
+    group.add_argument("--test", metavar="FILE", help="test file: the reported metrics")
+    group.add_argument("--text-column", default="text", help="text column/field name (default: text)")
+    group.add_argument("--label-column", default="label", help="label column/field name (default: label)")
+    group.add_argument("--format", choices=FORMATS, help="file format (default: from the file suffix)")
+    group.add_argument(
+        "--split",
+        type=_ratios,
+        default=(0.8, 0.1, 0.1),
+        metavar="TRAIN,DEV,TEST",
+        help="shares for --data/--dataset (default: 0.8,0.1,0.1), stratified by label",
+    )
+    group.add_argument(
+        "--split-seed",
+        type=int,
+        default=13,
+        help="seed of the split; kept apart from --seed so the split stays put (default: 13)",
+    )
+    parser.set_defaults(_data_required=required)
+
+
+def _data_spec(args: argparse.Namespace) -> DataSpec | None:
+    if not any((args.dataset, args.data, args.train)):
+        if args._data_required:
+            raise DataError(
+                "no data: give --dataset NAME, --data FILE, or --train FILE --dev FILE [--test FILE]"
+            )
+        return None
+    absolute = {
+        key: str(Path(getattr(args, key)).resolve()) if getattr(args, key) else None
+        for key in ("data", "train", "dev", "test")
+    }
+    return DataSpec(
+        dataset=args.dataset,
+        **absolute,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        format=args.format,
+        split=tuple(args.split),
+        seed=args.split_seed,
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = True) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--name",
+        required=name_required,
+        help="model name in the store (letters, digits, . _ -)"
+        + ("" if name_required else "; default: the checkpoint's run folder name, or the bundle's own name"),
+    )
+    group.add_argument(
+        "--store", type=Path, default=Path("model_store"), help="model store (default: model_store)"
+    )
+    group.add_argument("--version", type=int, help="bundle version (default: one above the highest present)")
+    group.add_argument(
+        "--quantize",
+        action="store_true",
+        help="also write an int8 (dynamic quantization) variant as the next version",
+    )
+    group.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the TF-IDF + logistic-regression baseline",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstm-service",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate}")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    train = commands.add_parser(
+        "train", formatter_class=defaults, help="data → tokenizer → model → train → evaluate → ONNX → bundle"
+    )
+    _add_data_options(train, required=True)
+    _add_output_options(train)
+    tokens = train.add_argument_group("tokenizer")
+    tokens.add_argument(
+        "--tokenizer",
+        choices=("word", "char", "char-bigram"),
+        default="word",
+        help="word: regex words (jieba for Chinese); char; char-bigram",
+    )
+    tokens.add_argument("--max-length", type=int, default=256, help="tokens kept per text")
+    tokens.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, default=True, help="lower-case keys"
+    )
+    tokens.add_argument("--min-freq", type=int, default=1, help="minimum count for the vocabulary")
+    tokens.add_argument("--max-vocab", type=int, default=30000, help="vocabulary size incl. <pad>, <unk>")
+    model = train.add_argument_group("model")
+    model.add_argument("--embedding-dim", type=int, default=128)
+    model.add_argument("--hidden-dim", type=int, default=128, help="LSTM units per direction")
+    model.add_argument("--num-layers", type=int, default=1, help="stacked LSTM layers")
+    model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True)
+    model.add_argument("--pooling", choices=("max", "mean", "last"), default="max", help="pooling over time")
+    model.add_argument("--dropout", type=float, default=0.3, help="before the classifier and between layers")
+    model.add_argument("--embedding-dropout", type=float, default=0.1)
+    vectors = train.add_argument_group("pretrained embeddings")
+    vectors.add_argument(
+        "--w2v",
+        default="none",
+        metavar="none|train|FILE",
+        help="none, train (word2vec on the training split), or a word2vec file",
+    )
+    vectors.add_argument("--w2v-mode", choices=("finetune", "frozen"), default="finetune")
+    vectors.add_argument(
+        "--w2v-binary",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="word2vec file format (default: binary unless .txt/.vec)",
+    )
+    vectors.add_argument("--w2v-epochs", type=int, default=10, help="epochs for --w2v train")
+    loop = train.add_argument_group("training")
+    loop.add_argument("--epochs", type=int, default=10, help="maximum epochs")
+    loop.add_argument("--batch-size", type=int, default=64)
+    loop.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    loop.add_argument("--clip", type=float, default=5.0, help="gradient norm clipping")
+    loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
+    loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
+    loop.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    loop.add_argument("--run-dir", type=Path, help="checkpoints (default: runs/<name>)")
+    loop.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
+    loop.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    export = commands.add_parser(
+        "export", formatter_class=defaults, help="bundle a checkpoint, or quantize an existing bundle to int8"
+    )
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint file or run folder (uses its best.pt)")
+    source.add_argument("--bundle", type=Path, help="an fp32 bundle folder to quantize (with --quantize)")
+    _add_data_options(export, required=False)
+    _add_output_options(export, name_required=False)
+
+    evaluate = commands.add_parser(
+        "evaluate", formatter_class=defaults, help="metrics of a checkpoint or bundle on a data file or split"
+    )
+    target = evaluate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--checkpoint", type=Path, help="a checkpoint file or run folder")
+    target.add_argument("--bundle", type=Path, help="a bundle folder (runs through onnxruntime)")
+    _add_data_options(evaluate, required=False)
+    evaluate.add_argument(
+        "--part",
+        choices=("all", "train", "dev", "test"),
+        default="test",
+        help="which split to score (--data alone: 'all' scores every row)",
+    )
+    evaluate.add_argument("--output", type=Path, help="write the JSON report here (default: stdout)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # it logs every second of word2vec training
+    from training import commands  # torch is imported here, after --help and argument errors
+
+    command = "lstm-service " + shlex.join(argv)
+    try:
+        return commands.run(args, _data_spec(args), command)
+    except (DataError, ValueError, FileNotFoundError) as error:
+        logger.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
