@@ -1,0 +1,124 @@
+"""Service settings: environment variables ``LSTM_SERVICE_*`` (and CLI flags, which override them).
+
+Validators refuse a configuration that cannot work (no store, no model in it, a default or pinned model
+that is not there, a bad port) with a message that says how to fix it, so the service fails at start and
+not at the first request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.bundle import NAME_PATTERN, list_models
+
+ENV_PREFIX = "LSTM_SERVICE_"
+# The repository's own store: <repo>/model_store, next to the ``service`` package.
+DEFAULT_MODEL_STORE = Path(__file__).resolve().parent.parent / "model_store"
+MIB = 1 << 20
+
+
+def parse_pinned(value: object) -> object:
+    """``"news-topic=1, review-sentiment-zh=2"`` → ``{"news-topic": 1, "review-sentiment-zh": 2}``."""
+    if not isinstance(value, str):
+        return value
+    pinned: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        name, separator, version = entry.partition("=")
+        if not separator or not name.strip() or not version.strip():
+            raise ValueError(f"pinned entry {entry!r} must look like name=version, e.g. news-topic=1")
+        pinned[name.strip()] = version.strip()
+    return pinned
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; every field is also a ``serve`` flag (``--model-store``...)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    model_store: Path = Field(
+        DEFAULT_MODEL_STORE, description="Folder holding <name>/<version>/ model bundles."
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0 for all).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads every model.")
+    default_model: str | None = Field(
+        None, description="Model for requests that name none; default: the first model alphabetically."
+    )
+    pinned: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Versions to serve instead of the highest, e.g. 'news-topic=1,review-sentiment-zh=2'.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON.")
+    max_body_bytes: int = Field(MIB, ge=1, description="Largest request body accepted (413 above).")
+    max_texts: int = Field(256, ge=1, description="Most texts (or tokens on /embed) in one request (422).")
+    max_vector_texts: int = Field(
+        16, ge=1, description="Most texts per request on /embed and /hidden-states (a vector per token)."
+    )
+    max_text_chars: int = Field(20_000, ge=1, description="Longest text in characters (422 above).")
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request still not answered after this long gets 504."
+    )
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per inference call.")
+    inference_threads: int = Field(
+        2, ge=1, description="Inference calls that may run at once (threads off the event loop)."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("pinned", mode="before")
+    @classmethod
+    def _parse_pinned(cls, value: object) -> object:
+        return parse_pinned(value)
+
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_store")
+    @classmethod
+    def _store_exists(cls, store: Path) -> Path:
+        if not store.is_dir():
+            raise ValueError(
+                f"model store {store} is not a folder; point LSTM_SERVICE_MODEL_STORE (or --model-store) "
+                "at a store, or train a model first with `lstm-service train`"
+            )
+        return store.resolve()
+
+    @model_validator(mode="after")
+    def _models_exist(self) -> Settings:
+        available = list_models(self.model_store)
+        if not available:
+            raise ValueError(
+                f"model store {self.model_store} holds no model bundle (<name>/<version>/); "
+                "train one with `lstm-service train` or point --model-store at another store"
+            )
+        names = ", ".join(available)
+        if self.default_model is not None and self.default_model not in available:
+            raise ValueError(f"default model {self.default_model!r} is not in the store (it holds: {names})")
+        for name, version in self.pinned.items():
+            if not NAME_PATTERN.match(name) or name not in available:
+                raise ValueError(f"pinned model {name!r} is not in the store (it holds: {names})")
+            if version not in available[name]:
+                raise ValueError(
+                    f"pinned version {name}={version} is not in the store "
+                    f"(versions: {', '.join(map(str, available[name]))})"
+                )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings from the environment, read once per process."""
+    return Settings()
