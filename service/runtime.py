@@ -1,0 +1,176 @@
+"""One loaded model: a bundle and its onnxruntime session, created once and then only read.
+
+A :class:`ModelRuntime` is immutable after :meth:`ModelRuntime.open`, so any number of threads may run it
+at once (``InferenceSession.run`` is thread-safe) and a request keeps the runtime it started with even if
+the registry swaps in another version meanwhile. Everything here takes token ids: tokenizing and request
+checks happen before (see :mod:`service.preprocess`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from service.bundle import Bundle, BundleError
+from service.tokenizer import PAD_ID, Tokenizer
+
+INPUTS = ("ids", "lengths")
+OUTPUTS = ("logits", "hidden_states", "h_n", "c_n", "embedding_matrix")
+
+
+def create_session(model_path: str, intra_op_threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    # Spinning threads starve the event loop and the other workers on a small CPU (reference §4).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only; ORT's warnings about unused initialisers are noise here
+    return ort.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def pad_batch(id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id lists → ``ids`` int64 (batch, max_len), 0 after each length, and ``lengths`` int64 (batch,)."""
+    if not id_lists:
+        raise ValueError("cannot pad an empty batch")
+    lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=len(id_lists))
+    if int(lengths.min()) < 1:
+        raise ValueError("every sequence needs at least one token (the graph requires lengths >= 1)")
+    ids = np.full((len(id_lists), int(lengths.max())), PAD_ID, dtype=np.int64)
+    for row, token_ids in enumerate(id_lists):
+        ids[row, : len(token_ids)] = token_ids
+    return ids, lengths
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (batch, labels) logits (task single-label), computed in float64."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class HiddenStates:
+    """``per_text[i]``: (num_tokens_i, hidden * directions).
+
+    ``h_n`` / ``c_n``: (layers * directions, batch, hidden), row = layer * directions + direction.
+    """
+
+    per_text: list[np.ndarray]
+    h_n: np.ndarray
+    c_n: np.ndarray
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """For each query token, the ``k`` nearest vocabulary ids (best first) and their cosine similarities."""
+
+    ids: np.ndarray  # (queries, k) int64
+    similarities: np.ndarray  # (queries, k) float32
+
+
+def _check_signature(session: ort.InferenceSession) -> None:
+    inputs = {node.name: node.type for node in session.get_inputs()}
+    if set(inputs) != set(INPUTS) or any(kind != "tensor(int64)" for kind in inputs.values()):
+        raise BundleError(f"graph inputs are {inputs}; expected ids and lengths as int64 tensors")
+    outputs = {node.name for node in session.get_outputs()}
+    missing = [name for name in OUTPUTS if name not in outputs]
+    if missing:
+        raise BundleError(f"graph lacks the outputs {', '.join(missing)}")
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)  # all-zero rows (<pad>) stay zero
+
+
+class ModelRuntime:
+    """A bundle with its session and the embedding matrix, read once at load."""
+
+    def __init__(self, bundle: Bundle, session: ort.InferenceSession, embedding_matrix: np.ndarray) -> None:
+        self.bundle = bundle
+        self.session = session
+        self.embedding_matrix = embedding_matrix  # (vocab, embedding_dim) float32, read-only
+        self._unit_embeddings = _unit_rows(embedding_matrix)
+        self.embedding_matrix.flags.writeable = False
+        self._unit_embeddings.flags.writeable = False
+
+    @classmethod
+    def open(cls, bundle: Bundle, intra_op_threads: int = 1) -> ModelRuntime:
+        """Create the session, check the graph's inputs and outputs, and read the embedding matrix."""
+        session = create_session(str(bundle.model_path), intra_op_threads)
+        _check_signature(session)
+        ids, lengths = pad_batch([[PAD_ID]])  # ORT wants every input fed, even for an output that ignores it
+        (matrix,) = session.run(["embedding_matrix"], {"ids": ids, "lengths": lengths})
+        vocab_size = bundle.tokenizer.vocab_size
+        if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
+            raise BundleError(
+                f"embedding_matrix has shape {list(matrix.shape)} but the vocabulary has {vocab_size} entries"
+            )
+        return cls(bundle, session, np.ascontiguousarray(matrix, dtype=np.float32))
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> int:
+        return self.bundle.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.bundle.labels
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.bundle.tokenizer
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.bundle.manifest
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embedding_matrix.shape[1])
+
+    def _run(self, outputs: list[str], id_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        ids, lengths = pad_batch(id_lists)
+        return self.session.run(outputs, {"ids": ids, "lengths": lengths})
+
+    def logits(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """(batch, labels) float32 raw scores."""
+        return self._run(["logits"], id_lists)[0]
+
+    def classify(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """(batch, labels) probabilities; the one call site a micro-batcher may take over."""
+        return softmax(self.logits(id_lists))
+
+    def hidden_states(self, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
+        """The top LSTM layer's output at every real step of each text, and the final h_n / c_n."""
+        states, h_n, c_n = self._run(["hidden_states", "h_n", "c_n"], id_lists)
+        per_text = [states[row, : len(token_ids)] for row, token_ids in enumerate(id_lists)]
+        return HiddenStates(per_text, h_n, c_n)
+
+    def embeddings(self, token_ids: Sequence[int]) -> np.ndarray:
+        """(tokens, embedding_dim) float32: the rows of the embedding matrix the model looks up."""
+        return self.embedding_matrix[np.asarray(token_ids, dtype=np.int64)]
+
+    def neighbors(self, token_ids: Sequence[int], k: int) -> Neighbors:
+        """The ``k`` nearest vocabulary entries of each token by cosine similarity (not <pad>, not itself)."""
+        queries = np.asarray(token_ids, dtype=np.int64)
+        similarity = self._unit_embeddings[queries] @ self._unit_embeddings.T  # (queries, vocab)
+        similarity[:, PAD_ID] = -np.inf
+        similarity[np.arange(len(queries)), queries] = -np.inf
+        k = max(0, min(k, similarity.shape[1] - 2))
+        if k == 0:
+            empty = np.empty((len(queries), 0))
+            return Neighbors(empty.astype(np.int64), empty.astype(np.float32))
+        candidates = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        candidate_scores = np.take_along_axis(similarity, candidates, axis=1)
+        order = np.argsort(-candidate_scores, axis=1, kind="stable")
+        best = np.take_along_axis(candidates, order, axis=1)
+        return Neighbors(best, np.take_along_axis(similarity, best, axis=1).astype(np.float32))

@@ -1,0 +1,80 @@
+"""Checks a freshly opened model must pass before it is served: the manifest's golden examples.
+
+Each golden example holds a text, the ids training's tokenizer gave it and the logits torch computed.
+Serving must reproduce both: the same ids (else the tokenizer drifted) and logits within
+:data:`LOGIT_TOLERANCE` (else the graph is not the model that was evaluated). The examples run once as a
+padded batch of mixed lengths and once one by one, which also proves padding changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.bundle import BundleError
+from service.runtime import ModelRuntime
+
+LOGIT_TOLERANCE = 1e-4
+
+
+def _golden_examples(runtime: ModelRuntime) -> list[dict[str, Any]]:
+    golden = runtime.manifest.get("golden")
+    if not isinstance(golden, list) or not golden:
+        raise BundleError("manifest has no golden examples, so the model cannot be verified")
+    for index, example in enumerate(golden):
+        if not isinstance(example, dict) or not {"text", "ids", "logits"} <= set(example):
+            raise BundleError(f"golden example {index} must hold text, ids and logits")
+    return golden
+
+
+def _check_ids(runtime: ModelRuntime, golden: list[dict[str, Any]]) -> list[list[int]]:
+    id_lists = []
+    for index, example in enumerate(golden):
+        ids = runtime.tokenizer.encode(str(example["text"])).ids
+        if ids != example["ids"]:
+            raise BundleError(
+                f"golden example {index}: the tokenizer gives other ids than at training time "
+                "(tokenizer.json or the tokenizer code changed)"
+            )
+        if not ids:
+            raise BundleError(f"golden example {index} has no tokens")
+        id_lists.append(ids)
+    return id_lists
+
+
+def _expected_logits(runtime: ModelRuntime, golden: list[dict[str, Any]]) -> np.ndarray:
+    try:
+        expected = np.asarray([example["logits"] for example in golden], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise BundleError("golden logits must be lists of numbers of one length") from error
+    if expected.ndim != 2 or expected.shape[1] != len(runtime.labels):
+        raise BundleError(
+            f"golden logits have shape {list(expected.shape)}; expected one value per label "
+            f"({len(runtime.labels)} labels)"
+        )
+    return expected
+
+
+def _check_logits(name: str, actual: np.ndarray, expected: np.ndarray) -> None:
+    if actual.shape != expected.shape:
+        raise BundleError(
+            f"{name}: the graph gives logits of shape {list(actual.shape)}, expected "
+            f"{list(expected.shape)} (one per label)"
+        )
+    difference = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+    if not difference <= LOGIT_TOLERANCE:  # also catches NaN
+        raise BundleError(
+            f"{name}: onnxruntime logits differ from the torch logits in the manifest by {difference:.2e} "
+            f"(limit {LOGIT_TOLERANCE:.0e}); the graph is not the model that was evaluated"
+        )
+
+
+def verify_golden(runtime: ModelRuntime) -> None:
+    """Raise :class:`BundleError` with the reason unless every golden example reproduces."""
+    golden = _golden_examples(runtime)
+    id_lists = _check_ids(runtime, golden)
+    expected = _expected_logits(runtime, golden)
+    _check_logits("golden batch", runtime.logits(id_lists), expected)
+    for index, ids in enumerate(id_lists):
+        _check_logits(f"golden example {index} alone", runtime.logits([ids]), expected[index : index + 1])
