@@ -1,0 +1,66 @@
+"""The FastAPI application: :func:`create_app` builds it; its lifespan loads and verifies every model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import install_error_handlers
+from service.inference import Inference
+from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.registry import Registry
+from service.responses import OrjsonResponse
+from service.routes import classify, embed, health, hidden_states, models, tokenize
+from service.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Classify text with embedding + LSTM models exported to ONNX and served by onnxruntime.
+
+Every route takes JSON and answers JSON; errors are `{"error": "...", "error_type": "..."}`.
+`model` is optional everywhere (default: the service's default model); every answer says which
+model and version answered.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    registry = Registry(
+        settings.model_store, settings.pinned, settings.default_model, settings.intra_op_threads
+    )
+    await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
+    app.state.registry = registry
+    app.state.inference = Inference(settings.inference_threads)
+    ready = "ready" if registry.ready else "NOT ready (see /readyz)"
+    logger.info("serving %d model(s) from %s: %s", len(registry.names), settings.model_store, ready)
+    try:
+        yield
+    finally:
+        app.state.inference.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application for ``settings`` (default: from the environment); also uvicorn's factory."""
+    settings = settings if settings is not None else get_settings()
+    app = FastAPI(
+        title="lstm-service",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=_lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, timeout_seconds=settings.request_timeout_seconds
+    )  # outermost
+    for module in (classify, tokenize, embed, hidden_states, models, health):
+        app.include_router(module.router)
+    return app

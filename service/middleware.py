@@ -1,0 +1,147 @@
+"""Two plain ASGI middlewares (no ``BaseHTTPMiddleware``: it costs a task per request).
+
+- :class:`RequestContextMiddleware` (outermost): the request id (``X-Request-ID`` in and out), the request
+  deadline, one access log line per request, and the last-resort 500 for anything unhandled.
+- :class:`BodyLimitMiddleware`: reads the body up to ``max_body_bytes`` (413 beyond, before any parsing)
+  and declares it JSON whatever its ``Content-Type`` said.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.context import DEADLINE, REQUEST_ID
+from service.errors import INTERNAL_MESSAGE, ErrorType, error_response
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("service.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An incoming id is kept only if it is short and harmless in a log line or a header.
+_ACCEPTED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
+        self.app = app
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        id_token = REQUEST_ID.set(request_id)
+        deadline_token = DEADLINE.set(time.monotonic() + self.timeout_seconds)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started, status = True, message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise  # too late for an error body; the server closes the connection
+            response = error_response(ErrorType.internal, INTERNAL_MESSAGE, {REQUEST_ID_HEADER: request_id})
+            status = 500
+            await response(scope, receive, send)
+        finally:
+            milliseconds = (time.perf_counter() - started) * 1000
+            access_logger.info(
+                "%s %s %d %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                milliseconds,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(milliseconds, 3),
+                },
+            )
+            DEADLINE.reset(deadline_token)
+            REQUEST_ID.reset(id_token)
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # bounded: stops at max_body_bytes or at the end of the body
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(_as_json(scope), _replay(b"".join(chunks), receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body larger than {self.max_body_bytes} bytes (LSTM_SERVICE_MAX_BODY_BYTES)"
+        await error_response(ErrorType.payload_too_large, message, {"Connection": "close"})(
+            scope, receive, send
+        )
+
+
+def _as_json(scope: Scope) -> Scope:
+    """The API speaks only JSON, so a body is parsed as JSON whatever its Content-Type says.
+
+    ``curl -d`` sends ``application/x-www-form-urlencoded``; FastAPI would otherwise refuse to parse it
+    (or, without a Content-Type, ignore the body). No route reads forms, so nothing is lost.
+    """
+    headers = [(key, value) for key, value in scope["headers"] if key.lower() != b"content-type"]
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over the buffered body once, then listens for the disconnect."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,38 @@
+"""POST /classify."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from service.deps import InferenceDep, RegistryDep, SettingsDep
+from service.preprocess import check_texts
+from service.responses import OrjsonResponse
+from service.schemas import ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
+
+router = APIRouter(tags=["inference"])
+
+
+@router.post("/classify", response_model=ClassifyResponse, responses=ERROR_RESPONSES)
+async def classify(
+    request: ClassifyRequest, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
+) -> Response:
+    """Classify one text or several: the best label, its probability, and every label's probability."""
+    texts, locations = request.items, request.locations
+    check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
+    runtime = registry.get(request.model, request.version)
+    encodings = await inference.encode(runtime, texts, locations, request.truncate, require_tokens=True)
+    probabilities = await inference.classify(runtime, [encoding.ids for encoding in encodings])
+    labels = runtime.labels
+    results = []
+    for encoding, row in zip(encodings, probabilities.tolist(), strict=True):
+        best = max(range(len(labels)), key=row.__getitem__)
+        results.append(
+            {
+                "label": labels[best],
+                "score": row[best],
+                "scores": dict(zip(labels, row, strict=True)),
+                "truncated": encoding.truncated,
+            }
+        )
+    return OrjsonResponse({"model": runtime.name, "version": runtime.version, "results": results})

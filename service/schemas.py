@@ -1,0 +1,305 @@
+"""The wire format: request and response models, in ``<Verb>Request`` / ``<Verb>Response`` families.
+
+Requests are strict (no silent coercion: ``"truncate": "yes"`` is refused) and forbid unknown fields, so a
+typo is a 422 and not an ignored option. Limits that come from the settings (texts per request, characters
+per text) are checked after parsing, in :mod:`service.preprocess`. Responses are built as plain data and
+serialised by orjson; these models document them (OpenAPI) and the tests validate every answer against them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from service.bundle import NAME_PATTERN
+from service.errors import ErrorType
+from service.registry import ModelState
+
+
+def _valid_model_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            "a model name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+# Strings holding a lone surrogate (valid JSON escapes, invalid Unicode) are refused by pydantic itself.
+Text = Annotated[str, Field(min_length=1)]
+# The pattern is documented in the schema and checked by the validator, whose message is friendlier.
+ModelName = Annotated[
+    str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class TextsRequest(_Request):
+    """Fields every text route takes; exactly one of the ``_inputs`` fields must be sent."""
+
+    _inputs: ClassVar[tuple[str, ...]] = ("text", "texts")
+
+    text: Text | None = Field(None, description="One text. Send either `text` or `texts`.")
+    texts: list[Text] | None = Field(
+        None,
+        min_length=1,
+        description="Several texts, answered in the same order (at most LSTM_SERVICE_MAX_TEXTS).",
+    )
+    model: ModelName | None = Field(None, description="Model name; default: the service's default model.")
+    version: int | None = Field(None, ge=1, description="Model version; default: the version serving.")
+    truncate: bool = Field(
+        True,
+        description="Texts with more tokens than the model's max_length are cut to it (true) "
+        "or refused with 422 (false).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> TextsRequest:
+        sent = [name for name in self._inputs if getattr(self, name) is not None]
+        if len(sent) != 1:
+            choices = " or ".join(f"'{name}'" for name in self._inputs)
+            raise ValueError(f"send exactly one of {choices}")
+        return self
+
+    @property
+    def items(self) -> list[str]:
+        """The texts of the request, in order."""
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+    @property
+    def locations(self) -> list[str]:
+        """Where each text sits in the request, for error messages (``text`` or ``texts.3``)."""
+        return (
+            ["text"]
+            if self.text is not None
+            else [f"texts.{index}" for index in range(len(self.texts or []))]
+        )
+
+
+class ModelResponse(BaseModel):
+    model: str = Field(description="The model that answered.")
+    version: int = Field(description="The version of that model that answered.")
+
+
+# -- /classify --------------------------------------------------------------------------------------
+
+
+class ClassifyRequest(TextsRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose after the results."}]})
+
+
+class ClassifyResult(BaseModel):
+    label: str = Field(description="The most probable label.")
+    score: float = Field(description="Its probability.")
+    scores: dict[str, float] = Field(description="Every label's probability (softmax), in label order.")
+    truncated: bool = Field(description="True if the text was cut to the model's max_length.")
+
+
+class ClassifyResponse(ModelResponse):
+    results: list[ClassifyResult] = Field(description="One result per text, in request order.")
+
+
+# -- /tokenize --------------------------------------------------------------------------------------
+
+
+class TokenizeRequest(TextsRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Don't panic!"}]})
+
+
+class Token(BaseModel):
+    id: int = Field(description="Vocabulary id (1 = <unk>).")
+    text: str = Field(description="The token as it appears in the input (text[start:stop]).")
+    start: int = Field(description="Offset of its first character in the input (code points).")
+    stop: int = Field(description="Offset just past its last character (exclusive).")
+    unk: bool = Field(description="True if the token is not in the vocabulary.")
+
+
+class TokenizeResult(BaseModel):
+    tokens: list[Token] = Field(description="The tokens the model sees, after truncation.")
+    truncated: bool = Field(description="True if tokens past the model's max_length were dropped.")
+    num_tokens: int = Field(description="Tokens the model sees.")
+    num_tokens_before_truncation: int = Field(description="Tokens in the whole text.")
+
+
+class TokenizeResponse(ModelResponse):
+    results: list[TokenizeResult] = Field(description="One result per text, in request order.")
+
+
+# -- /embed -----------------------------------------------------------------------------------------
+
+
+class EmbedRequest(TextsRequest):
+    """A text's tokens, or a list of vocabulary tokens, and optionally their nearest neighbours."""
+
+    _inputs: ClassVar[tuple[str, ...]] = ("text", "texts", "tokens")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tokens": ["market"], "neighbors": 5}]})
+
+    texts: list[Text] | None = Field(
+        None,
+        min_length=1,
+        description="Several texts, answered in order (at most LSTM_SERVICE_MAX_VECTOR_TEXTS).",
+    )
+    tokens: list[Text] | None = Field(
+        None,
+        min_length=1,
+        description="Tokens to look up in the vocabulary as they are (lower-cased if the tokenizer is); "
+        "answered as one result. Send `text`, `texts` or `tokens`.",
+    )
+    neighbors: int | None = Field(
+        None, ge=1, le=100, description="Also give each token's k nearest vocabulary entries (cosine)."
+    )
+
+    @property
+    def items(self) -> list[str]:
+        return list(self.tokens) if self.tokens is not None else super().items
+
+    @property
+    def locations(self) -> list[str]:
+        if self.tokens is not None:
+            return [f"tokens.{index}" for index in range(len(self.tokens))]
+        return super().locations
+
+
+class Neighbor(BaseModel):
+    id: int = Field(description="Vocabulary id.")
+    token: str = Field(description="The vocabulary entry.")
+    similarity: float = Field(description="Cosine similarity to the token's vector.")
+
+
+class EmbeddedToken(BaseModel):
+    id: int = Field(description="Vocabulary id (1 = <unk>: the vector is the <unk> vector).")
+    text: str = Field(description="The token as sent or as it appears in the text.")
+    unk: bool = Field(description="True if the token is not in the vocabulary.")
+    start: int | None = Field(description="Offset in the text (null for `tokens` input).")
+    stop: int | None = Field(description="End offset in the text, exclusive (null for `tokens` input).")
+    vector: list[float] = Field(description="The embedding row the model uses for this id.")
+    neighbors: list[Neighbor] | None = Field(description="Nearest vocabulary entries, best first, if asked.")
+
+
+class EmbedResult(BaseModel):
+    tokens: list[EmbeddedToken] = Field(description="One entry per token.")
+    truncated: bool = Field(description="True if the text was cut to the model's max_length.")
+
+
+class EmbedResponse(ModelResponse):
+    embedding_dim: int = Field(description="Length of every vector.")
+    results: list[EmbedResult] = Field(description="One result per text (one in all for `tokens`).")
+
+
+# -- /hidden-states ---------------------------------------------------------------------------------
+
+
+class HiddenStatesRequest(TextsRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose."}]})
+
+    texts: list[Text] | None = Field(
+        None,
+        min_length=1,
+        description="Several texts, answered in order (at most LSTM_SERVICE_MAX_VECTOR_TEXTS).",
+    )
+
+
+class HiddenStatesResult(BaseModel):
+    tokens: list[Token] = Field(description="The tokens the model saw; row i of hidden_states is token i.")
+    hidden_states: list[list[float]] = Field(
+        description="[num_tokens][hidden_dim * directions]: the top layer's output at each step "
+        "(forward direction first, then backward)."
+    )
+    h_n: list[list[float]] = Field(
+        description="[num_layers * directions][hidden_dim]: final hidden state; row = layer * directions + "
+        "direction (direction 0 forward, 1 backward)."
+    )
+    c_n: list[list[float]] = Field(description="[num_layers * directions][hidden_dim]: final cell state.")
+    truncated: bool = Field(description="True if the text was cut to the model's max_length.")
+
+
+class HiddenStatesResponse(ModelResponse):
+    num_layers: int = Field(description="Stacked LSTM layers.")
+    directions: int = Field(description="2 for a bidirectional LSTM, else 1.")
+    hidden_dim: int = Field(description="Hidden units per direction.")
+    results: list[HiddenStatesResult] = Field(description="One result per text, in request order.")
+
+
+# -- /models ----------------------------------------------------------------------------------------
+
+
+class TokenizerInfo(BaseModel):
+    mode: str = Field(description="word, char or char-bigram.")
+    lowercase: bool = Field(description="Whether tokens are lower-cased before the vocabulary lookup.")
+    max_length: int = Field(description="Tokens per text the model sees; longer texts are truncated.")
+    vocab_size: int = Field(description="Vocabulary entries, <pad> and <unk> included.")
+
+
+class ModelSummary(BaseModel):
+    name: str = Field(description="Model name.")
+    state: ModelState = Field(description="ready, loading or failed.")
+    version: int | None = Field(description="The version serving (or the one that failed to load).")
+    reason: str | None = Field(description="Why the model is not ready, or why a newer version was refused.")
+    default: bool = Field(description="True for the model used when a request names none.")
+    pinned: bool = Field(description="True if the version was pinned by LSTM_SERVICE_PINNED.")
+    task: str | None = Field(description="single-label (softmax over the labels).")
+    labels: list[str] | None = Field(description="Class names, in score order.")
+
+
+class ModelListResponse(BaseModel):
+    default_model: str | None = Field(description="The model used when a request names none.")
+    models: list[ModelSummary] = Field(description="Every model of the store, by name.")
+
+
+class ModelDetailResponse(ModelSummary):
+    versions: list[int] = Field(description="Versions present in the store.")
+    tokenizer: TokenizerInfo | None = Field(description="Tokenizer settings (not the vocabulary).")
+    dimensions: dict[str, Any] | None = Field(
+        description="Architecture: embedding_dim, hidden_dim, layers..."
+    )
+    parameters: dict[str, Any] | None = Field(description="Parameter counts, total and per layer.")
+    metrics: dict[str, Any] | None = Field(description="The evaluation report from training.")
+    training: dict[str, Any] | None = Field(description="How the model was trained (command, data, seed).")
+    libraries: dict[str, Any] | None = Field(description="Library versions at training time.")
+    parity: dict[str, Any] | None = Field(description="torch vs onnxruntime agreement measured at export.")
+    checksums: dict[str, str] | None = Field(description="sha256 of each bundle file, verified at load.")
+    created_at: str | None = Field(description="When the bundle was written.")
+
+
+# -- health -----------------------------------------------------------------------------------------
+
+
+class LivenessResponse(BaseModel):
+    status: Literal["alive"] = Field(description="The process answers.")
+
+
+class ModelHealth(BaseModel):
+    state: ModelState = Field(description="ready, loading or failed.")
+    version: int | None = Field(description="The version serving, or the one that failed.")
+    reason: str | None = Field(description="Why it is not ready.")
+
+
+class ReadinessResponse(BaseModel):
+    status: Literal["ready", "not_ready"] = Field(
+        description="ready when every model is loaded and verified."
+    )
+    models: dict[str, ModelHealth] = Field(description="Every configured model.")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What went wrong, for a human.")
+    error_type: ErrorType = Field(description="The kind of error, for a program.")
+
+
+class NotReadyResponse(ReadinessResponse, ErrorResponse):
+    """503 from /readyz: the readiness report and the standard error fields."""
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in (
+        (404, "Unknown model or version"),
+        (413, "Request body too large"),
+        (422, "Invalid request"),
+        (503, "Model not available"),
+        (504, "Deadline exceeded"),
+    )
+}
