@@ -110,3 +110,14 @@ def test_int8_variant_is_the_next_version_with_its_own_golden_logits(tiny_bundle
         ids = np.array([example["ids"]], dtype=np.int64)
         (logits,) = session.run(["logits"], {"ids": ids, "lengths": np.array([ids.shape[1]], dtype=np.int64)})
         np.testing.assert_allclose(logits[0], example["logits"], atol=1e-4)
+
+
+def test_onnx_extra_padding_columns_change_nothing(exported):
+    _, path = exported
+    session = export.session(path)
+    ids, lengths = pad(_texts(6))
+    wider = np.concatenate([ids.numpy(), np.zeros((6, 9), dtype=np.int64)], axis=1)
+    tight = session.run(OUTPUTS[:2], {"ids": ids.numpy(), "lengths": lengths.numpy()})
+    wide = session.run(OUTPUTS[:2], {"ids": wider, "lengths": lengths.numpy()})
+    np.testing.assert_allclose(wide[0], tight[0], atol=1e-6)
+    assert wide[1].shape[1] == wider.shape[1] and np.all(wide[1][:, ids.shape[1] :] == 0)
