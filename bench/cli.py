@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per step")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each step")
     parser.add_argument("--texts", type=int, default=2000, help="texts sampled from each model's test split")
+    parser.add_argument("--texts-per-request", type=int, default=1, help="texts in each request body")
     parser.add_argument("--server-cpus", default=str(cpus[0]), help="CPUs for servers and the ceiling")
     parser.add_argument("--client-cpus", default=str(cpus[-1]), help="CPUs for the load generator")
     parser.add_argument(
@@ -131,6 +132,7 @@ def _drive(server: RunningServer, bodies_file: Path, concurrency: int, args: arg
     command = python_command(
         "-m", "bench.loadgen", "--port", str(server.spec.port), "--requests", str(bodies_file),
         "--concurrency", str(concurrency), "--duration", str(args.duration), "--warmup", str(args.warmup),
+        "--texts-per-request", str(args.texts_per_request),
     )  # fmt: skip
     pids = process_tree(server.process.pid)
     server_cpu, client_cpu = _cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -150,7 +152,11 @@ def _drive(server: RunningServer, bodies_file: Path, concurrency: int, args: arg
     client_seconds = (client_after.ru_utime - client_cpu.ru_utime) + (
         client_after.ru_stime - client_cpu.ru_stime
     )
-    result["server_cpu_pct"] = 100 * (_cpu_seconds(pids) - server_cpu) / wall
+    server_seconds = _cpu_seconds(pids) - server_cpu
+    result["server_cpu_pct"] = 100 * server_seconds / wall
+    # Robust to a busy machine: what the server got done per second of CPU it was given.
+    texts = result["answered_ok_total"] * args.texts_per_request
+    result["texts_per_cpu_s"] = texts / server_seconds if server_seconds > 0 else None
     result["client_cpu_pct"] = 100 * client_seconds / wall
     result["peak_rss_mb"] = server.memory_mb()["peak_rss_mb"]
     return result
@@ -223,6 +229,7 @@ def _setup(args, samples: list[TextSample], argv: list[str] | None) -> dict:
         "server_cpus": args.server_cpus,
         "client_cpus": args.client_cpus,
         "duration_s": args.duration,
+        "texts_per_request": args.texts_per_request,
         "warmup_s": args.warmup,
         "text_sources": [f"{sample.model}: {sample.source}" for sample in samples],
         "versions": f"Python {platform.python_version()}, {versions}",
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     files = {}
     for sample in samples:
         files[sample.model] = out / f"bodies-{sample.model}.jsonl"
-        files[sample.model].write_bytes(b"\n".join(sample.request_bodies()) + b"\n")
+        files[sample.model].write_bytes(b"\n".join(sample.request_bodies(args.texts_per_request)) + b"\n")
     results = {"setup": _setup(args, samples, argv), "models": names, "concurrency": args.concurrency_levels}
     results.update(load=[], servers=[], ceilings=[])
     answers = {}

@@ -40,8 +40,10 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     connection_errors: int = 0
+    answered_ok: int = 0  # 2xx responses over the whole run, warm-up included (to divide by server CPU time)
 
     def record(self, started: float, finished: float, status: int) -> None:
+        self.answered_ok += 200 <= status < 300
         if self.window_start <= finished <= self.window_end:
             self.latencies.append(finished - started)
             self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -154,6 +156,7 @@ def summarize(tally: Tally, duration: float, texts_per_request: int) -> dict:
     ok = sum(count for status, count in tally.statuses.items() if 200 <= status < 300)
     return {
         "requests": len(latencies),
+        "answered_ok_total": tally.answered_ok,
         "ok": ok,
         "errors": len(latencies) - ok + tally.connection_errors,
         "statuses": {str(status): count for status, count in sorted(tally.statuses.items())},

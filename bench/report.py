@@ -16,6 +16,7 @@ LOAD_COLUMNS = [
     ("p99_ms", "p99 ms", "{:.2f}"),
     ("errors", "errors", "{}"),
     ("server_cpu_pct", "server CPU %", "{:.0f}"),
+    ("texts_per_cpu_s", "texts/CPU-s", "{:,.0f}"),
     ("client_cpu_pct", "client CPU %", "{:.0f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
 ]
@@ -74,10 +75,11 @@ def ceiling_table(ceilings: list[dict]) -> str:
                     ceiling["model"],
                     f"{row['batch_size']}{mark}",
                     f"{row['texts_per_s']:,.0f}",
+                    _format(row.get("texts_per_cpu_s"), "{:,.0f}"),
                     f"{row['call_p50_ms']:.2f}",
                 ]
             )
-    return markdown_table(["model", "batch", "texts/s", "p50 per call ms"], rows)
+    return markdown_table(["model", "batch", "texts/s", "texts/CPU-s", "p50 per call ms"], rows)
 
 
 def startup_table(servers: list[dict]) -> str:
@@ -125,6 +127,13 @@ def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
             f"({service['texts_per_s']:,.0f} vs {best['texts_per_s']:,.0f} texts/s at batch "
             f"{best['batch_size']}) — target ≥ 0.7×: {_verdict(ratio >= 0.7)}"
         )
+        if service.get("texts_per_cpu_s") and best.get("texts_per_cpu_s"):
+            efficiency = service["texts_per_cpu_s"] / best["texts_per_cpu_s"]
+            lines.append(
+                f"{model}: per CPU-second (robust when the machine is busy) the service does "
+                f"**{efficiency:.2f}×** the ceiling's work ({service['texts_per_cpu_s']:,.0f} vs "
+                f"{best['texts_per_cpu_s']:,.0f} texts/CPU-s)"
+            )
         for other, target in (("naive-torch", 2.0), ("service-nobatch", None)):
             found = _find(rows, other, model, top)
             if found and found["texts_per_s"] > 0:
@@ -186,7 +195,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"Machine: {setup['cpu']}, {setup['cpus_online']} CPUs; load average before "
         f"{setup['loadavg_before']}, after {setup['loadavg_after']}. Server pinned to CPU "
         f"{setup['server_cpus']}, load generator to CPU {setup['client_cpus']} (the ceiling runs on the "
-        f"server's CPU). Closed loop, keep-alive, one text per request, {setup['duration_s']} s measured "
+        f"server's CPU). Closed loop, keep-alive, {setup['texts_per_request']} text(s) per request, "
+        f"{setup['duration_s']} s measured "
         f"after {setup['warmup_s']} s warm-up per step. "
         f"Texts: {'; '.join(setup['text_sources'])}.",
         f"Versions: {setup['versions']}. Command: `{setup['command']}`.",

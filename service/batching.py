@@ -145,10 +145,10 @@ class MicroBatcher:
     """Queue work items from many requests and run them through ``run_batch`` in batches.
 
     ``run_batch(payloads)`` runs on a worker thread and must return one result per payload, in order.
-    ``max_wait_ms`` is how long the oldest queued item may wait for the batch to fill up to
-    ``max_batch_size`` before the queue is drained anyway (0: never wait; items that arrive while a
-    batch runs still form the next batch). ``max_queued`` bounds the items waiting: past it,
-    :meth:`submit` raises :class:`Overloaded` at once.
+    Items that arrive while a batch runs always form the next one. ``max_wait_ms`` is how much longer
+    the oldest queued item may wait for the batch to fill up to ``max_batch_size``; the batcher waits only
+    when the previous drain held several requests, so a lone client never pays it (0: never wait).
+    ``max_queued`` bounds the items waiting: past it, :meth:`submit` raises :class:`Overloaded` at once.
     """
 
     def __init__(
@@ -186,6 +186,7 @@ class MicroBatcher:
         self._wake_at = 1  # wake the drain task once this many items are queued
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._concurrent = False  # did the last drain hold more than one request?
         self.counters = BatcherCounters()
 
     @property
@@ -298,11 +299,18 @@ class MicroBatcher:
         if not self._queue:
             await self._wait_until(1, None)
             return
-        # Let the batch fill for up to max_wait after its oldest item arrived (under load it already has).
+        # Let the batch fill for up to max_wait after its oldest item arrived, but only if the last drain
+        # held several requests: a lone client would wait for company that cannot come.
         remaining = self._queue[0].enqueued_at + self.max_wait - time.monotonic()
-        if remaining > 0 and len(self._queue) < self.max_batch_size and not self._stopping:
+        if (
+            self._concurrent
+            and remaining > 0
+            and len(self._queue) < self.max_batch_size
+            and not self._stopping
+        ):
             await self._wait_until(self.max_batch_size, remaining)
         plan = collate(self._queue, time.monotonic(), self.max_batch_size, self.max_padding)
+        self._concurrent = len({id(item.request) for batch in plan.batches for item in batch}) > 1
         for item in plan.expired:
             self._expire(item.request, "before its batch was formed")
         for batch in plan.batches:

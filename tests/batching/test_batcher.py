@@ -306,3 +306,28 @@ def test_settings_are_checked_up_front():
         MicroBatcher(FakeModel(), max_wait_ms=-1)
     with pytest.raises(BatcherStopped):
         run(MicroBatcher(FakeModel()).submit([1]))
+
+
+def test_a_lone_client_never_waits_for_the_batch_to_fill():
+    async def scenario():
+        model = FakeModel()
+        async with MicroBatcher(model, max_batch_size=32, max_wait_ms=60_000, size=lambda _: 1) as batcher:
+            for item in range(3):  # each would hang for a minute if the batcher waited for company
+                assert await asyncio.wait_for(batcher.submit([item, item]), WAIT / 2) == [item * 2, item * 2]
+
+    run(scenario())
+
+
+def test_after_concurrent_requests_the_batch_waits_to_fill():
+    async def scenario():
+        model = FakeModel()
+        async with MicroBatcher(model, max_batch_size=4, max_wait_ms=60_000, size=lambda _: 1) as batcher:
+            assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
+            first = asyncio.create_task(batcher.submit([3]))
+            await settle()
+            assert batcher.queued == 1  # still queued: the batch waits to fill, since traffic was concurrent
+            rest = await asyncio.gather(*(batcher.submit([item]) for item in (4, 5, 6)))
+            assert [await first, *rest] == [[6], [8], [10], [12]]
+        assert model.batches[-1] == [3, 4, 5, 6]
+
+    run(scenario())
