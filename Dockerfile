@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The serving image: FastAPI + onnxruntime and the bundles in model_store/. No torch, no training code.
 #
 #   docker build -t lstm-service .
@@ -6,6 +5,7 @@
 #
 # Where no registry is reachable, build FROM a local base: --build-arg BASE_IMAGE=localhost/python:3.11-slim-bookworm
 # (docker/README.md has the podman commands). Any Debian-based image with python3 and the venv module works.
+# No `# syntax=` line on purpose: BuildKit would pull that frontend from a registry, even offline.
 ARG BASE_IMAGE=python:3.12-slim
 
 # ---- builder: a virtual environment with the service and its serving dependencies ----------------------

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Optional training image: CPU torch + the training code, so a model can be trained and exported without
 # a local Python setup. Not needed for serving (the root Dockerfile has no torch). Build from the repo root:
 #
