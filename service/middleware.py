@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -26,6 +28,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only if it is short and harmless in a log line or a header.
 _ACCEPTED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# How much of an over-long body is read and dropped so that the client can read its 413 (see _too_large).
+_DISCARD_BYTES = 64 << 20
+_DISCARD_SECONDS = 10.0
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -98,7 +103,7 @@ class BodyLimitMiddleware:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, unread=True)
             return
         chunks: list[bytes] = []
         size = 0
@@ -108,19 +113,33 @@ class BodyLimitMiddleware:
                 return  # the client left; nobody to answer
             chunk = message.get("body", b"")
             size += len(chunk)
+            more_body = message.get("more_body", False)
             if size > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, unread=more_body)
                 return
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more_body:
                 break
         await self.app(_as_json(scope), _replay(b"".join(chunks), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, unread: bool) -> None:
+        if unread:
+            # Answering and closing while the client still sends makes it see a broken pipe (or a reset)
+            # instead of this 413; read and drop the rest first, within bounds.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(_discard_body(receive, _DISCARD_BYTES), _DISCARD_SECONDS)
         message = f"request body larger than {self.max_body_bytes} bytes (LSTM_SERVICE_MAX_BODY_BYTES)"
-        await error_response(ErrorType.payload_too_large, message, {"Connection": "close"})(
-            scope, receive, send
-        )
+        response = error_response(ErrorType.payload_too_large, message, {"Connection": "close"})
+        await response(scope, receive, send)
+
+
+async def _discard_body(receive: Receive, limit: int) -> None:
+    discarded = 0
+    while discarded <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+        discarded += len(message.get("body", b""))
 
 
 def _as_json(scope: Scope) -> Scope:

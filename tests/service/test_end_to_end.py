@@ -142,8 +142,6 @@ def test_a_chunked_body_over_the_limit_gets_413_and_the_server_keeps_serving(ser
         )
         response = connection.getresponse()
         status, answer = response.status, json.loads(response.read())
-    except (BrokenPipeError, ConnectionResetError):  # the server may close before all chunks are sent
-        status, answer = 413, {"error_type": "payload_too_large"}
     finally:
         connection.close()
 
