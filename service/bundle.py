@@ -3,11 +3,14 @@
 Layout of ``<store>/<name>/<version>/`` (``version`` is a positive integer):
 
 - ``model.onnx``      the graph: inputs ``ids`` int64 [batch, seq] and ``lengths`` int64 [batch];
-                      outputs ``logits`` [batch, labels], ``hidden_states`` [batch, seq, hidden x directions],
-                      ``h_n`` / ``c_n`` [layers x directions, batch, hidden], ``embedding_matrix`` [vocab, dim]
+                      outputs ``logits`` [batch, labels],
+                      ``hidden_states`` [batch, seq, hidden x directions],
+                      ``h_n`` / ``c_n`` [layers x directions, batch, hidden],
+                      ``embedding_matrix`` [vocab, dim]
 - ``tokenizer.json``  :meth:`service.tokenizer.Tokenizer.to_dict`
 - ``labels.json``     the class names, index = logit position
-- ``manifest.json``   ``schema_version``, ``name``, ``version``, ``task``, ``files`` (sha256 of each file above),
+- ``manifest.json``   ``schema_version``, ``name``, ``version``, ``task``,
+                      ``files`` (sha256 of each file above),
                       ``model`` (config), ``parameters``, ``metrics``, ``training``, ``libraries``, ``golden``
                       (texts with their ids and the torch logits), ``created_at``
 
@@ -34,7 +37,12 @@ from service.tokenizer import Tokenizer
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 TASKS = ("single-label",)
-MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, MANIFEST_FILE = "model.onnx", "tokenizer.json", "labels.json", "manifest.json"
+MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, MANIFEST_FILE = (
+    "model.onnx",
+    "tokenizer.json",
+    "labels.json",
+    "manifest.json",
+)
 _PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
 _REQUIRED_MANIFEST_KEYS = ("schema_version", "name", "version", "task", "files", "model", "golden")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -196,11 +204,13 @@ def verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
         if not path.is_file():
             raise BundleError(f"missing file {file}")
         if sha256_file(path) != expected:
-            raise BundleError(f"checksum mismatch for {file}: the file was changed after the bundle was written")
+            raise BundleError(
+                f"checksum mismatch for {file}: the file was changed after the bundle was written"
+            )
 
 
 def load_bundle(folder: Path) -> Bundle:
-    """Read and verify a bundle folder; raise :class:`BundleError` with the reason if it must not be served."""
+    """Read and verify a bundle folder; raise :class:`BundleError` saying why if it must not be served."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"no bundle at {folder}")

@@ -73,7 +73,7 @@ def split_chars(text: str) -> Iterator[Span]:
 
 
 def split_char_bigrams(text: str) -> Iterator[Span]:
-    """Overlapping pairs of adjacent characters inside each whitespace-free run; a 1-char run stays a unigram."""
+    """Overlapping pairs of adjacent characters in each whitespace-free run; a 1-char run stays as is."""
     for match in _NON_SPACE_RUN.finditer(text):
         run, offset = match.group(), match.start()
         if len(run) == 1:
@@ -86,8 +86,10 @@ def split_char_bigrams(text: str) -> Iterator[Span]:
 _SPLITTERS = {"word": split_words, "char": split_chars, "char-bigram": split_char_bigrams}
 
 
-def build_vocabulary(token_lists: Iterable[Iterable[str]], min_freq: int = 1, max_size: int | None = None) -> list[str]:
-    """``[<pad>, <unk>, *tokens]`` by descending frequency (ties alphabetical, so the result is deterministic)."""
+def build_vocabulary(
+    token_lists: Iterable[Iterable[str]], min_freq: int = 1, max_size: int | None = None
+) -> list[str]:
+    """``[<pad>, <unk>, *tokens]`` by descending frequency (ties alphabetical: deterministic)."""
     if min_freq < 1:
         raise ValueError(f"min_freq must be >= 1, got {min_freq}")
     counts: Counter[str] = Counter()
