@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import install_error_handlers
-from service.inference import Inference
+from service.inference import BatchingOptions, Inference
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.registry import Registry
 from service.responses import OrjsonResponse
@@ -36,13 +36,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
     app.state.registry = registry
-    app.state.inference = Inference(settings.inference_threads)
+    batching_options = None
+    if settings.batching:
+        batching_options = BatchingOptions(settings.max_batch_size, settings.max_wait_ms, settings.max_queued)
+    app.state.inference = Inference(settings.inference_threads, batching_options)
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
     logger.info("serving %d model(s) from %s: %s", len(registry.names), settings.model_store, ready)
     try:
         yield
     finally:
-        app.state.inference.close()
+        await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,9 +1,9 @@
 """Where requests meet the model: CPU work runs off the event loop, within the request's deadline.
 
-Routes never call a runtime directly; they await :class:`Inference`. :meth:`Inference.classify` is the one
-call site for classification, so a dynamic micro-batcher (``service/batching.py``) can take it over
-without touching a route. A bounded thread pool (``inference_threads``) caps how many model calls run at
-once; onnxruntime releases the GIL, so the event loop keeps answering meanwhile.
+Routes never call a runtime directly; they await :class:`Inference`. Classification goes through one
+dynamic micro-batcher per model version (``service/batching.py``): texts of concurrent requests share
+one onnxruntime call. Everything else (hidden states, neighbours, long tokenizations) runs in a bounded
+thread pool (``inference_threads``); onnxruntime releases the GIL, so the event loop keeps answering.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
-from service.context import seconds_left
-from service.errors import DeadlineExceeded
+from service import batching
+from service.context import DEADLINE, seconds_left
+from service.errors import DeadlineExceeded, Overloaded, Unavailable
 from service.preprocess import encode_texts
 from service.runtime import HiddenStates, ModelRuntime, Neighbors
 from service.tokenizer import Encoding
@@ -28,9 +30,26 @@ T = TypeVar("T")
 _INLINE_TOKENIZE_CHARS = 2_000
 
 
+@dataclass(frozen=True)
+class BatchingOptions:
+    """How classification requests are grouped (see :class:`service.batching.MicroBatcher`)."""
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    max_queued: int = 1024
+    on_batch: Callable[[ModelRuntime, batching.BatchStats], None] | None = None
+
+
 class Inference:
-    def __init__(self, threads: int) -> None:
+    """``batching=None`` runs every classification request as its own model call."""
+
+    def __init__(self, threads: int, batching_options: BatchingOptions | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference")
+        self._batching = batching_options
+        # (name, version) -> the runtime a batcher was made for, and the batcher. A reload that brings a
+        # new runtime for the same key gets a new batcher; the old one drains in the background.
+        self._batchers: dict[tuple[str, int], tuple[ModelRuntime, batching.MicroBatcher]] = {}
+        self._retired: set[asyncio.Task[None]] = set()
 
     async def run(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
         """``function(*args, **kwargs)`` in the pool; 504 if the request's deadline passes first."""
@@ -58,8 +77,66 @@ class Inference:
         return await self.run(encode_texts, runtime, texts, locations, truncate, require_tokens)
 
     async def classify(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(texts, labels) probabilities; the call site a micro-batcher plugs into."""
-        return await self.run(runtime.classify, id_lists)
+        """(texts, labels) probabilities, through the model's micro-batcher when batching is on."""
+        if not runtime.batch_invariant:
+            # Dynamically quantized graphs scale activations per batch: each text must run alone to get
+            # the scores it gets alone (and that its golden examples were verified with).
+            return await self.run(_classify_one_by_one, runtime, id_lists)
+        batcher = self._batcher(runtime)
+        if batcher is None:
+            return await self.run(runtime.classify, id_lists)
+        try:
+            rows = await batcher.submit(list(id_lists), deadline=DEADLINE.get())
+        except batching.Overloaded as error:
+            raise Overloaded(
+                f"the server is overloaded ({error.queued} texts queued); retry in {error.retry_after} s",
+                headers={"Retry-After": str(error.retry_after)},
+            ) from None
+        except batching.DeadlineExceeded:
+            raise DeadlineExceeded("the request did not finish within its deadline") from None
+        except batching.BatcherStopped:
+            raise Unavailable("the server is shutting down; retry on another instance") from None
+        return np.stack(rows)
+
+    def queued(self) -> int:
+        """Texts waiting in every batcher (for a gauge)."""
+        return sum(batcher.queued for _, batcher in self._batchers.values())
+
+    def _batcher(self, runtime: ModelRuntime) -> batching.MicroBatcher | None:
+        if self._batching is None:
+            return None
+        key = (runtime.name, runtime.version)
+        current = self._batchers.get(key)
+        if current is not None and current[0] is runtime:
+            return current[1]
+        options = self._batching
+        on_batch = options.on_batch
+        batcher = batching.MicroBatcher(
+            runtime.classify,
+            max_batch_size=options.max_batch_size,
+            max_wait_ms=options.max_wait_ms,
+            max_queued=options.max_queued,
+            on_batch=None if on_batch is None else functools.partial(on_batch, runtime),
+            name=f"batcher-{runtime.name}-{runtime.version}",
+        )
+        batcher.start()
+        self._batchers[key] = (runtime, batcher)
+        if current is not None:  # the same version reloaded: let the old batcher finish what it holds
+            task = asyncio.get_running_loop().create_task(current[1].stop(drain=True))
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        return batcher
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Finish every queued classification, then stop the threads."""
+        batchers = [batcher for _, batcher in self._batchers.values()]
+        self._batchers.clear()
+        await asyncio.gather(
+            *(batcher.stop(drain=True, timeout=timeout) for batcher in batchers),
+            *self._retired,
+            return_exceptions=True,
+        )
+        self.close()
 
     async def hidden_states(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
         return await self.run(runtime.hidden_states, id_lists)
@@ -69,3 +146,7 @@ class Inference:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _classify_one_by_one(runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+    return np.concatenate([runtime.classify([ids]) for ids in id_lists])

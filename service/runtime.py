@@ -134,6 +134,11 @@ class ModelRuntime:
         return self.bundle.manifest
 
     @property
+    def batch_invariant(self) -> bool:
+        """False for graphs whose scores depend on the batch (int8: per-batch activation scales)."""
+        return bool(self.manifest.get("batch_invariant", True))
+
+    @property
     def embedding_dim(self) -> int:
         return int(self.embedding_matrix.shape[1])
 

@@ -71,6 +71,17 @@ class Settings(BaseSettings):
         2, ge=1, description="Inference calls that may run at once (threads off the event loop)."
     )
 
+    batching: bool = Field(
+        True, description="Group concurrent /classify texts into one model call (dynamic micro-batching)."
+    )
+    max_batch_size: int = Field(32, ge=1, le=1024, description="Most texts in one batched model call.")
+    max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="How long a batch may wait to fill under concurrent load (ms)."
+    )
+    max_queued: int = Field(
+        1024, ge=1, description="Texts that may wait for the model; past this, requests get 429 at once."
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

@@ -78,7 +78,7 @@ def verify_golden(runtime: ModelRuntime) -> None:
     expected = _expected_logits(runtime, golden)
     # An int8 bundle (dynamic quantization scales activations per batch) says batch_invariant: false;
     # its golden logits are each text alone, so only that comparison holds for it.
-    if runtime.manifest.get("batch_invariant", True):
+    if runtime.batch_invariant:
         _check_logits("golden batch", runtime.logits(id_lists), expected)
     for index, ids in enumerate(id_lists):
         _check_logits(f"golden example {index} alone", runtime.logits([ids]), expected[index : index + 1])
