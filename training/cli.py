@@ -168,7 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--clip", type=float, default=5.0, help="gradient norm clipping")
     loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
     loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
-    loop.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    loop.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads; on a CPU shared with other work use 1 (measured here: 2 threads under load "
+        "cost 10x the CPU time per batch, spinning while they wait for each other)",
+    )
     loop.add_argument("--run-dir", type=Path, help="checkpoints (default: runs/<name>)")
     loop.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
     loop.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
