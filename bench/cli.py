@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -259,6 +260,8 @@ def _agreement_notes(answers: dict[str, dict[str, list[str]]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # SIGTERM must unwind like Ctrl-C, so every server's `finally` kills its process group.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.concurrency_levels = [int(level) for level in args.concurrency.split(",")]
     store = args.model_store.resolve()
     available = list_models(store)
@@ -278,16 +281,29 @@ def main(argv: list[str] | None = None) -> None:
         files[sample.model].write_bytes(b"\n".join(sample.request_bodies(args.texts_per_request)) + b"\n")
     results = {"setup": _setup(args, samples, argv), "models": names, "concurrency": args.concurrency_levels}
     results.update(load=[], servers=[], ceilings=[])
-    answers = {}
+    answers, failures = {}, []
     for spec in _server_specs(args, store):
-        info, rows, answers[spec.name] = _run_server(spec, samples, files, args, out)
+        try:
+            info, rows, answers[spec.name] = _run_server(spec, samples, files, args, out)
+        except (
+            RuntimeError,
+            OSError,
+            ValueError,
+            KeyError,
+            subprocess.TimeoutExpired,
+        ) as error:  # the others still run
+            print(f"{spec.name} FAILED: {error}", file=sys.stderr, flush=True)
+            failures.append(f"{spec.name} failed: {str(error).splitlines()[0]} (log: {out / spec.name}.log)")
+            continue
         results["servers"].append(info)
         results["load"] += rows
     if not args.no_ceiling:
         for sample in samples:
             results["ceilings"].append(_run_ceiling(store, sample, out, args))
     results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    results["notes"] = _agreement_notes(answers)
+    results["notes"] = _agreement_notes(answers) + failures
+    if _cpu_set(args.server_cpus) & _cpu_set(args.client_cpus):
+        results["notes"].append("server and load generator shared CPUs: the figures understate the server")
     markdown = report.markdown_report(results)
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     (out / "results.md").write_text(markdown)

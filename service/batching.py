@@ -8,7 +8,10 @@ event loop keeps parsing requests while onnxruntime (which releases the GIL) com
 Why the batches are cut by length: onnxruntime's LSTM computes every padded step (a batch of 32
 with one 128-token text and 31 short ones costs as much as 32 texts of 128 tokens), while a batch
 of 4 or more runs each token about twice as fast as batch 1. So the drained items are sorted by
-length and cut wherever padding would add more than ``max_padding`` of the real tokens.
+length and cut wherever padding would add more than ``max_padding`` of the real tokens. A batch also
+stays under ``max_batch_tokens`` padded tokens: onnxruntime's arena keeps the peak working set of any
+call (32 news articles of 600 tokens grew a worker by 125 MB), and past a few thousand tokens a bigger
+call is no faster per token.
 
 Batching never changes a result as long as ``run_batch`` pads exactly (the bundle contract: a
 padded text gives the same logits as the text alone); the batcher only decides who runs with whom.
@@ -110,12 +113,20 @@ class _Plan:
     expired: list[_Item] = field(default_factory=list)
 
 
-def collate(queue: deque[_Item], now: float, max_batch_size: int, max_padding: float) -> _Plan:
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 32  # items per model call
+    max_batch_tokens: int = 2048  # padded tokens (items x longest) per call; a longer item runs alone
+    max_padding: float = 0.5  # padding may add at most this fraction of the real tokens
+
+
+def collate(queue: deque[_Item], now: float, limits: BatchLimits) -> _Plan:
     """The batching policy: drain ``queue`` into length-sorted batches and split off expired items.
 
     Items of requests that are already finished (failed, expired, cancelled) are dropped. The rest
-    are sorted by size and cut greedily: a batch closes at ``max_batch_size`` items, or when adding
-    the next (longer) item would make ``count x longest`` exceed ``(1 + max_padding) x real tokens``.
+    are sorted by size and cut greedily: a batch closes when adding the next (longer) item would
+    exceed ``max_batch_size`` items, ``max_batch_tokens`` padded tokens (``count x longest``), or
+    ``(1 + max_padding) x`` the real tokens.
     """
     plan, live = _Plan(), []
     while queue:
@@ -130,8 +141,9 @@ def collate(queue: deque[_Item], now: float, max_batch_size: int, max_padding: f
     batch: list[_Item] = []
     tokens = 0
     for item in live:  # ascending size, so item.size is the longest if it joins
-        too_padded = (len(batch) + 1) * item.size > (1 + max_padding) * (tokens + item.size)
-        if batch and (len(batch) == max_batch_size or too_padded):
+        padded = (len(batch) + 1) * item.size
+        too_padded = padded > (1 + limits.max_padding) * (tokens + item.size)
+        if batch and (len(batch) == limits.max_batch_size or padded > limits.max_batch_tokens or too_padded):
             plan.batches.append(batch)
             batch, tokens = [], 0
         batch.append(item)
@@ -158,6 +170,7 @@ class MicroBatcher:
         max_batch_size: int = 32,
         max_wait_ms: float = 2.0,
         max_queued: int = 1024,
+        max_batch_tokens: int = 2048,
         max_padding: float = 0.5,
         size: Callable[[Any], int] = len,
         executor: Executor | None = None,
@@ -172,12 +185,17 @@ class MicroBatcher:
             )
         if max_queued < 1:
             raise ValueError(f"max_queued must be >= 1, got {max_queued}")
+        if max_batch_tokens < 1:
+            raise ValueError(
+                f"max_batch_tokens must be >= 1 (padded tokens per call), got {max_batch_tokens}"
+            )
         if max_padding < 0:
             raise ValueError(
                 f"max_padding must be >= 0 (0.5 = padding may add half the real tokens), got {max_padding}"
             )
         self._run_batch, self._size, self._on_batch, self.name = run_batch, size, on_batch, name
-        self.max_batch_size, self.max_queued, self.max_padding = max_batch_size, max_queued, max_padding
+        self.limits = BatchLimits(max_batch_size, max_batch_tokens, max_padding)
+        self.max_batch_size, self.max_queued = max_batch_size, max_queued
         self.max_wait = max_wait_ms / 1000
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -309,7 +327,7 @@ class MicroBatcher:
             and not self._stopping
         ):
             await self._wait_until(self.max_batch_size, remaining)
-        plan = collate(self._queue, time.monotonic(), self.max_batch_size, self.max_padding)
+        plan = collate(self._queue, time.monotonic(), self.limits)
         self._concurrent = len({id(item.request) for batch in plan.batches for item in batch}) > 1
         for item in plan.expired:
             self._expire(item.request, "before its batch was formed")

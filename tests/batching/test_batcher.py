@@ -16,6 +16,7 @@ import pytest
 from service.batching import (
     BatcherStopped,
     BatchFailed,
+    BatchLimits,
     BatchStats,
     DeadlineExceeded,
     MicroBatcher,
@@ -135,16 +136,21 @@ def test_collate_cuts_by_size_and_padding_and_splits_off_expired_and_finished_it
         _item(9, deadline=now),
         _item(5, done=True),
     ]
+
+    def sizes(plan):
+        return [[item.size for item in batch] for batch in plan.batches]
+
     queue = deque(items)
-    plan = collate(queue, now, max_batch_size=2, max_padding=0.5)
+    plan = collate(queue, now, BatchLimits(max_batch_size=2, max_padding=0.5))
     assert not queue
-    assert [[item.size for item in batch] for batch in plan.batches] == [[10, 11], [12], [40, 42]]
+    assert sizes(plan) == [[10, 11], [12], [40, 42]]
     assert [item.size for item in plan.expired] == [9]
 
-    plan = collate(deque(items[:5]), now, max_batch_size=32, max_padding=0.5)
-    assert [[item.size for item in batch] for batch in plan.batches] == [[10, 11, 12], [40, 42]]
-    plan = collate(deque(items[:5]), now, max_batch_size=32, max_padding=10.0)
-    assert [[item.size for item in batch] for batch in plan.batches] == [[10, 11, 12, 40, 42]]
+    assert sizes(collate(deque(items[:5]), now, BatchLimits(max_padding=0.5))) == [[10, 11, 12], [40, 42]]
+    assert sizes(collate(deque(items[:5]), now, BatchLimits(max_padding=10.0))) == [[10, 11, 12, 40, 42]]
+    # 3 x 12 = 36 padded tokens fit a budget of 40, 4 x 40 = 160 do not; an item over the budget runs alone
+    tight = BatchLimits(max_batch_tokens=40, max_padding=10.0)
+    assert sizes(collate(deque(items[:5]), now, tight)) == [[10, 11, 12], [40], [42]]
 
 
 def test_stop_drains_every_queued_item():
