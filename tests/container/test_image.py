@@ -166,6 +166,7 @@ class Running:
     port: int
     cold_start_s: float = math.nan
     stopped: bool = False
+    models: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def logs(self) -> str:
@@ -183,10 +184,11 @@ class Running:
             return self.engine("healthcheck", "run", self.cid, check=False).returncode == 0
         return (self.state().get("Health") or {}).get("Status") == "healthy"
 
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """POST ``body`` as JSON (GET without one) → (status, JSON body)."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
-            data=json.dumps(body).encode(),
+            data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -194,6 +196,13 @@ class Running:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
+
+    def get_status(self, path: str) -> int | None:
+        """The status of GET ``path``, or None when nothing answers (listener closed)."""
+        try:
+            return self.post(path)[0]
+        except (OSError, ValueError):  # refused, reset, timed out, a half-written body
+            return None
 
 
 def start(engine: Engine, image: str, *extra: str) -> Running:
@@ -263,10 +272,12 @@ def served(
     if has_default_models(ROOT / "model_store"):
         running = run_container()
         running.notes.append("baked model_store")
+        running.models = list(DEFAULT_MODELS)
     else:
         store: Path = request.getfixturevalue("mountable_store")
         running = run_container("-v", f"{store}:{STORE_IN_IMAGE}:ro")
         running.notes.append("tiny store mounted: model_store/ lacks the default models")
+        running.models = ["tiny-en", "tiny-zh"]
     container_report["cold start (run -> healthy)"] = f"{running.cold_start_s:.1f} s ({running.notes[0]})"
     print(f"cold start: {running.cold_start_s:.1f} s")
     return running
@@ -362,9 +373,21 @@ def test_torch_and_training_code_are_not_in_the_image(served: Running) -> None:
 
 # Last: it stops the shared container.
 def test_stop_drains_and_exits_zero(served: Running, container_report: dict[str, str]) -> None:
-    """``stop -t 10`` sends SIGTERM: the server drains and exits 0 before the engine would SIGKILL."""
+    """``stop -t 10`` sends SIGTERM: readiness turns 503 while requests are still answered (the drain),
+    then the server exits 0 before the engine would fall back to SIGKILL."""
+    model = served.models[0]
     started = time.monotonic()
-    served.engine("stop", "-t", "10", served.cid, timeout=60)
+    stop = subprocess.Popen(
+        [served.engine.executable, "stop", "-t", "10", served.cid],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[tuple[int | None, int | None]] = []  # (/readyz, /classify) while stopping
+    while stop.poll() is None and time.monotonic() - started < 30:
+        seen.append((served.get_status("/readyz"), _classify_status(served, model)))
+        time.sleep(0.2)
+    stop.wait(timeout=30)
     elapsed = time.monotonic() - started
     served.stopped = True
     state, logs = served.state(), served.logs()
@@ -373,3 +396,12 @@ def test_stop_drains_and_exits_zero(served: Running, container_report: dict[str,
     assert elapsed < 10, "the engine had to fall back to SIGKILL"
     if not re.search("drain", logs, re.IGNORECASE):
         pytest.fail(f"no drain message in the logs after SIGTERM:\n{logs[-3000:]}")
+    # during the drain window: not ready, yet still serving
+    assert (503, 200) in seen, f"no moment with /readyz 503 and /classify 200 while stopping: {seen}"
+
+
+def _classify_status(running: Running, model: str) -> int | None:
+    try:
+        return running.post("/classify", {"model": model, "text": "draining"})[0]
+    except (OSError, ValueError):
+        return None
