@@ -35,7 +35,9 @@ SERVERS = ("trivial", "service", "service-nobatch", "naive-torch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = (
+        sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [-1]
+    )  # Linux pins; others not
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument(
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _cpu_set(text: str) -> set[int]:
-    return {int(cpu) for cpu in text.split(",") if cpu.strip()}
+    return {int(cpu) for cpu in text.split(",") if cpu.strip() and int(cpu) >= 0}
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -159,6 +161,8 @@ def _drive(server: RunningServer, bodies_file: Path, concurrency: int, args: arg
     texts = result["answered_ok_total"] * args.texts_per_request
     result["texts_per_cpu_s"] = texts / server_seconds if server_seconds > 0 else None
     result["client_cpu_pct"] = 100 * client_seconds / wall
+    # An upper bound (it includes the client's start-up): the client's own cost per request.
+    result["client_us_per_request"] = 1e6 * client_seconds / max(result["answered_ok_total"], 1)
     result["peak_rss_mb"] = server.memory_mb()["peak_rss_mb"]
     return result
 

@@ -77,6 +77,7 @@ def test_report_states_each_target_with_its_verdict():
             "errors": 0,
             "server_cpu_pct": 100.0,
             "client_cpu_pct": 20.0,
+            "client_us_per_request": 50.0,
             "peak_rss_mb": 100.0,
         }
 
@@ -111,7 +112,7 @@ def test_report_states_each_target_with_its_verdict():
     assert any("**0.60×** the in-process ceiling" in line and "**missed**" in line for line in lines)
     assert any("service ÷ naive-torch at C=64 = **3.00×** — target ≥ 2×: met" in line for line in lines)
     assert any("cold start 1.50 s — target < 3 s: met" in line for line in lines)
-    assert any("4.0× the fastest model server" in line for line in lines)
+    assert any("drive about 20,000 req/s" in line and "13× below" in line for line in lines)
     table = report.load_table(results["load"])
     assert table.splitlines()[0].startswith("| server") and len(table.splitlines()) == 2 + len(
         results["load"]
