@@ -141,7 +141,12 @@ def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
                 goal = f" — target ≥ {target:g}×: {_verdict(ratio >= target)}" if target else ""
                 lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}")
         p99 = service["p99_ms"]
-        lines.append(f"{model}: p99 at C={top} = {p99:.1f} ms — target < 100 ms: {_verdict(p99 < 100)}")
+        # Little's law: C requests in flight at the ceiling's rate cannot average less than C / rate.
+        floor_ms = 1000 * top / best["texts_per_s"]
+        floor = f" (floor at the ceiling's rate, C / rate: {floor_ms:.0f} ms)" if floor_ms > 50 else ""
+        lines.append(
+            f"{model}: p99 at C={top} = {p99:.1f} ms — target < 100 ms: {_verdict(p99 < 100)}{floor}"
+        )
     single = _find(rows, "service", model, low)
     batch1 = next((row for row in ceiling["rows"] if row["batch_size"] == 1), None)
     if single and batch1:
