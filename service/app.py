@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from service import metrics
 from service.errors import install_error_handlers
 from service.inference import BatchingOptions, Inference
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.registry import Registry
+from service.reloader import StorePoller
 from service.responses import OrjsonResponse
-from service.routes import classify, embed, health, hidden_states, models, tokenize
+from service.routes import admin, classify, embed, health, hidden_states, models, tokenize
+from service.routes import metrics as metrics_route
+from service.schemas import error_responses
+from service.security import require_api_key
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -38,13 +45,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = registry
     batching_options = None
     if settings.batching:
-        batching_options = BatchingOptions(settings.max_batch_size, settings.max_wait_ms, settings.max_queued)
+        batching_options = BatchingOptions(
+            settings.max_batch_size, settings.max_wait_ms, settings.max_queued, on_batch=metrics.on_batch
+        )
     app.state.inference = Inference(settings.inference_threads, batching_options)
+    metrics.track_queue(app.state.inference.queued)
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
     logger.info("serving %d model(s) from %s: %s", len(registry.names), settings.model_store, ready)
+    poller = None
+    if settings.reload_interval_seconds > 0:
+        poller = asyncio.create_task(StorePoller(registry, settings.reload_interval_seconds).run())
     try:
         yield
     finally:
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
 
 
@@ -64,6 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, timeout_seconds=settings.request_timeout_seconds
     )  # outermost
-    for module in (classify, tokenize, embed, hidden_states, models, health):
+    # With an API key configured, the inference and model routes need it (and say so in the OpenAPI).
+    guarded: dict[str, Any] = {}
+    if settings.api_key is not None:
+        guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
+    for module in (classify, tokenize, embed, hidden_states, models):
+        app.include_router(module.router, **guarded)
+    for module in (health, metrics_route, admin):
         app.include_router(module.router)
     return app

@@ -75,25 +75,16 @@ def serve(overrides: dict[str, str]) -> int:
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = value
 
-    import uvicorn
+    from service import server
 
-    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler that was there
-    # before it; with the default handler a clean shutdown would still end as "killed by SIGTERM" (143).
+    # A second SIGTERM during the drain is handed to uvicorn, which re-raises it to the handler that was
+    # there before once it has shut down; with the default handler a clean shutdown would end as "killed
+    # by SIGTERM" (143).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=logging_config(settings.log_level, settings.log_format),
-            log_level=settings.log_level,
-            access_log=False,  # service.access logs one line per request, with its request id
-        )
+        return server.run(settings, logging_config(settings.log_level, settings.log_format))
     except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has shut down
         return 130
-    return 0
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -1,9 +1,10 @@
-"""Per-request values the middleware sets and deeper code reads (logging, inference deadlines)."""
+"""Per-request values the middleware sets and deeper code reads (logging, inference deadlines, timings)."""
 
 from __future__ import annotations
 
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 # "-" outside a request (start-up, shutdown), so log lines always have the field.
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
@@ -11,7 +12,39 @@ REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 DEADLINE: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
+@dataclass(slots=True)
+class RequestRecord:
+    """What one request did, filled in as it runs; the middleware turns it into headers, a log line and
+    metrics. Mutated in place (also from inference threads), so every copy of the context sees one record."""
+
+    model: str | None = None
+    version: int | None = None
+    queue_seconds: float | None = None  # waiting for a model call (pool thread or batch) to start
+    inference_seconds: float | None = None  # model calls themselves (and tokenizing long texts)
+
+    def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None:
+        self.queue_seconds = (self.queue_seconds or 0.0) + max(0.0, queue_seconds)
+        self.inference_seconds = (self.inference_seconds or 0.0) + max(0.0, inference_seconds)
+
+
+RECORD: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
+
+
 def seconds_left() -> float | None:
     """Seconds until the current request's deadline (may be <= 0), or None without a deadline."""
     deadline = DEADLINE.get()
     return None if deadline is None else deadline - time.monotonic()
+
+
+def note_model(name: str, version: int) -> None:
+    """Record which model version answers the current request (no-op outside a request)."""
+    record = RECORD.get()
+    if record is not None:
+        record.model, record.version = name, version
+
+
+def add_model_time(queue_seconds: float, inference_seconds: float) -> None:
+    """Add a model call's queue and run time to the current request (no-op outside a request)."""
+    record = RECORD.get()
+    if record is not None:
+        record.add_model_time(queue_seconds, inference_seconds)

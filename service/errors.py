@@ -26,6 +26,7 @@ _MAX_FRAGMENT_CHARS = 80
 
 class ErrorType(str, Enum):
     validation = "validation"
+    invalid_bundle = "invalid_bundle"  # an admin load refused the bundle; the version serving stays
     unauthorized = "unauthorized"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
@@ -38,6 +39,7 @@ class ErrorType(str, Enum):
 
 STATUS_CODES: dict[ErrorType, int] = {
     ErrorType.validation: 422,
+    ErrorType.invalid_bundle: 422,
     ErrorType.unauthorized: 401,
     ErrorType.not_found: 404,
     ErrorType.method_not_allowed: 405,
@@ -63,6 +65,15 @@ class ServiceError(Exception):
 
 class InvalidRequest(ServiceError):
     error_type = ErrorType.validation
+
+
+class Unauthorized(ServiceError):
+    """No details on purpose: the message never says whether a credential was missing or wrong."""
+
+    error_type = ErrorType.unauthorized
+
+    def __init__(self, headers: dict[str, str] | None = None) -> None:
+        super().__init__("unauthorized", headers)
 
 
 class NotFound(ServiceError):

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from service import batching
+from service import batching, timing
 from service.context import DEADLINE, seconds_left
 from service.errors import DeadlineExceeded, Overloaded, Unavailable
 from service.preprocess import encode_texts
@@ -57,7 +57,8 @@ class Inference:
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the request ran out of time before inference started")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+        call = timing.timed(functools.partial(function, *args, **kwargs))  # X-Queue-Time, X-Inference-Time
+        future = loop.run_in_executor(self._executor, call)
         try:
             return await asyncio.wait_for(future, remaining)
         except asyncio.TimeoutError:
@@ -86,7 +87,8 @@ class Inference:
         if batcher is None:
             return await self.run(runtime.classify, id_lists)
         try:
-            rows = await batcher.submit(list(id_lists), deadline=DEADLINE.get())
+            with timing.waiting_for_model():
+                rows = await batcher.submit(timing.tag(id_lists), deadline=DEADLINE.get())
         except batching.Overloaded as error:
             raise Overloaded(
                 f"the server is overloaded ({error.queued} texts queued); retry in {error.retry_after} s",
@@ -112,7 +114,7 @@ class Inference:
         options = self._batching
         on_batch = options.on_batch
         batcher = batching.MicroBatcher(
-            runtime.classify,
+            timing.timed_batches(runtime.classify),
             max_batch_size=options.max_batch_size,
             max_wait_ms=options.max_wait_ms,
             max_queued=options.max_queued,

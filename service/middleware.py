@@ -1,7 +1,8 @@
 """Two plain ASGI middlewares (no ``BaseHTTPMiddleware``: it costs a task per request).
 
 - :class:`RequestContextMiddleware` (outermost): the request id (``X-Request-ID`` in and out), the request
-  deadline, one access log line per request, and the last-resort 500 for anything unhandled.
+  deadline, the timing headers (``X-Queue-Time``, ``X-Inference-Time`` in ms, when a model answered),
+  request metrics, one access log line per request, and the last-resort 500 for anything unhandled.
 - :class:`BodyLimitMiddleware`: reads the body up to ``max_body_bytes`` (413 beyond, before any parsing)
   and declares it JSON whatever its ``Content-Type`` said.
 """
@@ -18,8 +19,10 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.context import DEADLINE, REQUEST_ID
+from service import metrics
+from service.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
 from service.errors import INTERNAL_MESSAGE, ErrorType, error_response
+from service.lifecycle import is_draining
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("service.access")
@@ -51,8 +54,12 @@ class RequestContextMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        id_token = REQUEST_ID.set(request_id)
-        deadline_token = DEADLINE.set(time.monotonic() + self.timeout_seconds)
+        record = RequestRecord()
+        tokens = (
+            REQUEST_ID.set(request_id),
+            DEADLINE.set(time.monotonic() + self.timeout_seconds),
+            RECORD.set(record),
+        )
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -61,9 +68,16 @@ class RequestContextMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started, status = True, message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                headers = MutableHeaders(scope=message)
+                headers.append(REQUEST_ID_HEADER, request_id)
+                if record.inference_seconds is not None:  # a model answered (TEI's header names)
+                    headers.append("X-Queue-Time", f"{(record.queue_seconds or 0.0) * 1000:.3f}")
+                    headers.append("X-Inference-Time", f"{record.inference_seconds * 1000:.3f}")
+                if is_draining():  # clients should not reuse a connection to a server that is leaving
+                    headers["Connection"] = "close"
             await send(message)
 
+        metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -74,22 +88,39 @@ class RequestContextMiddleware:
             status = 500
             await response(scope, receive, send)
         finally:
-            milliseconds = (time.perf_counter() - started) * 1000
-            access_logger.info(
-                "%s %s %d %.1f ms",
-                scope["method"],
-                scope["path"],
-                status,
-                milliseconds,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(milliseconds, 3),
-                },
-            )
-            DEADLINE.reset(deadline_token)
-            REQUEST_ID.reset(id_token)
+            metrics.IN_FLIGHT.dec()
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")  # the template, e.g. /models/{name}
+            metrics.observe_request(route, scope["method"], status, seconds)
+            _log_access(scope, route, status, seconds, record)
+            for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
+                variable.reset(token)  # type: ignore[attr-defined]
+
+
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _log_access(scope: Scope, route: str, status: int, seconds: float, record: RequestRecord) -> None:
+    """One line per request; with LSTM_SERVICE_LOG_FORMAT=json the fields below are JSON keys."""
+    access_logger.info(
+        "%s %s %d %.1f ms",
+        scope["method"],
+        scope["path"],
+        status,
+        seconds * 1000,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "model": record.model,
+            "version": record.version,
+            "duration_ms": _milliseconds(seconds),
+            "queue_ms": _milliseconds(record.queue_seconds),
+            "inference_ms": _milliseconds(record.inference_seconds),
+        },
+    )
 
 
 class BodyLimitMiddleware:
@@ -149,7 +180,10 @@ def _as_json(scope: Scope) -> Scope:
     (or, without a Content-Type, ignore the body). No route reads forms, so nothing is lost.
     """
     headers = [(key, value) for key, value in scope["headers"] if key.lower() != b"content-type"]
-    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+    # In place, not a copy: the router writes the matched route into this scope, and the outer middleware
+    # reads it from there for its metrics label.
+    scope["headers"] = [*headers, (b"content-type", b"application/json")]
+    return scope
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

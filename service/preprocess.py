@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from service import metrics
 from service.errors import InvalidRequest
 from service.runtime import ModelRuntime
 from service.tokenizer import UNK_ID, Encoding
@@ -45,6 +46,7 @@ def encode_texts(
         if require_tokens and not encoding.ids:
             raise InvalidRequest(f"{location}: no tokens (the text is empty or only whitespace)")
         encodings.append(encoding)
+    metrics.observe_encodings(runtime.name, runtime.version, encodings)
     return encodings
 
 

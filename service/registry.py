@@ -18,8 +18,9 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 
+from service import metrics
 from service.bundle import BundleError, list_models, list_versions, load_bundle
-from service.errors import NotFound, Unavailable, safe_text
+from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.runtime import ModelRuntime
 from service.verification import verify_golden
 
@@ -69,6 +70,21 @@ def _load_jieba() -> None:
     jieba.initialize()
 
 
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What a load attempt did: ``status`` is the model's status afterwards (the old version may still be
+    serving), ``version`` the version that was tried, ``reason`` why it was refused (None if it loaded)."""
+
+    status: ModelStatus
+    version: int | None
+    reason: str | None = None
+    missing: bool = False  # the model or version is not in the store at all
+
+    @property
+    def loaded(self) -> bool:
+        return self.reason is None
+
+
 class Registry:
     def __init__(
         self,
@@ -78,11 +94,13 @@ class Registry:
         intra_op_threads: int = 1,
     ) -> None:
         self.store = Path(store)
-        self.pinned = dict(pinned or {})
+        self.pinned: Mapping[str, int] = MappingProxyType(dict(pinned or {}))  # replaced, never mutated
         self._configured_default = default_model
         self.intra_op_threads = intra_op_threads
         self._snapshot = _Snapshot()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # held for a swap only; lookups never lock
+        # One load at a time (admin calls, the store poller): an older load finishing last must not win.
+        self._load_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -94,28 +112,62 @@ class Registry:
         for name in names:
             self._set_status(ModelStatus(name, ModelState.loading, pinned=name in self.pinned))
         for name in names:
-            self.load(name, self.pinned.get(name))
+            self.reload(name, self.pinned.get(name), kind="initial")
 
     def load(self, name: str, version: int | None = None) -> ModelStatus:
         """Open and verify ``name`` (default: its highest version) beside what serves, then swap it in.
 
         On failure the version already serving (if any) keeps serving; the reason is logged and recorded.
         """
-        version = version if version is not None else max(list_versions(self.store, name), default=None)
+        return self.reload(name, version).status
+
+    def reload(
+        self, name: str, version: int | None = None, *, pin: bool | None = None, kind: str = "reload"
+    ) -> LoadOutcome:
+        """:meth:`load`, saying whether the version loaded and why not.
+
+        ``pin``: True pins the version once it serves, False unpins the model, None leaves the pin as it is.
+        """
+        with self._load_lock:
+            return self._load_locked(name, version, pin, kind)
+
+    def reload_if_newer(self, name: str, version: int) -> LoadOutcome | None:
+        """The store poller's load: only for a served, unpinned model and a version newer than the one
+        serving, checked under the load lock (an admin call may have pinned or unloaded it meanwhile)."""
+        with self._load_lock:
+            snapshot = self._snapshot
+            active = snapshot.active.get(name)
+            served_unpinned = name in snapshot.statuses and name not in self.pinned
+            if not served_unpinned or (active is not None and version <= active):
+                return None
+            return self._load_locked(name, version, None, "reload")
+
+    def _load_locked(self, name: str, version: int | None, pin: bool | None, kind: str) -> LoadOutcome:
+        try:
+            if version is None:
+                version = max(list_versions(self.store, name), default=None)
+        except BundleError as error:  # an invalid name
+            return self._record_failure(name, None, str(error), kind, True)
         if version is None:
-            return self._record_failure(name, None, "no version of this model in the store")
+            return self._record_failure(name, None, "no version of this model in the store", kind, True)
+        if not (self.store / name / str(version)).is_dir():
+            return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
         try:
             runtime = open_model(self.store / name / str(version), self.intra_op_threads)
         except BundleError as error:
-            return self._record_failure(name, version, str(error))
+            return self._record_failure(name, version, str(error), kind, False, time.perf_counter() - started)
         except Exception as error:  # onnxruntime refusing a graph raises its own exception types
             logger.exception("model %s version %s could not be opened", name, version)
-            return self._record_failure(
-                name, version, f"onnxruntime could not load model.onnx ({type(error).__name__})"
-            )
+            reason = f"onnxruntime could not load model.onnx ({type(error).__name__})"
+            return self._record_failure(name, version, reason, kind, False, time.perf_counter() - started)
         seconds = time.perf_counter() - started
-        status = ModelStatus(name, ModelState.ready, version, None, name in self.pinned, round(seconds, 3))
+        pins = dict(self.pinned)
+        if pin is True:
+            pins[name] = version
+        elif pin is False:
+            pins.pop(name, None)
+        status = ModelStatus(name, ModelState.ready, version, None, name in pins, round(seconds, 3))
         with self._write_lock:
             old = self._snapshot
             runtimes = {**old.runtimes, name: MappingProxyType({version: runtime})}
@@ -124,29 +176,78 @@ class Registry:
                 MappingProxyType({**old.active, name: version}),
                 MappingProxyType({**old.statuses, name: status}),
             )
+            self.pinned = MappingProxyType(pins)
+        previous = old.active.get(name)
+        metrics.observe_model_load(name, version, kind, True, seconds)
+        metrics.set_serving(name, version, previous)
         logger.info(
-            "model %s version %d ready: %d labels, vocabulary %d, verified in %.3f s",
+            "model %s version %d %s: %d labels, vocabulary %d, verified in %.3f s",
             name,
             version,
+            "ready" if previous is None else f"now serving (was version {previous})",
             len(runtime.labels),
             runtime.tokenizer.vocab_size,
             seconds,
         )
-        return status
+        return LoadOutcome(status, version)
 
-    def _record_failure(self, name: str, version: int | None, reason: str) -> ModelStatus:
+    def _record_failure(
+        self,
+        name: str,
+        version: int | None,
+        reason: str,
+        kind: str,
+        missing: bool = False,
+        seconds: float | None = None,
+    ) -> LoadOutcome:
         reason = safe_text(reason.replace(str(self.store), "<model_store>"))
         logger.error("model %s version %s is not served: %s", name, version, reason)
+        metrics.observe_model_load(name, version, kind, False, seconds)
         with self._write_lock:
             old = self._snapshot
             if name in old.active:  # keep the version that works; report why the new one did not load
                 status = replace(old.statuses[name], reason=f"version {version} was not loaded: {reason}")
             else:
                 status = ModelStatus(name, ModelState.failed, version, reason, name in self.pinned)
+            if name in old.statuses:  # a model nobody served before is not added by a failed load
+                self._snapshot = _Snapshot(
+                    old.runtimes, old.active, MappingProxyType({**old.statuses, name: status})
+                )
+        return LoadOutcome(status, version, reason, missing)
+
+    def unload(self, name: str) -> ModelStatus:
+        """Stop serving ``name``: it leaves every listing and lookup (404) until it is loaded again."""
+        with self._load_lock, self._write_lock:
+            old = self._snapshot
+            status = old.statuses.get(name)
+            if status is None:
+                raise NotFound(self._unknown_model_message(name))
+            if name == self._configured_default:
+                raise InvalidRequest(
+                    f"model {name} is the default model (LSTM_SERVICE_DEFAULT_MODEL); it cannot be unloaded"
+                )
             self._snapshot = _Snapshot(
-                old.runtimes, old.active, MappingProxyType({**old.statuses, name: status})
+                MappingProxyType({key: value for key, value in old.runtimes.items() if key != name}),
+                MappingProxyType({key: value for key, value in old.active.items() if key != name}),
+                MappingProxyType({key: value for key, value in old.statuses.items() if key != name}),
             )
+            self.pinned = MappingProxyType({key: value for key, value in self.pinned.items() if key != name})
+        metrics.set_serving(name, None, old.active.get(name))
+        logger.info("model %s unloaded (was version %s)", name, old.active.get(name))
         return status
+
+    def newer_versions(self) -> dict[str, int]:
+        """For the store poller: served, unpinned models whose store holds a newer version than serves."""
+        snapshot, pinned = self._snapshot, self.pinned
+        found = {}
+        for name in snapshot.statuses:
+            if name in pinned:
+                continue
+            highest = max(list_versions(self.store, name), default=None)
+            active = snapshot.active.get(name)
+            if highest is not None and (active is None or highest > active):
+                found[name] = highest
+        return found
 
     def _set_status(self, status: ModelStatus) -> None:
         with self._write_lock:

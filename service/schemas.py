@@ -278,8 +278,9 @@ class ModelHealth(BaseModel):
 
 
 class ReadinessResponse(BaseModel):
-    status: Literal["ready", "not_ready"] = Field(
-        description="ready when every model is loaded and verified."
+    status: Literal["ready", "not_ready", "draining"] = Field(
+        description="ready when every model is loaded and verified; draining once the server got SIGTERM "
+        "(it still answers requests for LSTM_SERVICE_DRAIN_SECONDS, then stops)."
     )
     models: dict[str, ModelHealth] = Field(description="Every configured model.")
 
@@ -293,13 +294,53 @@ class NotReadyResponse(ReadinessResponse, ErrorResponse):
     """503 from /readyz: the readiness report and the standard error fields."""
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": description}
-    for code, description in (
-        (404, "Unknown model or version"),
-        (413, "Request body too large"),
-        (422, "Invalid request"),
-        (503, "Model not available"),
-        (504, "Deadline exceeded"),
-    )
+_ERROR_DESCRIPTIONS = {
+    401: "Missing or wrong credential (API key or admin token)",
+    404: "Unknown model or version",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Overloaded: too many texts queued; retry after Retry-After seconds",
+    503: "Model not available",
+    504: "Deadline exceeded",
 }
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these status codes, each with the standard error body."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+ERROR_RESPONSES = error_responses(404, 413, 422, 503, 504)
+# /classify goes through the micro-batcher, whose bounded queue refuses work with 429 (+ Retry-After).
+CLASSIFY_ERROR_RESPONSES = error_responses(404, 413, 422, 429, 503, 504)
+
+
+# -- /admin -----------------------------------------------------------------------------------------
+
+
+class LoadModelRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 2}, {}]})
+
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="Version to load and pin (the store poller leaves a pinned model alone); "
+        "omit it to load the highest version and unpin the model.",
+    )
+
+
+class AdminModelResponse(BaseModel):
+    model: str = Field(description="The model.")
+    state: Literal["ready", "loading", "failed", "unloaded"] = Field(description="Its state now.")
+    version: int | None = Field(description="The version serving now (the one unloaded, for unload).")
+    pinned: bool = Field(description="True if the poller must leave this version alone.")
+    reason: str | None = Field(description="Why an earlier load attempt was refused, if one was.")
+    load_seconds: float | None = Field(description="Time to open and verify the version that serves.")
+
+
+class LoadFailedResponse(ErrorResponse):
+    """422 from a load: the bundle was refused; whatever served before still serves."""
+
+    model: str = Field(description="The model.")
+    version: int | None = Field(description="The version that was refused.")
+    serving_version: int | None = Field(description="The version still serving (null if none).")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle import NAME_PATTERN, list_models
@@ -82,6 +82,28 @@ class Settings(BaseSettings):
         1024, ge=1, description="Texts that may wait for the model; past this, requests get 429 at once."
     )
 
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, keep answering this long with /readyz at 503 (draining) before closing "
+        "the listener; requests in flight then get up to request_timeout_seconds to finish.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for the /admin routes (load, unload, pin); unset: those routes answer 404.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="If set, inference and /models routes need 'Authorization: Bearer <key>' or "
+        "'X-API-Key: <key>' (health, /metrics and the docs stay open).",
+    )
+    reload_interval_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Poll the store this often and load newer versions of served, unpinned models (0: off).",
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -92,7 +114,7 @@ class Settings(BaseSettings):
     def _parse_pinned(cls, value: object) -> object:
         return parse_pinned(value)
 
-    @field_validator("default_model", mode="before")
+    @field_validator("default_model", "admin_token", "api_key", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

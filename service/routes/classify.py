@@ -5,15 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.context import note_model
 from service.deps import InferenceDep, RegistryDep, SettingsDep
 from service.preprocess import check_texts
 from service.responses import OrjsonResponse
-from service.schemas import ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
+from service.schemas import CLASSIFY_ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
 
 router = APIRouter(tags=["inference"])
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=ERROR_RESPONSES)
+@router.post("/classify", response_model=ClassifyResponse, responses=CLASSIFY_ERROR_RESPONSES)
 async def classify(
     request: ClassifyRequest, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
 ) -> Response:
@@ -21,6 +22,7 @@ async def classify(
     texts, locations = request.items, request.locations
     check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
     runtime = registry.get(request.model, request.version)
+    note_model(runtime.name, runtime.version)
     encodings = await inference.encode(runtime, texts, locations, request.truncate, require_tokens=True)
     probabilities = await inference.classify(runtime, [encoding.ids for encoding in encodings])
     labels = runtime.labels

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.context import note_model
 from service.deps import InferenceDep, RegistryDep, SettingsDep
 from service.inference import Inference
 from service.preprocess import check_texts, is_unknown, lookup_tokens
@@ -54,6 +55,7 @@ async def embed(
     limit = settings.max_texts if request.tokens is not None else settings.max_vector_texts
     check_texts(request.items, request.locations, limit, settings.max_text_chars)
     runtime = registry.get(request.model, request.version)
+    note_model(runtime.name, runtime.version)
     groups, truncated = await _items(request, runtime, inference)
     all_ids = [item.id for group in groups for item in group]
     vectors = runtime.embeddings(all_ids)  # (tokens, embedding_dim)

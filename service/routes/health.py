@@ -7,12 +7,15 @@ from starlette.responses import Response
 
 from service.deps import RegistryDep
 from service.errors import STATUS_CODES, ErrorType, error_body
+from service.lifecycle import is_draining
 from service.registry import ModelState, Registry
 from service.responses import OrjsonResponse
 from service.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
-_NOT_READY = {503: {"model": NotReadyResponse, "description": "A model is not loaded and verified"}}
+_NOT_READY = {
+    503: {"model": NotReadyResponse, "description": "A model is not loaded and verified, or it drains"},
+}
 
 
 @router.get("/livez", response_model=LivenessResponse)
@@ -27,6 +30,10 @@ def _readiness(registry: Registry) -> Response:
         name: {"state": status.state.value, "version": status.version, "reason": status.reason}
         for name, status in statuses.items()
     }
+    if is_draining():  # SIGTERM: load balancers must stop sending, though requests are still answered
+        message = "draining: the server is shutting down"
+        body = {"status": "draining", "models": models, **error_body(ErrorType.unavailable, message)}
+        return OrjsonResponse(body, STATUS_CODES[ErrorType.unavailable])
     if registry.ready:
         return OrjsonResponse({"status": "ready", "models": models})
     not_ready = [
@@ -41,7 +48,7 @@ def _readiness(registry: Registry) -> Response:
 
 @router.get("/readyz", response_model=ReadinessResponse, responses=_NOT_READY)
 async def readyz(registry: RegistryDep) -> Response:
-    """200 when every model of the store is loaded and verified; 503 with the reason per model otherwise."""
+    """200 when every model is loaded and verified; 503 with the reason per model, or while draining."""
     return _readiness(registry)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.context import note_model
 from service.deps import InferenceDep, RegistryDep, SettingsDep
 from service.preprocess import check_texts
 from service.responses import OrjsonResponse
@@ -22,6 +23,7 @@ async def hidden_states(
     texts, locations = request.items, request.locations
     check_texts(texts, locations, settings.max_vector_texts, settings.max_text_chars)
     runtime = registry.get(request.model, request.version)
+    note_model(runtime.name, runtime.version)
     encodings = await inference.encode(runtime, texts, locations, request.truncate, require_tokens=True)
     states = await inference.hidden_states(runtime, [encoding.ids for encoding in encodings])
     # h_n, c_n: (layers * directions, batch, hidden) → per text (layers * directions, hidden)

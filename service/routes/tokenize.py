@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.context import note_model
 from service.deps import InferenceDep, RegistryDep, SettingsDep
 from service.preprocess import check_texts, is_unknown
 from service.responses import OrjsonResponse
@@ -38,6 +39,7 @@ async def tokenize(
     texts, locations = request.items, request.locations
     check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
     runtime = registry.get(request.model, request.version)
+    note_model(runtime.name, runtime.version)
     encodings = await inference.encode(runtime, texts, locations, request.truncate, require_tokens=False)
     results = [
         {

@@ -34,26 +34,50 @@ def test_a_missing_train_extra_exits_2_with_a_clear_message(
     assert "lstm-service evaluate needs the training dependencies" in capsys.readouterr().err
 
 
-def test_serve_flags_override_the_environment_and_reach_uvicorn(
+def test_serve_flags_override_the_environment_and_reach_the_server(
     tiny_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from service import server
 
-    calls: list[dict[str, Any]] = []
+    calls: list[tuple[cli.Settings, dict[str, Any]]] = []
     monkeypatch.setattr(os, "environ", {**os.environ, "LSTM_SERVICE_PORT": "9999"})
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append({"app": app, **options}))
+    monkeypatch.setattr(server, "run", lambda settings, log_config: calls.append((settings, log_config)) or 0)
 
     code = cli.main(
         ["serve", "--model-store", str(tiny_store), "--port", "8123", "--default-model", "tiny-zh"]
     )
 
     assert code == 0
-    (call,) = calls
-    assert call["app"] == "service.app:create_app" and call["factory"] is True
-    assert (call["host"], call["port"], call["workers"]) == ("127.0.0.1", 8123, 1)
+    ((settings, log_config),) = calls
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8123, 1)
+    assert log_config["handlers"]["default"]["filters"] == ["request_id"]
     # worker processes build their settings from the environment the flags were written to
     assert os.environ["LSTM_SERVICE_PORT"] == "8123"
     assert os.environ["LSTM_SERVICE_DEFAULT_MODEL"] == "tiny-zh"
+
+
+def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
+    tiny_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from service import server
+
+    started: list[uvicorn.Config] = []
+
+    def fake_run(self: server.DrainingServer, sockets: Any = None) -> None:
+        started.append(self.config)
+        self.started = True
+
+    monkeypatch.setattr(server.DrainingServer, "run", fake_run)
+    settings = cli.Settings(model_store=tiny_store, port=8124, request_timeout_seconds=2.5, drain_seconds=1)
+
+    assert server.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
+    (config,) = started
+    assert (config.app, config.factory) == ("service.app:create_app", True)
+    assert (config.port, config.workers) == (8124, 1)
+    assert config.timeout_graceful_shutdown == 4
+    assert server.grace_seconds(settings) == 1 + 3 + 1
 
 
 def test_serve_with_settings_that_cannot_work_exits_2(

@@ -78,6 +78,8 @@ def server(tiny_store: Path) -> Iterator[Server]:
         "warning",
         "--max-texts",
         "8",
+        "--drain-seconds",
+        "0",
     ]
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     running = Server(process, port)

@@ -1,0 +1,151 @@
+"""Prometheus metrics (``GET /metrics``) and the small functions the rest of the service records them with.
+
+Every name starts with ``lstm_service_``. Model metrics carry ``model`` and ``version`` labels; request
+metrics carry the route *template* (``/models/{name}``), never the raw path, so a scan of random URLs
+cannot grow the label set (unmatched paths are counted as ``route="unmatched"``).
+
+One process, one set of metrics: with ``--workers N`` each worker has its own and a scrape is answered by
+whichever worker accepts the connection. Run one worker per container and scale with replicas, or read
+``lstm_service_worker_info`` to tell the workers apart (prometheus_client's multiprocess mode is not used).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+from service.tokenizer import UNK_ID, Encoding
+
+_PREFIX = "lstm_service_"
+_MODEL = ("model", "version")
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Counter(_PREFIX + "requests", "HTTP requests answered.", ("route", "method", "status"))
+REQUEST_SECONDS = Histogram(
+    _PREFIX + "request_duration_seconds", "Time to answer a request.", ("route", "method"), buckets=_SECONDS
+)
+IN_FLIGHT = Gauge(_PREFIX + "requests_in_flight", "Requests being answered now.")
+QUEUE_SECONDS = Histogram(
+    _PREFIX + "queue_seconds", "Time a text waited for its batch to start.", _MODEL, buckets=_SECONDS
+)
+BATCH_SIZE = Histogram(
+    _PREFIX + "batch_size",
+    "Texts per batched model call.",
+    _MODEL,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+BATCH_SECONDS = Histogram(
+    _PREFIX + "batch_run_seconds", "Time of one batched model call.", _MODEL, buckets=_SECONDS
+)
+FAILED_BATCHES = Counter(_PREFIX + "failed_batches", "Batched model calls that raised.", _MODEL)
+TOKENS_PER_TEXT = Histogram(
+    _PREFIX + "tokens_per_text",
+    "Tokens per text before truncation.",
+    _MODEL,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+UNKNOWN_RATIO = Histogram(
+    _PREFIX + "unknown_token_ratio",
+    "Share of a text's tokens that are <unk>.",
+    _MODEL,
+    buckets=(0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
+)
+TRUNCATED = Counter(_PREFIX + "truncated_texts", "Texts cut to the model's max_length.", _MODEL)
+MODEL_LOADS = Counter(
+    _PREFIX + "model_loads",
+    "Model versions opened and verified (kind: initial at start-up, reload later; outcome: loaded, failed).",
+    ("model", "version", "kind", "outcome"),
+)
+MODEL_LOAD_SECONDS = Histogram(
+    _PREFIX + "model_load_seconds",
+    "Time to open and verify a model version.",
+    ("model",),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+SERVING = Gauge(_PREFIX + "model_serving", "1 for the version of each model that answers requests.", _MODEL)
+DRAINING = Gauge(_PREFIX + "draining", "1 once SIGTERM was received and the server drains.")
+QUEUED = Gauge(_PREFIX + "queued_texts", "Texts waiting in the micro-batchers.")
+WORKER = Gauge(_PREFIX + "worker_info", "The process answering this scrape.", ("pid",))
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, method, str(status)).inc()
+    REQUEST_SECONDS.labels(route, method).observe(seconds)
+
+
+def observe_batch(
+    model: str,
+    version: int,
+    size: int,
+    queue_seconds: Iterable[float],
+    run_seconds: float,
+    failed: bool = False,
+) -> None:
+    """One batched model call: its size, how long each of its texts waited, how long it ran."""
+    labels = (model, str(version))
+    BATCH_SIZE.labels(*labels).observe(size)
+    BATCH_SECONDS.labels(*labels).observe(run_seconds)
+    queue = QUEUE_SECONDS.labels(*labels)
+    for seconds in queue_seconds:
+        queue.observe(seconds)
+    if failed:
+        FAILED_BATCHES.labels(*labels).inc()
+
+
+def on_batch(runtime: Any, stats: Any) -> None:
+    """``BatchingOptions.on_batch``: a :class:`service.batching.BatchStats` for ``runtime``'s batcher."""
+    observe_batch(
+        runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds, stats.failed
+    )
+
+
+def observe_encodings(model: str, version: int, encodings: Sequence[Encoding]) -> None:
+    """Tokens per text, share of unknown tokens, truncations."""
+    labels = (model, str(version))
+    tokens, unknown = TOKENS_PER_TEXT.labels(*labels), UNKNOWN_RATIO.labels(*labels)
+    truncated = 0
+    for encoding in encodings:
+        tokens.observe(encoding.num_tokens_before_truncation)
+        if encoding.ids:
+            unknown.observe(sum(token_id == UNK_ID for token_id in encoding.ids) / len(encoding.ids))
+        truncated += encoding.truncated
+    if truncated:
+        TRUNCATED.labels(*labels).inc(truncated)
+
+
+def observe_model_load(
+    model: str, version: int | None, kind: str, loaded: bool, seconds: float | None = None
+) -> None:
+    outcome = "loaded" if loaded else "failed"
+    MODEL_LOADS.labels(model, "none" if version is None else str(version), kind, outcome).inc()
+    if seconds is not None:
+        MODEL_LOAD_SECONDS.labels(model).observe(seconds)
+
+
+def set_serving(model: str, version: int | None, previous: int | None = None) -> None:
+    """``version`` of ``model`` answers from now on (None: unloaded); ``previous`` stops answering."""
+    if previous is not None and previous != version:
+        try:
+            SERVING.remove(model, str(previous))
+        except KeyError:  # never set in this process
+            pass
+    if version is not None:
+        SERVING.labels(model, str(version)).set(1)
+
+
+def set_draining(draining: bool) -> None:
+    DRAINING.set(1 if draining else 0)
+
+
+def track_queue(queued: Callable[[], float]) -> None:
+    """Read the batchers' queue length at scrape time."""
+    QUEUED.set_function(queued)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    WORKER.labels(str(os.getpid())).set(1)
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

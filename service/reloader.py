@@ -1,0 +1,73 @@
+"""Polling the store for new versions (``LSTM_SERVICE_RELOAD_INTERVAL_SECONDS``; 0 = off).
+
+Every interval, each served and unpinned model whose store holds a newer version than the one serving is
+loaded and verified beside it, then swapped in (:meth:`Registry.reload_if_newer`). A version that fails is
+not retried until its files change (size or modification time), so a broken bundle costs one attempt and
+one log line, not one per interval. Each worker process polls for itself, which is how every worker of a
+``--workers N`` server converges on the same version (an admin call reaches one worker only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from service.registry import LoadOutcome, Registry
+
+logger = logging.getLogger(__name__)
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def fingerprint(folder: Path) -> Fingerprint:
+    """Name, size and modification time of each file of a bundle folder (empty if it is gone)."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return ()
+    stats = []
+    for entry in entries:
+        try:
+            info = entry.stat()
+        except OSError:
+            continue
+        stats.append((entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(stats)
+
+
+class StorePoller:
+    def __init__(self, registry: Registry, interval_seconds: float) -> None:
+        self.registry = registry
+        self.interval_seconds = interval_seconds
+        self._refused: dict[tuple[str, int], Fingerprint] = {}
+
+    def poll_once(self) -> list[LoadOutcome]:
+        """Load every newer version found now (blocking: run it in a thread)."""
+        outcomes = []
+        for name, version in self.registry.newer_versions().items():
+            files = fingerprint(self.registry.store / name / str(version))
+            if self._refused.get((name, version)) == files:
+                continue  # refused before and unchanged since
+            outcome = self.registry.reload_if_newer(name, version)
+            if outcome is None:
+                continue
+            if outcome.loaded:
+                self._refused.pop((name, version), None)
+            else:
+                self._refused[(name, version)] = files
+            outcomes.append(outcome)
+        return outcomes
+
+    async def run(self) -> None:
+        """Poll until cancelled; an unexpected error is logged and the next interval tries again."""
+        interval = self.interval_seconds
+        logger.info("polling %s for new model versions every %s s", self.registry.store, interval)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(self.poll_once)
+            except Exception:
+                logger.exception("polling the model store failed; trying again in %s s", interval)

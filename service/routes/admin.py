@@ -1,0 +1,70 @@
+"""POST /admin/models/{name}/load and /unload: hot reload, pinning and unloading (bearer token).
+
+A load opens and verifies the version *beside* the one serving and swaps it in only if it passes; a
+refused version leaves the old one serving and says why (here, and on ``/models/{name}``). Requests in
+flight finish on the runtime they started with. With ``--workers N`` a call reaches one worker only; set
+``LSTM_SERVICE_RELOAD_INTERVAL_SECONDS`` to make every worker pick new versions up from the store.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from service.bundle import NAME_PATTERN
+from service.deps import RegistryDep
+from service.errors import STATUS_CODES, ErrorType, error_body
+from service.registry import ModelStatus
+from service.responses import OrjsonResponse
+from service.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest, error_responses
+from service.security import require_admin
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+ModelNamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, description="Model name.")]
+_LOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **error_responses(401, 404),
+    422: {"model": LoadFailedResponse, "description": "Invalid request, or the bundle was refused"},
+}
+
+
+def _model_body(status: ModelStatus) -> dict[str, Any]:
+    return {
+        "model": status.name,
+        "state": status.state.value,
+        "version": status.version,
+        "pinned": status.pinned,
+        "reason": status.reason,
+        "load_seconds": status.load_seconds,
+    }
+
+
+@router.post("/models/{name}/load", response_model=AdminModelResponse, responses=_LOAD_RESPONSES)
+async def load_model(
+    name: ModelNamePath, registry: RegistryDep, request: LoadModelRequest | None = None
+) -> Response:
+    """Load and verify a version beside the one serving, then swap it in (a given version is pinned)."""
+    version = request.version if request is not None else None
+    outcome = await run_in_threadpool(registry.reload, name, version, pin=version is not None)
+    if outcome.loaded:
+        return OrjsonResponse(_model_body(outcome.status))
+    serving = outcome.status.version if outcome.status.state.value == "ready" else None
+    error_type = ErrorType.not_found if outcome.missing else ErrorType.invalid_bundle
+    body = {
+        **error_body(error_type, f"{name} version {outcome.version} was not loaded: {outcome.reason}"),
+        "model": name,
+        "version": outcome.version,
+        "serving_version": serving,
+    }
+    return OrjsonResponse(body, STATUS_CODES[error_type])
+
+
+@router.post(
+    "/models/{name}/unload", response_model=AdminModelResponse, responses=error_responses(401, 404, 422)
+)
+async def unload_model(name: ModelNamePath, registry: RegistryDep) -> Response:
+    """Stop serving a model; it answers 404 until it is loaded again."""
+    status = registry.unload(name)
+    return OrjsonResponse({**_model_body(status), "state": "unloaded", "pinned": False})

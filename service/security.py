@@ -1,0 +1,52 @@
+"""Credentials: the admin bearer token and the optional API key, compared in constant time.
+
+- Admin routes (``/admin/...``) need ``Authorization: Bearer <LSTM_SERVICE_ADMIN_TOKEN>``. Without a
+  configured token they do not exist: 404, as for any unknown path (nothing to guess at).
+- With ``LSTM_SERVICE_API_KEY`` set, inference and ``/models`` routes need ``Authorization: Bearer <key>``
+  or ``X-API-Key: <key>``. Health routes, ``/metrics`` and the API docs stay open.
+
+A missing or wrong credential gets the same 401 ``{"error": "unauthorized", ...}``: the answer never says
+which was the case, and every comparison takes the same time whatever the prefix that matched.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from pydantic import SecretStr
+
+from service.errors import NotFound, Unauthorized
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+def _matches(offered: str | None, secret: SecretStr) -> bool:
+    if offered is None:
+        return False
+    # compare_digest wants two ASCII strs or two byte strings; UTF-8 bytes accept anything a header holds.
+    return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), secret.get_secret_value().encode())
+
+
+def require_admin(request: Request) -> None:
+    """Dependency of the admin routes."""
+    token: SecretStr | None = request.app.state.settings.admin_token
+    if token is None:
+        raise NotFound(f"no route {request.url.path} (admin routes are off: no LSTM_SERVICE_ADMIN_TOKEN)")
+    if not _matches(_bearer(request), token):
+        raise Unauthorized(_CHALLENGE)
+
+
+def require_api_key(request: Request) -> None:
+    """Dependency of the inference and model routes; does nothing when no API key is configured."""
+    key: SecretStr | None = request.app.state.settings.api_key
+    if key is None:
+        return
+    offered = request.headers.get("x-api-key")
+    if not (_matches(_bearer(request), key) or _matches(offered, key)):
+        raise Unauthorized(_CHALLENGE)
