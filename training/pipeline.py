@@ -21,7 +21,7 @@ from training.bundling import BundleResult, evaluate_and_bundle
 from training.data import DataSpec, Splits
 from training.model import LSTMClassifier, ModelConfig
 from training.summary import format_summary, parameter_summary
-from training.trainer import BEST, TrainSettings, load_checkpoint, seed_everything, train
+from training.trainer import BEST, LAST, TrainSettings, load_checkpoint, seed_everything, train
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,13 @@ def fit(
     )
     seed_everything(train_settings.seed)  # before the model exists: the initial weights are seeded too
     model = LSTMClassifier(config)
-    vectors_report = _init_embedding(model, tokenizer, splits, pretrained, train_settings.seed)
+    if resume and run_dir is not None and (Path(run_dir) / LAST).is_file():
+        # the checkpoint's weights replace the embedding anyway: don't re-train word2vec (minutes) for nothing
+        vectors_report = _resumed_embedding(
+            model, pretrained, load_checkpoint(Path(run_dir) / LAST)["config"]
+        )
+    else:
+        vectors_report = _init_embedding(model, tokenizer, splits, pretrained, train_settings.seed)
     summary = parameter_summary(model)
     logger.info(
         "vocabulary %d (%s tokens), labels %s\n%s",
@@ -139,6 +145,17 @@ def fit(
         "parameters": summary,
     }
     return TrainingRun(model, tokenizer, splits, info)
+
+
+def _resumed_embedding(
+    model: LSTMClassifier, settings: PretrainedSettings, config: dict[str, Any]
+) -> dict[str, Any] | None:
+    report = config.get("pretrained")
+    if (report is None) != (settings.source is None) or (report and report["mode"] != settings.mode):
+        raise ValueError("--resume: the --w2v/--w2v-mode settings differ from the checkpoint's")
+    if report is not None:
+        model.embedding.weight.requires_grad_(settings.mode == "finetune")
+    return report
 
 
 def _init_embedding(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training.data import Example, make_splits
-from training.pipeline import ModelSettings, TokenizerSettings, fit
+from training.pipeline import ModelSettings, PretrainedSettings, TokenizerSettings, fit
 from training.trainer import BEST, LAST, TrainSettings, load_checkpoint, save_checkpoint
 
 
@@ -15,21 +15,27 @@ def splits(tiny_dataset):
     return make_splits([Example(text, label) for text, label in tiny_dataset("en", per_label=20)], seed=0)
 
 
-def _fit(splits, run_dir, epochs, resume=False):
+def _fit(splits, run_dir, epochs, resume=False, pretrained=None):
     return fit(
         splits,
         TokenizerSettings(max_length=32, max_vocab=None),
         ModelSettings(embedding_dim=8, hidden_dim=8),
         TrainSettings(epochs=epochs, batch_size=8, learning_rate=1e-2, patience=10, seed=4),
+        pretrained=pretrained,
         run_dir=run_dir,
         resume=resume,
     )
 
 
-def test_resume_continues_exactly_where_the_interrupted_run_stopped(splits, tmp_path):
-    straight = _fit(splits, tmp_path / "straight", epochs=4)
-    _fit(splits, tmp_path / "interrupted", epochs=2)  # "crashed" after epoch 2
-    resumed = _fit(splits, tmp_path / "interrupted", epochs=4, resume=True)
+@pytest.mark.parametrize(
+    "pretrained", [None, PretrainedSettings("train", "frozen", epochs=1)], ids=["random-init", "w2v-frozen"]
+)
+def test_resume_continues_exactly_where_the_interrupted_run_stopped(splits, tmp_path, pretrained):
+    straight = _fit(splits, tmp_path / "straight", epochs=4, pretrained=pretrained)
+    _fit(splits, tmp_path / "interrupted", epochs=2, pretrained=pretrained)  # "crashed" after epoch 2
+    resumed = _fit(splits, tmp_path / "interrupted", epochs=4, resume=True, pretrained=pretrained)
+    assert resumed.model.embedding.weight.requires_grad == (pretrained is None)
+    assert resumed.info["pretrained"] == straight.info["pretrained"]
     assert [e["epoch"] for e in resumed.info["history"]] == [1, 2, 3, 4]
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, atol=0, rtol=0)
