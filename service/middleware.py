@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# A random per-process prefix and a counter: unique across workers and restarts, and far cheaper than
+# uuid4 on every request (uuid4 was a tenth of the event loop's samples under load).
+_REQUEST_ID_PREFIX = os.urandom(8).hex()
+_request_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_REQUEST_ID_PREFIX}{next(_request_counter):016x}"  # 32 hex digits, like uuid4().hex
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
         self.app = app
@@ -53,7 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else _new_request_id()
         record = RequestRecord()
         tokens = (
             REQUEST_ID.set(request_id),

@@ -22,6 +22,7 @@ from service import metrics
 from service.bundle import BundleError, list_models, list_versions, load_bundle
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.runtime import ModelRuntime
+from service.tokenizer import CJK_PATTERN
 from service.verification import verify_golden
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,20 @@ def open_model(folder: Path, intra_op_threads: int = 1) -> ModelRuntime:
     """Read, check and verify one bundle; raise :class:`BundleError` (or ORT's error) if it must not serve."""
     runtime = ModelRuntime.open(load_bundle(folder), intra_op_threads)
     verify_golden(runtime)
-    if runtime.tokenizer.mode == "word":
+    if runtime.tokenizer.mode == "word" and _has_cjk_entries(runtime.tokenizer.vocabulary):
         _load_jieba()
     return runtime
 
 
+def _has_cjk_entries(vocabulary: list[str]) -> bool:
+    """Was the vocabulary built from jieba-segmented Chinese? (An English model then never needs jieba.)"""
+    return any(CJK_PATTERN.search(token) for token in vocabulary)
+
+
 def _load_jieba() -> None:
-    """The word tokenizer segments Chinese with jieba, which reads its dictionary on first use (~1-2 s):
-    do that at start-up rather than inside the first request that holds a Chinese character."""
+    """The word tokenizer segments Chinese with jieba, which reads its dictionary on first use (~1-2 s,
+    ~70 MB): for a Chinese word model, do that at start-up rather than inside the first request.
+    A word model without Chinese entries loads it only if a request brings Chinese text."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)  # else its own handler prints DEBUG lines to stderr

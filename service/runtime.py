@@ -83,9 +83,10 @@ def _check_signature(session: ort.InferenceSession) -> None:
         raise BundleError(f"graph lacks the outputs {', '.join(missing)}")
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)  # all-zero rows (<pad>) stay zero
+def _inverse_norms(matrix: np.ndarray) -> np.ndarray:
+    """1 / row norm, 0 for all-zero rows (<pad>): cosine similarity without a normalised copy."""
+    norms = np.linalg.norm(matrix, axis=1)
+    return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
 
 
 class ModelRuntime:
@@ -95,9 +96,9 @@ class ModelRuntime:
         self.bundle = bundle
         self.session = session
         self.embedding_matrix = embedding_matrix  # (vocab, embedding_dim) float32, read-only
-        self._unit_embeddings = _unit_rows(embedding_matrix)
+        self._inverse_norms = _inverse_norms(embedding_matrix)  # (vocab,)
         self.embedding_matrix.flags.writeable = False
-        self._unit_embeddings.flags.writeable = False
+        self._inverse_norms.flags.writeable = False
 
     @classmethod
     def open(cls, bundle: Bundle, intra_op_threads: int = 1) -> ModelRuntime:
@@ -167,7 +168,9 @@ class ModelRuntime:
     def neighbors(self, token_ids: Sequence[int], k: int) -> Neighbors:
         """The ``k`` nearest vocabulary entries of each token by cosine similarity (not <pad>, not itself)."""
         queries = np.asarray(token_ids, dtype=np.int64)
-        similarity = self._unit_embeddings[queries] @ self._unit_embeddings.T  # (queries, vocab)
+        matrix, inverse_norms = self.embedding_matrix, self._inverse_norms
+        similarity = (matrix[queries] @ matrix.T) * inverse_norms  # (queries, vocab)
+        similarity *= inverse_norms[queries][:, None]
         similarity[:, PAD_ID] = -np.inf
         similarity[np.arange(len(queries)), queries] = -np.inf
         k = max(0, min(k, similarity.shape[1] - 2))

@@ -23,6 +23,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A word is a run of letters/digits (apostrophes inside: "don't"); any other visible char is its own token.
 _WORD_PATTERN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*)|(?P<other>\S)")
 _NON_SPACE_RUN = re.compile(r"\S+")
+CJK_PATTERN = re.compile(f"[{_CJK}]")
 
 
 @dataclass(frozen=True, slots=True)
