@@ -46,7 +46,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     batching_options = None
     if settings.batching:
         batching_options = BatchingOptions(
-            settings.max_batch_size, settings.max_wait_ms, settings.max_queued, on_batch=metrics.on_batch
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queued=settings.max_queued,
+            max_batch_tokens=settings.max_batch_tokens,
+            on_batch=metrics.on_batch,
         )
     app.state.inference = Inference(settings.inference_threads, batching_options)
     metrics.track_queue(app.state.inference.queued)

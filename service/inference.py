@@ -37,6 +37,7 @@ class BatchingOptions:
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queued: int = 1024
+    max_batch_tokens: int = 2048
     on_batch: Callable[[ModelRuntime, batching.BatchStats], None] | None = None
 
 
@@ -118,6 +119,7 @@ class Inference:
             max_batch_size=options.max_batch_size,
             max_wait_ms=options.max_wait_ms,
             max_queued=options.max_queued,
+            max_batch_tokens=options.max_batch_tokens,
             on_batch=None if on_batch is None else functools.partial(on_batch, runtime),
             name=f"batcher-{runtime.name}-{runtime.version}",
         )

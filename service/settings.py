@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     max_queued: int = Field(
         1024, ge=1, description="Texts that may wait for the model; past this, requests get 429 at once."
     )
+    max_batch_tokens: int = Field(
+        2048,
+        ge=1,
+        description="Most padded tokens (texts x longest) in one batched call; bounds the memory ORT keeps.",
+    )
 
     drain_seconds: float = Field(
         5.0,
