@@ -67,6 +67,13 @@ def _has_cjk_entries(vocabulary: list[str]) -> bool:
     return any(CJK_PATTERN.search(token) for token in vocabulary)
 
 
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
 def _load_jieba() -> None:
     """The word tokenizer segments Chinese with jieba, which reads its dictionary on first use (~1-2 s,
     ~70 MB): for a Chinese word model, do that at start-up rather than inside the first request.
@@ -157,7 +164,7 @@ class Registry:
             return self._record_failure(name, None, str(error), kind, True)
         if version is None:
             return self._record_failure(name, None, "no version of this model in the store", kind, True)
-        if not (self.store / name / str(version)).is_dir():
+        if not _is_folder(self.store / name / str(version)):
             return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
         try:

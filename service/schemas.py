@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from service.bundle import NAME_PATTERN
 from service.errors import ErrorType
@@ -25,8 +35,19 @@ def _valid_model_name(name: str) -> str:
     return name
 
 
+MAX_VERSION = 2**31 - 1  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
+
+
+def _integral_float_as_int(value: object) -> object:
+    """JSON Schema's ``integer`` includes ``2.0``; strict mode would refuse it. ``2.5`` still fails."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Strings holding a lone surrogate (valid JSON escapes, invalid Unicode) are refused by pydantic itself.
 Text = Annotated[str, Field(min_length=1)]
+# A text the model runs on needs a token, i.e. a character that is not whitespace. Documented only (the
+# route's check says which text has no token); Python's ``\S`` is what the tokenizer splits on.
+TokenText = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": r"\S"})]
 # The pattern is documented in the schema and checked by the validator, whose message is friendlier.
 ModelName = Annotated[
     str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
@@ -35,6 +56,11 @@ ModelName = Annotated[
 
 class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    @field_validator("version", "neighbors", mode="before", check_fields=False)
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        return _integral_float_as_int(value)
 
 
 class TextsRequest(_Request):
@@ -49,12 +75,26 @@ class TextsRequest(_Request):
         description="Several texts, answered in the same order (at most LSTM_SERVICE_MAX_TEXTS).",
     )
     model: ModelName | None = Field(None, description="Model name; default: the service's default model.")
-    version: int | None = Field(None, ge=1, description="Model version; default: the version serving.")
+    version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="Model version; default: the version serving."
+    )
     truncate: bool = Field(
         True,
         description="Texts with more tokens than the model's max_length are cut to it (true) "
         "or refused with 422 (false).",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Document "exactly one of the inputs, not null" (``oneOf``), so that generated clients and
+        schema-driven fuzzers know what the validator below enforces."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["oneOf"] = [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in cls._inputs
+        ]
+        return schema
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> TextsRequest:
@@ -89,6 +129,13 @@ class ModelResponse(BaseModel):
 
 class ClassifyRequest(TextsRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose after the results."}]})
+
+    text: TokenText | None = Field(None, description="One text. Send either `text` or `texts`.")
+    texts: list[TokenText] | None = Field(
+        None,
+        min_length=1,
+        description="Several texts, answered in the same order (at most LSTM_SERVICE_MAX_TEXTS).",
+    )
 
 
 class ClassifyResult(BaseModel):
@@ -195,7 +242,8 @@ class EmbedResponse(ModelResponse):
 class HiddenStatesRequest(TextsRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose."}]})
 
-    texts: list[Text] | None = Field(
+    text: TokenText | None = Field(None, description="One text. Send either `text` or `texts`.")
+    texts: list[TokenText] | None = Field(
         None,
         min_length=1,
         description="Several texts, answered in order (at most LSTM_SERVICE_MAX_VECTOR_TEXTS).",
@@ -324,6 +372,7 @@ class LoadModelRequest(_Request):
     version: int | None = Field(
         None,
         ge=1,
+        le=MAX_VERSION,
         description="Version to load and pin (the store poller leaves a pinned model alone); "
         "omit it to load the highest version and unpin the model.",
     )
@@ -339,8 +388,9 @@ class AdminModelResponse(BaseModel):
 
 
 class LoadFailedResponse(ErrorResponse):
-    """422 from a load: the bundle was refused; whatever served before still serves."""
+    """422 from a load: an invalid request, or a refused bundle (then with the model fields); whatever
+    served before still serves."""
 
-    model: str = Field(description="The model.")
-    version: int | None = Field(description="The version that was refused.")
-    serving_version: int | None = Field(description="The version still serving (null if none).")
+    model: str | None = Field(None, description="The model (absent when the request itself was invalid).")
+    version: int | None = Field(None, description="The version that was refused.")
+    serving_version: int | None = Field(None, description="The version still serving (null if none).")
