@@ -79,6 +79,17 @@ class _DrainingProcess(multiprocess.Process):
         return self._server
 
 
+class _DrainingMultiprocess(multiprocess.Multiprocess):
+    """uvicorn's supervisor, which also lets go of the listening socket once the workers got SIGTERM:
+    the socket closes when the last worker's drain ends, so late connections are refused, not left
+    queued on a socket nobody will accept from (and reset when the supervisor exits)."""
+
+    def terminate_all(self) -> None:
+        super().terminate_all()
+        for socket in self.sockets:
+            socket.close()
+
+
 @contextmanager
 def _workers_drain() -> Iterator[None]:
     original = multiprocess.Process
@@ -112,7 +123,7 @@ def run(settings: Settings, log_config: dict[str, Any]) -> int:
     if settings.workers > 1:
         socket = config.bind_socket()
         with _workers_drain():
-            multiprocess.Multiprocess(config, sockets=[socket]).run()
+            _DrainingMultiprocess(config, sockets=[socket]).run()
         return 0
     server = DrainingServer(config, settings.drain_seconds)
     server.run()
