@@ -4,12 +4,16 @@ never a 5xx, and the service keeps serving afterwards."""
 from __future__ import annotations
 
 import json
+import shutil
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from service.schemas import ClassifyResponse, EmbedResponse, HiddenStatesResponse, TokenizeResponse
+from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -240,3 +244,145 @@ async def test_unknown_routes_and_methods(
 
     assert response.status_code == status
     assert response.json()["error_type"] == {404: "not_found", 405: "method_not_allowed"}[status]
+
+
+# -- a long list of nasty inputs on every route, counted ------------------------------------------------
+
+ADMIN_ROUTES = ("/admin/models/tiny-en/load", "/admin/models/tiny-en/unload")
+GET_ROUTES = ("/models", "/models/tiny-en", "/livez", "/readyz", "/health", "/metrics", "/openapi.json")
+_NASTY_STRINGS = [
+    "",
+    " ",
+    "\u0000",
+    "goal\u0000",
+    "\U0001f600\U0001f44d\U0001f3fd\U0001f1eb\U0001f1f7 emoji",
+    "\ud800",  # lone surrogates: sent as JSON escapes (json.dumps below), refused by the parser
+    "a\udfffb\ud83d",
+    "\u202egoal\u202c مرحبا שלום",
+    "e" + "\u0301" * 5_000,
+    "\U0001f600" * 10_000,
+    "\u200b\u200d\ufeff\u2028\u2029",
+    "\\",
+    '"',
+    "../tiny-en",
+    "..",
+    "/etc/passwd",
+    "tiny-en/../tiny-zh",
+    "x" * 20_000,
+    "goal " * 4_000,
+    "x" * 20_001,
+    "%00%2e%2e%2f",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "${jndi:ldap://x}",
+]
+_NASTY_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    2**64,
+    1e308,
+    [],
+    {},
+    [None],
+    [[]],
+    [1],
+    {"a": 1},
+    *_NASTY_STRINGS,
+    [*_NASTY_STRINGS],
+]
+_FIELDS = ("text", "texts", "tokens", "model", "version", "truncate", "neighbors")
+_RAW_BODIES = [
+    b"",
+    b"{",
+    b'{"text": }',
+    b'{"text": "goal"',
+    b'{"text": "goal"}garbage',
+    b'{"text": "goal"}{"text": "goal"}',
+    b"nul",
+    b"\x00\x00\x00",
+    b"\xff\xfe\x00{",
+    b'{"text": "\\ud800"}',
+    b'{"text": "\\udfff\\ud800"}',
+    b'{"texts": ["\\ud83d", "goal"]}',
+    b'{"text": "goal", "text": 5}',
+    b'{"text": "goal", "version": 1e999}',
+    b'{"version": 123456789012345678901234567890}',
+    b'{"text": "goal", "version": -0}',
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"a":' * 20_000 + b"1" + b"}" * 20_000,
+    b'{"text": "' + b"g" * ((1 << 20) + 10) + b'"}',  # 1 MB + of text: 413
+    json.dumps({"texts": ["goal"] * 10_000}).encode(),
+    json.dumps({"tokens": ["goal"] * 10_000}).encode(),
+    '{"text": "\u0645\u0631\u062d\u0628\u0627"}'.encode("utf-16"),
+]
+_HEADERS = [
+    {"Content-Type": "application/json"},
+    {"Content-Type": "text/plain; charset=latin-1"},
+    {"Content-Type": "multipart/form-data; boundary=x"},
+    {"Content-Encoding": "gzip"},
+    {"X-Request-ID": "x" * 10_000},
+    {"X-Request-ID": "\u00e9\u00e8\n"},
+    {"Authorization": "Bearer " + "x" * 10_000},
+    {"X-API-Key": ""},
+    {"Accept": "text/html"},
+]
+
+
+def _nasty_requests(post_routes: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx options): raw bodies, every field set to every nasty value and odd headers on
+    ``post_routes``; odd headers, paths and methods on every route."""
+    requests: list[tuple[str, str, dict[str, Any]]] = []
+    for path in post_routes:
+        requests += [("POST", path, {"content": body}) for body in _RAW_BODIES]
+        requests += [("POST", path, {"json": {field: value}}) for field in _FIELDS for value in _NASTY_VALUES]
+        requests += [
+            ("POST", path, {"json": {"text": "goal", field: value}})
+            for field in ("model", "version", "truncate", "neighbors")
+            for value in _NASTY_VALUES
+        ]
+        requests += [("POST", path, {"json": {"text": "goal"}, "headers": headers}) for headers in _HEADERS]
+    for path in GET_ROUTES:
+        requests += [("GET", path, {"headers": headers}) for headers in _HEADERS]
+        requests += [("GET", path, {"params": {"model": "../x", "version": "\u0000"}, "content": b"{"})]
+    names = ["..", "...", "%2e%2e", "tiny-en%00", "tiny-en%2F..", "\u00e9", "\U0001f600", "a" * 5_000, "-x"]
+    requests += [("GET", f"/models/{name}", {}) for name in names]
+    requests += [("POST", f"/admin/models/{name}/load", {}) for name in names]
+    for method in ("PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"):
+        requests += [(method, path, {}) for path in (*TEXT_ROUTES, *ADMIN_ROUTES, *GET_ROUTES)]
+    return requests
+
+
+@pytest.fixture(scope="module")
+async def admin_client(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory, start_app: Any) -> Any:
+    """An app with the admin routes on (a private store: the nasty requests may unload a model)."""
+    store = Path(shutil.copytree(tiny_store, tmp_path_factory.mktemp("nasty") / "store"))
+    async with start_app(Settings(model_store=store, admin_token="nasty-admin-token")) as client:
+        yield client
+
+
+async def test_a_long_list_of_nasty_inputs_never_gets_a_5xx(
+    client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+) -> None:
+    tried, server_errors, statuses = 0, [], Counter[int]()
+    admin = {"Authorization": "Bearer nasty-admin-token"}
+    for app, routes, extra_headers in ((client, TEXT_ROUTES, {}), (admin_client, ADMIN_ROUTES, admin)):
+        for method, path, options in _nasty_requests(routes):
+            headers = {**extra_headers, **options.pop("headers", {})}
+            encoded = {name: value.encode("latin-1", "replace") for name, value in headers.items()}
+            if "json" in options:  # ASCII-escaped, so that lone surrogates travel as "\ud800"
+                options = {**options, "content": json.dumps(options.pop("json")).encode()}
+            response = await app.request(method, path, headers=encoded, **options)
+            tried += 1
+            statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                server_errors.append((method, path, response.status_code, response.text[:200]))
+            elif response.status_code >= 400 and method != "HEAD":
+                assert set(response.json()) >= {"error", "error_type"}, (method, path, response.text[:200])
+        await _still_serves(app)
+
+    print(f"nasty inputs: {tried} requests tried, {len(server_errors)} answered 5xx")
+    print(f"statuses: {dict(sorted(statuses.items()))}")
+    assert server_errors == []
