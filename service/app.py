@@ -31,7 +31,13 @@ Classify text with embedding + LSTM models exported to ONNX and served by onnxru
 
 Every route takes JSON and answers JSON; errors are `{"error": "...", "error_type": "..."}`.
 `model` is optional everywhere (default: the service's default model); every answer says which
-model and version answered.
+model and version answered, and answers a model computed carry `X-Queue-Time` and `X-Inference-Time`
+(milliseconds).
+
+With `LSTM_SERVICE_API_KEY` set, the inference and model routes need `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. The `/admin` routes (hot reload, pinning, unloading) exist only when
+`LSTM_SERVICE_ADMIN_TOKEN` is set and need `Authorization: Bearer <token>`. Health routes and
+`/metrics` are always open.
 """
 
 

@@ -92,7 +92,11 @@ class _DrainingMultiprocess(multiprocess.Multiprocess):
 
 @contextmanager
 def _workers_drain() -> Iterator[None]:
-    original = multiprocess.Process
+    original = getattr(multiprocess, "Process", None)
+    if not isinstance(getattr(original, "server", None), property):  # another uvicorn than 0.54's
+        logger.warning("this uvicorn's workers cannot drain: SIGTERM stops them without a drain window")
+        yield
+        return
     multiprocess.Process = _DrainingProcess  # type: ignore[misc]
     try:
         yield
