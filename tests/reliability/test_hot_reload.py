@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import onnx
 import pytest
-from conftest import ADMIN, ADMIN_TOKEN, add_version, failed_reloads, refresh_checksums
 from onnx import TensorProto, helper
+from reliability_support import ADMIN, ADMIN_TOKEN, add_version, failed_reloads, refresh_checksums
 
 from service.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
 from service.settings import Settings

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import add_version
 from live_server import LiveServer, Load, Reply
+from reliability_support import add_version
 
 DRAIN_SECONDS = 2.0
 TEXTS = ["the striker scored a goal", "the chef made soup", "这个东西很好", "new laptop chip"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN, ADMIN_TOKEN, add_version, failed_reloads
+from reliability_support import ADMIN, ADMIN_TOKEN, add_version, failed_reloads
 
 from service.settings import Settings
 
