@@ -65,7 +65,8 @@ class DrainingServer(uvicorn.Server):
     async def shutdown(self, sockets: Any = None) -> None:
         in_flight = len(self.server_state.tasks)
         await super().shutdown(sockets=sockets)
-        logger.info("drained: %d request(s) were in flight at shutdown; all answered, exiting", in_flight)
+        # uvicorn cancels (and logs) whatever still runs after timeout_graceful_shutdown.
+        logger.info("drained: %d request(s) were in flight when the listener closed; exiting", in_flight)
 
 
 class _DrainingProcess(multiprocess.Process):
