@@ -58,7 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_batch_tokens=settings.max_batch_tokens,
             on_batch=metrics.on_batch,
         )
-    app.state.inference = Inference(settings.inference_threads, batching_options)
+    app.state.inference = Inference(settings.inference_threads, batching_options, serves=registry.serves)
     metrics.track_queue(app.state.inference.queued)
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
     logger.info("serving %d model(s) from %s: %s", len(registry.names), settings.model_store, ready)

@@ -44,13 +44,21 @@ class BatchingOptions:
 class Inference:
     """``batching=None`` runs every classification request as its own model call."""
 
-    def __init__(self, threads: int, batching_options: BatchingOptions | None = None) -> None:
+    def __init__(
+        self,
+        threads: int,
+        batching_options: BatchingOptions | None = None,
+        serves: Callable[[ModelRuntime], bool] | None = None,
+    ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference")
         self._batching = batching_options
         # (name, version) -> the runtime a batcher was made for, and the batcher. A reload that brings a
         # new runtime for the same key gets a new batcher; the old one drains in the background.
         self._batchers: dict[tuple[str, int], tuple[ModelRuntime, batching.MicroBatcher]] = {}
         self._retired: set[asyncio.Task[None]] = set()
+        # Is a runtime still loaded? Batchers of runtimes a reload replaced or an unload removed are
+        # stopped (after draining), so their sessions and threads do not outlive them.
+        self._serves = serves
 
     async def run(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
         """``function(*args, **kwargs)`` in the pool; 504 if the request's deadline passes first."""
@@ -108,6 +116,9 @@ class Inference:
     def _batcher(self, runtime: ModelRuntime) -> batching.MicroBatcher | None:
         if self._batching is None:
             return None
+        self._retire_unserved()  # a few dict lookups per request
+        if self._serves is not None and not self._serves(runtime):
+            return None  # a request that started just before a reload: run it alone on its old version
         key = (runtime.name, runtime.version)
         current = self._batchers.get(key)
         if current is not None and current[0] is runtime:
@@ -124,12 +135,23 @@ class Inference:
             name=f"batcher-{runtime.name}-{runtime.version}",
         )
         batcher.start()
-        self._batchers[key] = (runtime, batcher)
         if current is not None:  # the same version reloaded: let the old batcher finish what it holds
-            task = asyncio.get_running_loop().create_task(current[1].stop(drain=True))
-            self._retired.add(task)
-            task.add_done_callback(self._retired.discard)
+            self._retire(current[1])
+        self._batchers[key] = (runtime, batcher)
         return batcher
+
+    def _retire_unserved(self) -> None:
+        if self._serves is None:
+            return
+        for key, (runtime, batcher) in list(self._batchers.items()):
+            if not self._serves(runtime):
+                del self._batchers[key]
+                self._retire(batcher)
+
+    def _retire(self, batcher: batching.MicroBatcher) -> None:
+        task = asyncio.get_running_loop().create_task(batcher.stop(drain=True))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Finish every queued classification, then stop the threads."""

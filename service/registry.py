@@ -299,6 +299,10 @@ class Registry:
         statuses = self._snapshot.statuses
         return bool(statuses) and all(status.state is ModelState.ready for status in statuses.values())
 
+    def serves(self, runtime: ModelRuntime) -> bool:
+        """Is this very runtime still loaded (not replaced by a reload, not unloaded)?"""
+        return self._snapshot.runtimes.get(runtime.name, {}).get(runtime.version) is runtime
+
     def get(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
         """The runtime for ``name`` (None: the default model) at ``version`` (None: the one serving)."""
         snapshot = self._snapshot
