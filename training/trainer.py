@@ -101,7 +101,7 @@ def _train_epoch(
     for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
         ids, lengths = pad([sequences[i] for i in index])
         optimizer.zero_grad()
-        loss = loss_function(model(ids, lengths)[0], torch.as_tensor(targets[index]))
+        loss = loss_function(model.forward_train(ids, lengths), torch.as_tensor(targets[index]))
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
         optimizer.step()

@@ -83,3 +83,27 @@ def test_invalid_config_is_refused():
         ModelConfig(vocab_size=10, num_labels=2, pooling="attention")
     with pytest.raises(ValueError, match="dropout"):
         ModelConfig(vocab_size=10, num_labels=2, dropout=1.5)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "bidirectional", "layers"),
+    [("max", True, 2), ("mean", True, 1), ("last", True, 2), ("last", False, 2), ("max", False, 1)],
+)
+def test_training_forward_equals_the_packed_forward_that_is_exported(pooling, bidirectional, layers):
+    model = _model(pooling=pooling, bidirectional=bidirectional, num_layers=layers)
+    ids, lengths = pad(TEXTS)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.forward_train(ids, lengths), model(ids, lengths)[0], atol=1e-6, rtol=0
+        )
+
+
+def test_training_forward_gradients_match_the_packed_forward():
+    model = _model(pooling="max", bidirectional=True, num_layers=2)
+    ids, lengths = pad(TEXTS)
+    model.forward_train(ids, lengths).sum().backward()
+    fast = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    model(ids, lengths)[0].sum().backward()
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(fast[name], parameter.grad, atol=1e-5, rtol=1e-4)
