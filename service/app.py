@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import metrics
 from service.errors import install_error_handlers
+from service.fastpath import ClassifyFastPath
 from service.inference import BatchingOptions, Inference
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.registry import Registry
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(ClassifyFastPath)  # innermost: answers POST /classify without the router
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware, timeout_seconds=settings.request_timeout_seconds

@@ -71,9 +71,20 @@ QUEUED = Gauge(_PREFIX + "queued_texts", "Texts waiting in the micro-batchers.")
 WORKER = Gauge(_PREFIX + "worker_info", "The process answering this scrape.", ("pid",))
 
 
+# Labelled children, looked up once: ``labels()`` costs a lock, a tuple and a dict lookup per call, and
+# these run for every request. The label values are as bounded as prometheus_client's own child cache.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_ENCODING_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    REQUEST_SECONDS.labels(route, method).observe(seconds)
+    key = (route, method, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = (REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route, method))
+        _REQUEST_CHILDREN[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_batch(
@@ -104,16 +115,21 @@ def on_batch(runtime: Any, stats: Any) -> None:
 
 def observe_encodings(model: str, version: int, encodings: Sequence[Encoding]) -> None:
     """Tokens per text, share of unknown tokens, truncations."""
-    labels = (model, str(version))
-    tokens, unknown = TOKENS_PER_TEXT.labels(*labels), UNKNOWN_RATIO.labels(*labels)
+    children = _ENCODING_CHILDREN.get((model, version))
+    if children is None:
+        labels = (model, str(version))
+        children = (TOKENS_PER_TEXT.labels(*labels), UNKNOWN_RATIO.labels(*labels))
+        _ENCODING_CHILDREN[(model, version)] = children
+    tokens, unknown = children
     truncated = 0
     for encoding in encodings:
         tokens.observe(encoding.num_tokens_before_truncation)
-        if encoding.ids:
-            unknown.observe(sum(token_id == UNK_ID for token_id in encoding.ids) / len(encoding.ids))
+        ids = encoding.ids
+        if ids:
+            unknown.observe(ids.count(UNK_ID) / len(ids))
         truncated += encoding.truncated
     if truncated:
-        TRUNCATED.labels(*labels).inc(truncated)
+        TRUNCATED.labels(model, str(version)).inc(truncated)
 
 
 def observe_model_load(

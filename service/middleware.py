@@ -79,13 +79,15 @@ class RequestContextMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started, status = True, message["status"]
-                headers = MutableHeaders(scope=message)
-                headers.append(REQUEST_ID_HEADER, request_id)
+                # Raw header tuples appended to a copy: MutableHeaders costs more and changes the original.
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode("latin-1"))]
                 if record.inference_seconds is not None:  # a model answered (TEI's header names)
-                    headers.append("X-Queue-Time", f"{(record.queue_seconds or 0.0) * 1000:.3f}")
-                    headers.append("X-Inference-Time", f"{record.inference_seconds * 1000:.3f}")
+                    queue_ms = (record.queue_seconds or 0.0) * 1000
+                    headers.append((b"x-queue-time", f"{queue_ms:.3f}".encode()))
+                    headers.append((b"x-inference-time", f"{record.inference_seconds * 1000:.3f}".encode()))
+                message = {**message, "headers": headers}
                 if is_draining():  # clients should not reuse a connection to a server that is leaving
-                    headers["Connection"] = "close"
+                    MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
         metrics.IN_FLIGHT.inc()
@@ -114,6 +116,8 @@ def _milliseconds(seconds: float | None) -> float | None:
 
 def _log_access(scope: Scope, route: str, status: int, seconds: float, record: RequestRecord) -> None:
     """One line per request; with LSTM_SERVICE_LOG_FORMAT=json the fields below are JSON keys."""
+    if not access_logger.isEnabledFor(logging.INFO):  # nothing to build when nobody would read it
+        return
     access_logger.info(
         "%s %s %d %.1f ms",
         scope["method"],
