@@ -21,7 +21,7 @@ from types import MappingProxyType
 from service import metrics
 from service.bundle import BundleError, list_models, list_versions, load_bundle
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
-from service.runtime import ModelRuntime
+from service.runtime import ModelRuntime, release_memory
 from service.tokenizer import CJK_PATTERN
 from service.verification import verify_golden
 
@@ -59,6 +59,8 @@ def open_model(folder: Path, intra_op_threads: int = 1) -> ModelRuntime:
     verify_golden(runtime)
     if runtime.tokenizer.mode == "word" and _has_cjk_entries(runtime.tokenizer.vocabulary):
         _load_jieba()
+    runtime.shrink_arena()  # the golden texts' buffers
+    release_memory()  # the parsed ONNX file and the other load-time garbage
     return runtime
 
 
