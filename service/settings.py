@@ -7,6 +7,7 @@ not at the first request.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -35,6 +36,18 @@ def parse_pinned(value: object) -> object:
     return pinned
 
 
+def default_workers() -> int:
+    """One worker per CPU this process may use (its affinity mask: a container's or taskset's CPUs).
+
+    Each worker runs onnxruntime with one intra-op thread: one thread is fastest at batch 1 and, with a
+    worker per CPU, every CPU already works at any load; two threads per call only pay from batch ~8 and
+    would then compete with the other workers (bench/, reference §4).
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, min(64, len(os.sched_getaffinity(0))))
+    return max(1, min(64, os.cpu_count() or 1))
+
+
 class Settings(BaseSettings):
     """Everything the service can be told; every field is also a ``serve`` flag (``--model-store``...)."""
 
@@ -45,7 +58,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0 for all).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
-    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads every model.")
+    workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        le=64,
+        description="Server processes, each with its own models and one onnxruntime thread per call; "
+        "default: the CPUs this process may run on.",
+    )
     default_model: str | None = Field(
         None, description="Model for requests that name none; default: the first model alphabetically."
     )

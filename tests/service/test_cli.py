@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from service import cli
+from service.settings import default_workers
 
 
 def test_training_commands_go_to_training_cli_with_the_subcommand_first(
@@ -49,7 +50,7 @@ def test_serve_flags_override_the_environment_and_reach_the_server(
 
     assert code == 0
     ((settings, log_config),) = calls
-    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8123, 1)
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8123, default_workers())
     assert log_config["handlers"]["default"]["filters"] == ["request_id"]
     # worker processes build their settings from the environment the flags were written to
     assert os.environ["LSTM_SERVICE_PORT"] == "8123"
@@ -70,7 +71,9 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
         self.started = True
 
     monkeypatch.setattr(server.DrainingServer, "run", fake_run)
-    settings = cli.Settings(model_store=tiny_store, port=8124, request_timeout_seconds=2.5, drain_seconds=1)
+    settings = cli.Settings(
+        model_store=tiny_store, port=8124, request_timeout_seconds=2.5, drain_seconds=1, workers=1
+    )
 
     assert server.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
     (config,) = started

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from service.settings import DEFAULT_MODEL_STORE, Settings, get_settings
+from service.settings import DEFAULT_MODEL_STORE, Settings, default_workers, get_settings
 
 
 def test_defaults(tiny_store: Path) -> None:
     settings = Settings(model_store=tiny_store)
 
-    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, default_workers())
     assert settings.max_body_bytes == 1 << 20
     assert (settings.max_texts, settings.max_text_chars) == (256, 20_000)
     assert settings.default_model is None and settings.pinned == {}
@@ -77,3 +78,13 @@ def test_a_store_without_bundles_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="holds no model bundle"):
         Settings(model_store=tmp_path)
+
+
+def test_workers_default_to_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch, tiny_store: Path
+) -> None:
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+        assert Settings(model_store=tiny_store).workers == 3
+    monkeypatch.setenv("LSTM_SERVICE_WORKERS", "1")
+    assert Settings(model_store=tiny_store).workers == 1
