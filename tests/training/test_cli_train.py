@@ -97,6 +97,8 @@ def test_export_from_checkpoint_and_evaluate_the_bundle(trained, capsys):
     assert main(["evaluate", "--bundle", str(store / "cli-model" / "2")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == first["metrics"]["accuracy"] and report["part"] == "test"
+    assert main(["evaluate", "--checkpoint", str(folder / "run")]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == first["metrics"]["accuracy"]
 
 
 def test_bad_input_exits_with_a_message(tmp_path, capsys):
