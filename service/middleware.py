@@ -115,27 +115,37 @@ def _milliseconds(seconds: float | None) -> float | None:
 
 
 def _log_access(scope: Scope, route: str, status: int, seconds: float, record: RequestRecord) -> None:
-    """One line per request; with LSTM_SERVICE_LOG_FORMAT=json the fields below are JSON keys."""
+    """One line per request; with LSTM_SERVICE_LOG_FORMAT=json the fields below are JSON keys.
+
+    The record is made and handed to the handlers directly: ``Logger.info`` would also walk the stack to
+    find its caller (a file name and line nobody prints), a third of the line's cost.
+    """
     if not access_logger.isEnabledFor(logging.INFO):  # nothing to build when nobody would read it
         return
-    access_logger.info(
+    method, path = scope["method"], scope["path"]
+    extra = {
+        "method": method,
+        "path": path,
+        "route": route,
+        "status": status,
+        "model": record.model,
+        "version": record.version,
+        "duration_ms": _milliseconds(seconds),
+        "queue_ms": _milliseconds(record.queue_seconds),
+        "inference_ms": _milliseconds(record.inference_seconds),
+    }
+    line = access_logger.makeRecord(
+        access_logger.name,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %d %.1f ms",
-        scope["method"],
-        scope["path"],
-        status,
-        seconds * 1000,
-        extra={
-            "method": scope["method"],
-            "path": scope["path"],
-            "route": route,
-            "status": status,
-            "model": record.model,
-            "version": record.version,
-            "duration_ms": _milliseconds(seconds),
-            "queue_ms": _milliseconds(record.queue_seconds),
-            "inference_ms": _milliseconds(record.inference_seconds),
-        },
+        (method, path, status, seconds * 1000),
+        None,
+        "_log_access",
+        extra,
     )
+    access_logger.handle(line)
 
 
 class BodyLimitMiddleware:
