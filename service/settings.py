@@ -62,8 +62,7 @@ class Settings(BaseSettings):
         default_factory=default_workers,
         ge=1,
         le=64,
-        description="Server processes, each with its own models and one onnxruntime thread per call; "
-        "default: the CPUs this process may run on.",
+        description="Server processes, each with its own models; default: the CPUs this process may use.",
     )
     default_model: str | None = Field(
         None, description="Model for requests that name none; default: the first model alphabetically."
