@@ -25,21 +25,24 @@ def pad(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def batch_indices(
-    lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0
+    lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, length_pool: int = 50
 ) -> Iterator[np.ndarray]:
-    """Index batches. Shuffled batches are drawn from length-sorted pools of 50 batches, so one batch
-    holds texts of similar length (less padding to embed and pool) while the order stays random."""
+    """Index batches. Shuffled batches are cut from length-sorted pools of ``length_pool`` batches, so a
+    batch holds texts of similar length (training pads to the longest text of its batch) while the batch
+    order stays random. ``length_pool=1`` gives plain random batches: where text length differs by class
+    (BBC: politics and tech run longer), length-sorted batches are also label-skewed."""
     order = np.arange(len(lengths))
     if not shuffle:
         yield from (order[start : start + batch_size] for start in range(0, len(order), batch_size))
         return
     rng = np.random.default_rng(seed)
     order = rng.permutation(order)
-    pool = batch_size * 50
+    pool = batch_size * max(1, length_pool)
     batches = []
     for start in range(0, len(order), pool):
         chunk = order[start : start + pool]
-        chunk = chunk[np.argsort([lengths[index] for index in chunk], kind="stable")]
+        if length_pool > 1:
+            chunk = chunk[np.argsort([lengths[index] for index in chunk], kind="stable")]
         batches += [chunk[offset : offset + batch_size] for offset in range(0, len(chunk), batch_size)]
     for position in rng.permutation(len(batches)):
         yield batches[position]

@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
     loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
     loop.add_argument(
+        "--length-pool",
+        type=int,
+        default=50,
+        help="batch texts of similar length, sorted within pools of this many batches (less padding); "
+        "1 = plain random batches, better where text length differs by label",
+    )
+    loop.add_argument(
         "--threads",
         type=int,
         default=2,

@@ -36,10 +36,11 @@ class TrainSettings:
     clip: float = 5.0
     patience: int = 3
     seed: int = 13
+    length_pool: int = 50  # batches per length-sorted pool; 1 = plain random batches (see batch_indices)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ValueError("epochs, batch_size and patience must be >= 1")
+        if min(self.epochs, self.batch_size, self.patience, self.length_pool) < 1:
+            raise ValueError("epochs, batch_size, patience and length_pool must be >= 1")
         if self.learning_rate <= 0 or self.clip <= 0:
             raise ValueError("learning_rate and clip must be > 0")
 
@@ -96,7 +97,13 @@ def _train_epoch(
     loss_function = nn.CrossEntropyLoss()
     total, count = 0.0, 0
     batches = list(
-        batch_indices([len(s) for s in sequences], settings.batch_size, True, settings.seed + epoch)
+        batch_indices(
+            [len(s) for s in sequences],
+            settings.batch_size,
+            True,
+            settings.seed + epoch,
+            settings.length_pool,
+        )
     )
     for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
         ids, lengths = pad([sequences[i] for i in index])
@@ -205,7 +212,9 @@ def _resume(run_dir, model, optimizer, state, settings) -> dict[str, torch.Tenso
     if run_dir is None or not (Path(run_dir) / LAST).is_file():
         raise FileNotFoundError(f"--resume: no {LAST} in {run_dir}; start the run without --resume")
     payload = load_checkpoint(Path(run_dir) / LAST)
-    saved = {key: value for key, value in payload["settings"].items() if key != "epochs"}
+    # settings added since the checkpoint was written take their defaults, which are what it ran with
+    saved = {**asdict(TrainSettings()), **payload["settings"]}
+    saved.pop("epochs")
     current = {key: value for key, value in asdict(settings).items() if key != "epochs"}
     if saved != current:
         raise ValueError(f"--resume: training settings differ from the checkpoint's ({saved} vs {current})")

@@ -107,3 +107,16 @@ def test_training_forward_gradients_match_the_packed_forward():
     model(ids, lengths)[0].sum().backward()
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(fast[name], parameter.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("length_pool", [1, 50])
+def test_batches_cover_every_text_once_and_pools_sort_by_length(length_pool):
+    from training.batches import batch_indices
+
+    lengths = [(index * 37) % 101 + 1 for index in range(300)]
+    batches = list(batch_indices(lengths, 16, shuffle=True, seed=2, length_pool=length_pool))
+    assert sorted(int(i) for batch in batches for i in batch) == list(range(300))
+    spread = max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches[:-1])
+    assert (spread < 30) if length_pool == 50 else (spread > 50)
+    again = batch_indices(lengths, 16, shuffle=True, seed=2, length_pool=length_pool)
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
