@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--batch-size", type=int, default=64)
     loop.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     loop.add_argument("--clip", type=float, default=5.0, help="gradient norm clipping")
+    loop.add_argument(
+        "--lr-decay",
+        type=float,
+        default=1.0,
+        help="multiply the learning rate by this after an epoch without dev gain",
+    )
     loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
     loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
     loop.add_argument(

@@ -55,7 +55,14 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
             args.embedding_dropout,
         ),
         training=TrainSettings(
-            args.epochs, args.batch_size, args.lr, args.clip, args.patience, args.seed, args.length_pool
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.clip,
+            args.patience,
+            args.seed,
+            args.length_pool,
+            args.lr_decay,
         ),
         pretrained=PretrainedSettings(w2v, args.w2v_mode, args.w2v_binary, args.w2v_epochs),
         run_dir=args.run_dir or Path("runs") / args.name,

@@ -37,12 +37,15 @@ class TrainSettings:
     patience: int = 3
     seed: int = 13
     length_pool: int = 50  # batches per length-sorted pool; 1 = plain random batches (see batch_indices)
+    lr_decay: float = 1.0  # learning rate × this after an epoch without dev gain (1 = constant)
 
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.length_pool) < 1:
             raise ValueError("epochs, batch_size, patience and length_pool must be >= 1")
         if self.learning_rate <= 0 or self.clip <= 0:
             raise ValueError("learning_rate and clip must be > 0")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError("lr_decay must be in (0, 1]")
 
 
 @dataclass
@@ -162,6 +165,9 @@ def train(
             best_state = {key: value.clone() for key, value in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
+            for group in optimizer.param_groups:  # saved with the optimizer state, so resume keeps it
+                group["lr"] *= settings.lr_decay
+        record["learning_rate"] = optimizer.param_groups[0]["lr"]
         state["epoch"] = epoch
         logger.info(
             "epoch %d: loss %.4f, dev accuracy %.4f, macro-F1 %.4f (%.1fs)%s",

@@ -20,7 +20,7 @@ def _fit(splits, run_dir, epochs, resume=False, pretrained=None):
         splits,
         TokenizerSettings(max_length=32, max_vocab=None),
         ModelSettings(embedding_dim=8, hidden_dim=8),
-        TrainSettings(epochs=epochs, batch_size=8, learning_rate=1e-2, patience=10, seed=4),
+        TrainSettings(epochs=epochs, batch_size=8, learning_rate=1e-2, patience=10, seed=4, lr_decay=0.5),
         pretrained=pretrained,
         run_dir=run_dir,
         resume=resume,
