@@ -80,11 +80,12 @@ class Inference:
         locations: Sequence[str],
         truncate: bool,
         require_tokens: bool,
+        spans: bool = True,
     ) -> list[Encoding]:
         """Tokenize (inline when the texts are short, else in the pool); see :func:`encode_texts`."""
         if sum(map(len, texts)) <= _INLINE_TOKENIZE_CHARS:
-            return encode_texts(runtime, texts, locations, truncate, require_tokens)
-        return await self.run(encode_texts, runtime, texts, locations, truncate, require_tokens)
+            return encode_texts(runtime, texts, locations, truncate, require_tokens, spans)
+        return await self.run(encode_texts, runtime, texts, locations, truncate, require_tokens, spans)
 
     async def classify(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
         """(texts, labels) probabilities, through the model's micro-batcher when batching is on."""

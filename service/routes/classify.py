@@ -41,7 +41,9 @@ async def classify_texts(
     check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
     runtime = registry.get(request.model, request.version)
     note_model(runtime.name, runtime.version)
-    encodings = await inference.encode(runtime, texts, locations, request.truncate, require_tokens=True)
+    encodings = await inference.encode(
+        runtime, texts, locations, request.truncate, require_tokens=True, spans=False
+    )
     probabilities = await inference.classify(runtime, [encoding.ids for encoding in encodings])
     labels = runtime.labels
     results = []
