@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.texts import latest_bundle
-from service.runtime import create_session, pad_batch, softmax
+from service.engine.runtime import create_session, pad_batch, softmax
 from service.tokenizer import UNK_ID
 
 _WINDOW = 256

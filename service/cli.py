@@ -64,7 +64,7 @@ def _describe(error: ValidationError) -> str:
 
 
 def serve(overrides: dict[str, str]) -> int:
-    from service.logs import logging_config  # uvicorn and the app only load for `serve`
+    from service.observability.logs import logging_config  # uvicorn and the app only load for `serve`
 
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic parses the strings

@@ -27,7 +27,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
-from service import lifecycle, metrics
+from service import lifecycle
+from service.observability import metrics
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def grace_seconds(settings: Settings) -> float:
 def run(settings: Settings, log_config: dict[str, Any]) -> int:
     """Serve until SIGTERM or SIGINT; 0 after a clean shutdown, 3 if the server could not start."""
     config = uvicorn.Config(
-        "service.app:create_app",
+        "service.api.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -13,7 +13,7 @@ from collections import deque
 
 import pytest
 
-from service.batching import (
+from service.engine.batching import (
     BatcherStopped,
     BatchFailed,
     BatchLimits,

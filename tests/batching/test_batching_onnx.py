@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.batching import MicroBatcher
 from service.bundle import load_bundle
+from service.engine.batching import MicroBatcher
 
 CONTRACT_TOLERANCE = 1e-5  # service/bundle.py contract: a text alone and inside a padded batch
 

@@ -367,7 +367,7 @@ def test_torch_and_training_code_are_not_in_the_image(served: Running) -> None:
     for module in ("torch", "training"):
         result = served.exec("python", "-c", f"import {module}")
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, (module, result.stderr)
-    result = served.exec("python", "-c", "import service.app, onnxruntime")
+    result = served.exec("python", "-c", "import service.api.app, onnxruntime")
     assert result.returncode == 0, result.stderr
 
 

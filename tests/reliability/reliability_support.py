@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.api.app import create_app
 from service.bundle import load_bundle, sha256_file, write_bundle
 from service.settings import Settings
 

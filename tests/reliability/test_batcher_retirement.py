@@ -11,7 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from reliability_support import ADMIN, ADMIN_TOKEN, add_version
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

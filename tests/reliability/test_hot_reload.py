@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 from reliability_support import ADMIN, ADMIN_TOKEN, add_version, failed_reloads, refresh_checksums
 
-from service.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
+from service.api.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.api.app import create_app
 from service.bundle import sha256_file
 from service.settings import Settings
 

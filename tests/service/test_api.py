@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from service.schemas import (
+from service.api.schemas import (
     ClassifyResponse,
     EmbedResponse,
     HiddenStatesResponse,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -77,7 +77,7 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
 
     assert server.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
     (config,) = started
-    assert (config.app, config.factory) == ("service.app:create_app", True)
+    assert (config.app, config.factory) == ("service.api.app:create_app", True)
     assert (config.port, config.workers) == (8124, 1)
     assert config.timeout_graceful_shutdown == 4
     assert server.grace_seconds(settings) == 1 + 3 + 1

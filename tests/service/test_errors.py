@@ -11,9 +11,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
-from service.errors import INTERNAL_MESSAGE, describe_validation_errors, safe_text
-from service.logs import JsonFormatter, RequestIdFilter
+from service.api.app import create_app
+from service.api.errors import describe_validation_errors
+from service.errors import INTERNAL_MESSAGE, safe_text
+from service.observability.logs import JsonFormatter, RequestIdFilter
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +33,7 @@ async def test_an_unexpected_exception_is_a_generic_500_logged_with_its_trace(
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            with caplog.at_level(logging.ERROR, logger="service.middleware"):
+            with caplog.at_level(logging.ERROR, logger="service.api.middleware"):
                 response = await client.get("/explode", headers={"X-Request-ID": "req-500"})
             still_serving = await client.post("/classify", json={"text": "goal"})
 
@@ -40,7 +41,7 @@ async def test_an_unexpected_exception_is_a_generic_500_logged_with_its_trace(
     assert response.json() == {"error": INTERNAL_MESSAGE, "error_type": "internal"}
     assert response.headers["x-request-id"] == "req-500"
     assert "secret detail" not in response.text and "Traceback" not in response.text
-    (record,) = [record for record in caplog.records if record.name == "service.middleware"]
+    (record,) = [record for record in caplog.records if record.name == "service.api.middleware"]
     assert record.exc_info is not None and "secret detail" in str(record.exc_info[1])
     assert still_serving.status_code == 200
 

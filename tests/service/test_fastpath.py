@@ -14,8 +14,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
-from service.fastpath import ClassifyFastPath
+from service.api.app import create_app
+from service.api.hotpath import ClassifyFastPath
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

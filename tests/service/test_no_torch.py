@@ -17,7 +17,7 @@ import asyncio
 import httpx
 from asgi_lifespan import LifespanManager
 import service.cli  # the console script imports too
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 async def main():

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from service import lifecycle
-from service.logs import JsonFormatter, RequestIdFilter
-from service.schemas import NotReadyResponse
+from service.api.schemas import NotReadyResponse
+from service.observability.logs import JsonFormatter, RequestIdFilter
 
 pytestmark = pytest.mark.anyio
 

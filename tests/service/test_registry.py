@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from service.engine.registry import ModelState, Registry
 from service.errors import NotFound, Unavailable
-from service.registry import ModelState, Registry
 
 
 def test_every_model_of_the_store_is_loaded_and_verified(tiny_store: Path) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from service.bundle import BundleError, load_bundle
-from service.registry import open_model
-from service.runtime import ModelRuntime, pad_batch, softmax
+from service.engine.registry import open_model
+from service.engine.runtime import ModelRuntime, pad_batch, softmax
+from service.engine.verification import verify_golden
 from service.tokenizer import PAD_ID
-from service.verification import verify_golden
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"

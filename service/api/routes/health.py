@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.deps import RegistryDep
-from service.errors import STATUS_CODES, ErrorType, error_body
+from service.api.deps import RegistryDep
+from service.api.errors import error_body
+from service.api.responses import OrjsonResponse
+from service.api.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
+from service.engine.registry import ModelState, Registry
+from service.errors import STATUS_CODES, ErrorType
 from service.lifecycle import is_draining
-from service.registry import ModelState, Registry
-from service.responses import OrjsonResponse
-from service.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
 _NOT_READY = {

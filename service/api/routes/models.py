@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.api.deps import RegistryDep
+from service.api.metadata import model_detail, model_summary
+from service.api.responses import OrjsonResponse
+from service.api.schemas import ERROR_RESPONSES, ModelDetailResponse, ModelListResponse
 from service.bundle import list_versions
-from service.deps import RegistryDep
+from service.engine.registry import ModelStatus, Registry
+from service.engine.runtime import ModelRuntime
 from service.errors import ServiceError
-from service.metadata import model_detail, model_summary
-from service.registry import ModelStatus, Registry
-from service.responses import OrjsonResponse
-from service.runtime import ModelRuntime
-from service.schemas import ERROR_RESPONSES, ModelDetailResponse, ModelListResponse
 
 router = APIRouter(tags=["models"])
 

@@ -4,7 +4,7 @@ A :class:`ModelRuntime` is immutable after :meth:`ModelRuntime.open` (but for th
 only /embed needs: read on first use, under a lock), so any number of threads may run it at once
 (``InferenceSession.run`` is thread-safe) and a request keeps the runtime it started with even if the
 registry swaps in another version meanwhile. Everything here takes token ids: tokenizing and request
-checks happen before (see :mod:`service.preprocess`).
+checks happen before (see :mod:`service.engine.preprocess`).
 """
 
 from __future__ import annotations

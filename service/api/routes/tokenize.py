@@ -7,18 +7,18 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.context import note_model
-from service.deps import InferenceDep, RegistryDep, SettingsDep
-from service.preprocess import check_texts, is_unknown
-from service.responses import OrjsonResponse
-from service.schemas import ERROR_RESPONSES, TokenizeRequest, TokenizeResponse
+from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.responses import OrjsonResponse
+from service.api.schemas import ERROR_RESPONSES, TokenizeRequest, TokenizeResponse
+from service.engine.preprocess import check_texts, is_unknown
+from service.observability.context import note_model
 from service.tokenizer import Encoding
 
 router = APIRouter(tags=["inspection"])
 
 
 def token_list(encoding: Encoding) -> list[dict[str, Any]]:
-    """The tokens of an encoding in the wire shape of :class:`service.schemas.Token`."""
+    """The tokens of an encoding in the wire shape of :class:`service.api.schemas.Token`."""
     return [
         {
             "id": token_id,

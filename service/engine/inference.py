@@ -1,7 +1,7 @@
 """Where requests meet the model: CPU work runs off the event loop, within the request's deadline.
 
 Routes never call a runtime directly; they await :class:`Inference`. Classification goes through one
-dynamic micro-batcher per model version (``service/batching.py``): texts of concurrent requests share
+dynamic micro-batcher per model version (:mod:`service.engine.batching`): texts of concurrent requests share
 one onnxruntime call. Everything else (hidden states, neighbours, long tokenizations) runs in a bounded
 thread pool (``inference_threads``); onnxruntime releases the GIL, so the event loop keeps answering.
 """
@@ -17,11 +17,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from service import batching, timing
-from service.context import DEADLINE, seconds_left
+from service.engine import batching
+from service.engine.preprocess import encode_texts
+from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
 from service.errors import DeadlineExceeded, Overloaded, Unavailable
-from service.preprocess import encode_texts
-from service.runtime import HiddenStates, ModelRuntime, Neighbors
+from service.observability import timing
+from service.observability.context import DEADLINE, seconds_left
 from service.tokenizer import Encoding
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ _INLINE_TOKENIZE_CHARS = 2_000
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """How classification requests are grouped (see :class:`service.batching.MicroBatcher`)."""
+    """How classification requests are grouped (see :class:`service.engine.batching.MicroBatcher`)."""
 
     max_batch_size: int = 32
     max_wait_ms: float = 2.0

@@ -20,10 +20,11 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import metrics
-from service.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
-from service.errors import INTERNAL_MESSAGE, ErrorType, error_response
+from service.api.errors import error_response
+from service.errors import INTERNAL_MESSAGE, ErrorType
 from service.lifecycle import is_draining
+from service.observability import metrics
+from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("service.access")

@@ -107,7 +107,7 @@ def observe_batch(
 
 
 def on_batch(runtime: Any, stats: Any) -> None:
-    """``BatchingOptions.on_batch``: a :class:`service.batching.BatchStats` for ``runtime``'s batcher."""
+    """``BatchingOptions.on_batch``: one :class:`service.engine.batching.BatchStats` of a batcher."""
     observe_batch(
         runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds, stats.failed
     )

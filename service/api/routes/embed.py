@@ -7,13 +7,13 @@ from typing import Any, NamedTuple
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.context import note_model
-from service.deps import InferenceDep, RegistryDep, SettingsDep
-from service.inference import Inference
-from service.preprocess import check_texts, is_unknown, lookup_tokens
-from service.responses import OrjsonResponse
-from service.runtime import ModelRuntime
-from service.schemas import ERROR_RESPONSES, EmbedRequest, EmbedResponse
+from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.responses import OrjsonResponse
+from service.api.schemas import ERROR_RESPONSES, EmbedRequest, EmbedResponse
+from service.engine.inference import Inference
+from service.engine.preprocess import check_texts, is_unknown, lookup_tokens
+from service.engine.runtime import ModelRuntime
+from service.observability.context import note_model
 
 router = APIRouter(tags=["inspection"])
 

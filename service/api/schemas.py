@@ -2,8 +2,9 @@
 
 Requests are strict (no silent coercion: ``"truncate": "yes"`` is refused) and forbid unknown fields, so a
 typo is a 422 and not an ignored option. Limits that come from the settings (texts per request, characters
-per text) are checked after parsing, in :mod:`service.preprocess`. Responses are built as plain data and
-serialised by orjson; these models document them (OpenAPI) and the tests validate every answer against them.
+per text) are checked after parsing, in :mod:`service.engine.preprocess`. Responses are built as plain
+data and serialised by orjson; these models document them (OpenAPI) and the tests validate every answer
+against them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from service.bundle import NAME_PATTERN
+from service.engine.registry import ModelState
 from service.errors import ErrorType
-from service.registry import ModelState
 
 
 def _valid_model_name(name: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.registry import ModelState, ModelStatus
-from service.runtime import ModelRuntime
+from service.engine.registry import ModelState, ModelStatus
+from service.engine.runtime import ModelRuntime
 
 # Manifest sections passed through as they are (they describe the model, they are not the model).
 _PASSED_THROUGH = ("parameters", "metrics", "training", "libraries", "parity")

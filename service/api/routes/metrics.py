@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service import metrics
+from service.observability import metrics
 
 router = APIRouter(tags=["health"])
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from service.context import REQUEST_ID
+from service.observability.context import REQUEST_ID
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and goes into JSON lines.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -48,7 +48,9 @@ class JsonFormatter(logging.Formatter):
 
 def logging_config(level: str = "info", log_format: str = "text") -> dict[str, Any]:
     formatter: dict[str, Any] = (
-        {"()": "service.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
+        {"()": "service.observability.logs.JsonFormatter"}
+        if log_format == "json"
+        else {"format": TEXT_FORMAT}
     )
     handler = {
         "class": "logging.StreamHandler",
@@ -60,7 +62,7 @@ def logging_config(level: str = "info", log_format: str = "text") -> dict[str, A
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "service.logs.RequestIdFilter"}},
+        "filters": {"request_id": {"()": "service.observability.logs.RequestIdFilter"}},
         "formatters": {"default": formatter},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level.upper()},

@@ -11,18 +11,18 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from service import metrics
-from service.errors import install_error_handlers
-from service.fastpath import ClassifyFastPath
-from service.inference import BatchingOptions, Inference
-from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from service.registry import Registry
-from service.reloader import StorePoller
-from service.responses import OrjsonResponse
-from service.routes import admin, classify, embed, health, hidden_states, models, tokenize
-from service.routes import metrics as metrics_route
-from service.schemas import error_responses
-from service.security import require_api_key
+from service.api.errors import install_error_handlers
+from service.api.hotpath import ClassifyFastPath
+from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.api.responses import OrjsonResponse
+from service.api.routes import admin, classify, embed, health, hidden_states, models, tokenize
+from service.api.routes import metrics as metrics_route
+from service.api.schemas import error_responses
+from service.api.security import require_api_key
+from service.engine.inference import BatchingOptions, Inference
+from service.engine.registry import Registry
+from service.engine.reloader import StorePoller
+from service.observability import metrics
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

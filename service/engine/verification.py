@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.bundle import BundleError
-from service.runtime import ModelRuntime
+from service.engine.runtime import ModelRuntime
 
 LOGIT_TOLERANCE = 1e-4
 

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from service.api.deps import RegistryDep
+from service.api.errors import error_body
+from service.api.responses import OrjsonResponse
+from service.api.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest, error_responses
+from service.api.security import require_admin
 from service.bundle import NAME_PATTERN
-from service.deps import RegistryDep
-from service.errors import STATUS_CODES, ErrorType, error_body
-from service.registry import ModelStatus
-from service.responses import OrjsonResponse
-from service.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest, error_responses
-from service.security import require_admin
+from service.engine.registry import ModelStatus
+from service.errors import STATUS_CODES, ErrorType
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 ModelNamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, description="Model name.")]

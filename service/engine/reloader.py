@@ -13,9 +13,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from starlette.concurrency import run_in_threadpool
-
-from service.registry import LoadOutcome, Registry
+from service.engine.registry import LoadOutcome, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +66,6 @@ class StorePoller:
         while True:
             await asyncio.sleep(interval)
             try:
-                await run_in_threadpool(self.poll_once)
+                await asyncio.to_thread(self.poll_once)
             except Exception:
                 logger.exception("polling the model store failed; trying again in %s s", interval)

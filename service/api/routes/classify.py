@@ -1,7 +1,7 @@
 """POST /classify.
 
 Two doors, one room: :func:`classify_texts` does the work. The FastAPI route documents the API (OpenAPI)
-and answers through FastAPI's machinery; :class:`service.fastpath.ClassifyFastPath` answers the same
+and answers through FastAPI's machinery; :class:`service.api.hotpath.ClassifyFastPath` answers the same
 requests as plain ASGI (same parsing, same checks, same errors), because FastAPI's router, dependency
 injection and exception layers cost more per request than the model itself under load (bench/, py-spy).
 """
@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.context import note_model
-from service.deps import InferenceDep, RegistryDep, SettingsDep
-from service.inference import Inference
-from service.preprocess import check_texts
-from service.registry import Registry
-from service.responses import OrjsonResponse
-from service.schemas import CLASSIFY_ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
+from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.responses import OrjsonResponse
+from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
+from service.engine.inference import Inference
+from service.engine.preprocess import check_texts
+from service.engine.registry import Registry
+from service.observability.context import note_model
 from service.settings import Settings
 
 router = APIRouter(tags=["inference"])

@@ -2,9 +2,10 @@
 
 ``inference``: the model calls that served the request (and tokenizing long texts in the pool); ``queue``:
 the rest of the time it waited for them (a free pool thread, or its turn in the micro-batcher). The times
-land on the request's :class:`service.context.RequestRecord`; outside a request everything here is a no-op.
-Pool threads and the batcher's thread do not inherit context variables, so the record travels explicitly:
-captured when the work is handed over, and for the batcher inside the payload itself (:func:`tag`).
+land on the request's :class:`service.observability.context.RequestRecord`; outside a request everything
+here is a no-op. Pool threads and the batcher's thread do not inherit context variables, so the record
+travels explicitly: captured when the work is handed over, and for the batcher inside the payload itself
+(:func:`tag`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from service.context import RECORD, RequestRecord
+from service.observability.context import RECORD, RequestRecord
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service import metrics
+from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest
-from service.runtime import ModelRuntime
+from service.observability import metrics
 from service.tokenizer import UNK_ID, Encoding
 
 

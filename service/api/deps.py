@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.inference import Inference
-from service.registry import Registry
+from service.engine.inference import Inference
+from service.engine.registry import Registry
 from service.settings import Settings
 
 

@@ -18,12 +18,12 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 
-from service import metrics
 from service.bundle import BundleError, list_models, list_versions, load_bundle
+from service.engine.runtime import ModelRuntime, release_memory
+from service.engine.verification import verify_golden
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
-from service.runtime import ModelRuntime, release_memory
+from service.observability import metrics
 from service.tokenizer import CJK_PATTERN
-from service.verification import verify_golden
 
 logger = logging.getLogger(__name__)
 

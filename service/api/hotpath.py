@@ -4,7 +4,7 @@ Under load, FastAPI's per-request machinery (route matching over every route, de
 exception and exit-stack middlewares, body re-parsing) cost more CPU than the model (py-spy on bench/).
 This middleware sits inside the request-context and body-limit middlewares (so request ids, deadlines,
 timing headers, metrics, the access log line and the body limit stay as they are) and answers
-``POST /classify`` itself with :func:`service.routes.classify.classify_texts`, the code the FastAPI route
+``POST /classify`` itself with :func:`service.api.routes.classify.classify_texts`, the code the FastAPI route
 runs. The FastAPI route still exists: it documents the API in the OpenAPI schema and answers any request
 this class passes on.
 
@@ -23,12 +23,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import ErrorType, ServiceError, describe_validation_errors, error_response
-from service.responses import OPTIONS
-from service.routes import classify
-from service.routes.classify import classify_texts
-from service.schemas import ClassifyRequest
-from service.security import require_api_key
+from service.api.errors import describe_validation_errors, error_response
+from service.api.responses import OPTIONS
+from service.api.routes import classify
+from service.api.routes.classify import classify_texts
+from service.api.schemas import ClassifyRequest
+from service.api.security import require_api_key
+from service.errors import ErrorType, ServiceError
 
 PATH = "/classify"
 # What the router would put in scope["route"]: the request middleware labels metrics with its path.

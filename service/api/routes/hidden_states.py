@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.context import note_model
-from service.deps import InferenceDep, RegistryDep, SettingsDep
-from service.preprocess import check_texts
-from service.responses import OrjsonResponse
-from service.routes.tokenize import token_list
-from service.schemas import ERROR_RESPONSES, HiddenStatesRequest, HiddenStatesResponse
+from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.responses import OrjsonResponse
+from service.api.routes.tokenize import token_list
+from service.api.schemas import ERROR_RESPONSES, HiddenStatesRequest, HiddenStatesResponse
+from service.engine.preprocess import check_texts
+from service.observability.context import note_model
 
 router = APIRouter(tags=["inspection"])
 

@@ -1,0 +1,67 @@
+"""The walls between the wings, read from the source (lazy imports inside functions count too).
+
+- ``service`` never imports ``training`` or ``torch``: a serving install has neither.
+- The engine, the error vocabulary and the bundle contract never import the web framework or the API wing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SERVICE = Path(__file__).resolve().parents[1] / "service"
+HTTP_FREE = ["engine", "errors", "bundle", "tokenizer"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module named by an ``import`` or ``from ... import`` anywhere in ``path``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+            "import_module",
+            "__import__",
+        ):
+            names.update(arg.value for arg in node.args if isinstance(arg, ast.Constant))
+    return names
+
+
+def python_files(*parts: str) -> list[Path]:
+    files: list[Path] = []
+    for part in parts:
+        target = SERVICE / part  # a package folder or a module file
+        files.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")])
+    return files
+
+
+def offending(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in files:
+        for module in sorted(imported_modules(path)):
+            if any(module == root or module.startswith(root + ".") for root in forbidden):
+                found.append(f"{path.name} imports {module}")
+    return found
+
+
+def test_service_never_imports_training_or_torch() -> None:
+    assert offending(python_files("."), ("training", "torch")) == []
+
+
+@pytest.mark.parametrize("part", HTTP_FREE)
+def test_engine_and_contract_never_import_http(part: str) -> None:
+    assert offending(python_files(part), ("fastapi", "starlette", "uvicorn", "service.api")) == []
+
+
+def test_the_rule_detects_a_violation(tmp_path: Path) -> None:
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def later():\n    import importlib\n    importlib.import_module('training.x')\n")
+    eager = tmp_path / "eager.py"
+    eager.write_text("from fastapi import FastAPI\n")
+    assert offending([sneaky], ("training",)) == ["sneaky.py imports training.x"]
+    assert "eager.py imports fastapi" in offending([eager], ("fastapi",))
