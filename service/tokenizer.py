@@ -1,6 +1,9 @@
 """The one tokenizer shared by training and serving (stdlib only, jieba loaded lazily).
 
 Training imports this module, so a text is split and looked up the same way on both sides.
+Only a ``word`` tokenizer whose vocabulary holds Chinese words (or one still building its vocabulary)
+segments Chinese with jieba, an optional dependency (the ``zh-words`` extra); any other tokenizer splits
+runs of Chinese characters one character per token and never imports jieba.
 Every token keeps ``start``/``stop`` character offsets into the *original* input:
 ``text[token.start:token.stop] == token.text`` always holds, whatever the mode or lower-casing
 (lower-casing is applied to the lookup key only, because ``str.lower`` may change a string's length).
@@ -8,6 +11,7 @@ Every token keeps ``start``/``stop`` character offsets into the *original* input
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -24,6 +28,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD_PATTERN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*)|(?P<other>\S)")
 _NON_SPACE_RUN = re.compile(r"\S+")
 CJK_PATTERN = re.compile(f"[{_CJK}]")
+JIEBA_EXTRA = "zh-words"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +54,45 @@ class Encoding:
         return sum(1 for token_id in self.ids if token_id == UNK_ID)
 
 
+def jieba_missing_message(what: str) -> str | None:
+    """Why ``what`` cannot work without jieba, or None if jieba is installed (found, not imported)."""
+    if importlib.util.find_spec("jieba") is not None:
+        return None
+    return (
+        f"{what} segments Chinese words with jieba, which is not installed; "
+        f"install it with: pip install 'lstm-service[{JIEBA_EXTRA}]'"
+    )
+
+
 def _jieba_spans(run: str, offset: int) -> Iterator[Span]:
-    import jieba  # lazy: ~1 s to load its dictionary, and only ``word`` mode on Chinese needs it
+    try:
+        import jieba  # lazy: ~1 s to load its dictionary, and only ``word`` mode on Chinese needs it
+    except ImportError as error:
+        raise ImportError(jieba_missing_message("this word tokenizer") or str(error)) from error
 
     for word, start, stop in jieba.tokenize(run):
         if not word.isspace():
             yield Span(word, offset + start, offset + stop)
 
 
-def split_words(text: str) -> Iterator[Span]:
-    """Regex words for Latin-like scripts, jieba segmentation for runs of CJK ideographs."""
+def _char_spans(run: str, offset: int) -> Iterator[Span]:
+    for index, char in enumerate(run):
+        yield Span(char, offset + index, offset + index + 1)
+
+
+def split_words(text: str, segment_chinese: bool = True) -> Iterator[Span]:
+    """Regex words for Latin-like scripts; runs of CJK ideographs segmented by jieba, or one token per
+    character if ``segment_chinese`` is False."""
+    split_cjk = _jieba_spans if segment_chinese else _char_spans
     for match in _WORD_PATTERN.finditer(text):
         if match.lastgroup == "cjk":
-            yield from _jieba_spans(match.group(), match.start())
+            yield from split_cjk(match.group(), match.start())
         else:
             yield Span(match.group(), match.start(), match.end())
+
+
+def _split_words_per_char(text: str) -> Iterator[Span]:
+    return split_words(text, segment_chinese=False)
 
 
 def split_chars(text: str) -> Iterator[Span]:
@@ -100,11 +129,17 @@ def _char_bigram_texts(text: str) -> list[str]:
 
 # Token texts without offsets, for callers that need only ids (/classify): the same tokens as the
 # splitters above (a test checks it), without building a Span per token (4x faster on Chinese chars).
-_TEXT_SPLITTERS = {
-    "word": lambda text: [span.text for span in split_words(text)],
-    "char": _char_texts,
-    "char-bigram": _char_bigram_texts,
-}
+def _word_texts(text: str) -> list[str]:
+    return [span.text for span in split_words(text)]
+
+
+def _word_texts_per_char(text: str) -> list[str]:
+    return [span.text for span in _split_words_per_char(text)]
+
+
+_TEXT_SPLITTERS = {"word": _word_texts, "char": _char_texts, "char-bigram": _char_bigram_texts}
+# A word tokenizer whose vocabulary has no Chinese word: every CJK token would be <unk> anyway.
+_WORDS_PER_CHAR = (_split_words_per_char, _word_texts_per_char)
 
 
 def build_vocabulary(
@@ -131,6 +166,8 @@ class Tokenizer:
     lowercase: bool = True
     max_length: int = 256
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _split: Any = field(init=False, repr=False, compare=False)
+    _split_texts: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -142,6 +179,17 @@ class Tokenizer:
         self._index = {token: index for index, token in enumerate(self.vocabulary)}
         if len(self._index) != len(self.vocabulary):
             raise ValueError("vocabulary has duplicate entries")
+        self._split, self._split_texts = _SPLITTERS[self.mode], _TEXT_SPLITTERS[self.mode]
+        if self.mode == "word" and not self.segments_chinese:
+            self._split, self._split_texts = _WORDS_PER_CHAR
+
+    @property
+    def segments_chinese(self) -> bool:
+        """Does this tokenizer need jieba? A ``word`` tokenizer with Chinese words in its vocabulary, or
+        one still building it (only ``<pad>``, ``<unk>``: the words it finds must be jieba's)."""
+        return self.mode == "word" and (
+            len(self.vocabulary) == 2 or any(CJK_PATTERN.search(token) for token in self.vocabulary)
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -149,7 +197,7 @@ class Tokenizer:
 
     def split(self, text: str) -> list[Span]:
         """All spans of ``text``, before truncation."""
-        return list(_SPLITTERS[self.mode](text))
+        return list(self._split(text))
 
     def key(self, token_text: str) -> str:
         """The vocabulary key of a token's text."""
@@ -172,7 +220,7 @@ class Tokenizer:
     def encode_ids(self, text: str, max_length: int | None = None) -> Encoding:
         """Like :meth:`encode` but without spans (``spans`` is empty): for callers that need only ids."""
         limit = self.max_length if max_length is None else max_length
-        texts = _TEXT_SPLITTERS[self.mode](text)
+        texts = self._split_texts(text)
         index, lowercase = self._index, self.lowercase
         ids = [index.get(token.lower() if lowercase else token, UNK_ID) for token in texts[:limit]]
         return Encoding(ids, [], len(texts) > limit, len(texts))
@@ -188,7 +236,7 @@ class Tokenizer:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tokenizer:
         try:
-            return cls(
+            tokenizer = cls(
                 mode=data["mode"],
                 vocabulary=list(data["vocabulary"]),
                 lowercase=bool(data["lowercase"]),
@@ -196,3 +244,7 @@ class Tokenizer:
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"malformed tokenizer definition: {error}") from error
+        missing = tokenizer.segments_chinese and jieba_missing_message("this model's word tokenizer")
+        if missing:
+            raise ValueError(missing)
+        return tokenizer
