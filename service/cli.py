@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging.config
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from service.settings import ENV_PREFIX, Settings
+from service.settings import ENV_PREFIX, Settings, describe_error, log_startup_notes
 
 TRAINING_COMMANDS = {
     "train": "train a model and write a bundle into the store",
@@ -54,22 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for detail in error.errors():
-        where = ".".join(str(part) for part in detail["loc"])
-        message = str(detail["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}" if where else f"  {message}")
-    return "\n".join(lines)
-
-
 def serve(overrides: dict[str, str]) -> int:
     from service.observability.logs import logging_config  # uvicorn and the app only load for `serve`
 
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic parses the strings
     except ValidationError as error:
-        _say(f"lstm-service serve: the settings cannot work:\n{_describe(error)}")
+        _say(f"lstm-service serve: the settings cannot work:\n{describe_error(error)}")
         return 2
     # Worker processes build their settings from the environment; hand the flags down that way.
     for name, value in overrides.items():
@@ -77,12 +69,16 @@ def serve(overrides: dict[str, str]) -> int:
 
     from service import server
 
+    log_config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)  # uvicorn applies it again; here so the notes below are formatted
+    log_startup_notes(settings)
+
     # A second SIGTERM during the drain is handed to uvicorn, which re-raises it to the handler that was
     # there before once it has shut down; with the default handler a clean shutdown would end as "killed
     # by SIGTERM" (143).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        return server.run(settings, logging_config(settings.log_level, settings.log_format))
+        return server.run(settings, log_config)
     except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has shut down
         return 130
 

@@ -1,18 +1,23 @@
 """Service settings: environment variables ``LSTM_SERVICE_*`` (and CLI flags, which override them).
 
 Validators refuse a configuration that cannot work (no store, no model in it, a default or pinned model
-that is not there, a bad port) with a message that says how to fix it, so the service fails at start and
-not at the first request.
+that is not there, a bad port, an empty API key or admin token) with a message that says how to fix it, so
+the service fails at start and not at the first request. :func:`describe_error` names the variable, the
+flag and the rejected value of each error; :func:`startup_notes` lists what the start-up log should say
+(whether authentication is on, ``LSTM_SERVICE_*`` variables that no setting reads).
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle import NAME_PATTERN, list_models
@@ -126,6 +131,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Poll the store this often and load newer versions of served, unpinned models (0: off).",
     )
+    readiness: Literal["all", "any", "default"] = Field(
+        "all",
+        description="When /readyz says 200: 'all' models ready, 'any' one model ready, or the 'default' "
+        "model ready (a failed bundle then leaves the others serving).",
+    )
+    max_vector_bytes: int = Field(
+        64 * MIB,
+        ge=MIB,
+        description="Bytes of /embed and /hidden-states answers one worker may build at once (estimated "
+        "before the model runs); past it, 429 with Retry-After.",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -137,10 +153,20 @@ class Settings(BaseSettings):
     def _parse_pinned(cls, value: object) -> object:
         return parse_pinned(value)
 
-    @field_validator("default_model", "admin_token", "api_key", mode="before")
+    @field_validator("default_model", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_token", "api_key", mode="before")
+    @classmethod
+    def _secret_not_blank(cls, value: object) -> object:
+        # An empty secret is refused, not taken for "unset": a Secret or variable left empty by mistake
+        # would otherwise turn authentication off without a word.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            raise ValueError("is set but empty; set a non-empty value, or unset the variable to turn it off")
+        return value
 
     @field_validator("model_store")
     @classmethod
@@ -162,16 +188,92 @@ class Settings(BaseSettings):
             )
         names = ", ".join(available)
         if self.default_model is not None and self.default_model not in available:
-            raise ValueError(f"default model {self.default_model!r} is not in the store (it holds: {names})")
+            raise ValueError(
+                f"{ENV_PREFIX}DEFAULT_MODEL={self.default_model!r}: default model {self.default_model!r} "
+                f"is not in the store (it holds: {names})"
+            )
         for name, version in self.pinned.items():
             if not NAME_PATTERN.match(name) or name not in available:
-                raise ValueError(f"pinned model {name!r} is not in the store (it holds: {names})")
+                raise ValueError(
+                    f"{ENV_PREFIX}PINNED: pinned model {name!r} is not in the store (it holds: {names})"
+                )
             if version not in available[name]:
                 raise ValueError(
-                    f"pinned version {name}={version} is not in the store "
+                    f"{ENV_PREFIX}PINNED: pinned version {name}={version} is not in the store "
                     f"(versions: {', '.join(map(str, available[name]))})"
                 )
         return self
+
+
+SECRET_FIELDS = frozenset({"api_key", "admin_token"})
+
+
+def variable_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per error, naming the variable, the flag and the rejected value (secrets are not shown).
+
+    ``LSTM_SERVICE_WORKERS (--workers) = '0': Input should be greater than or equal to 1``
+    """
+    lines = []
+    for detail in error.errors():
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        if field not in Settings.model_fields:
+            lines.append(f"  {message}")
+            continue
+        where = f"{variable_name(field)} (--{field.replace('_', '-')})"
+        shown = "(hidden)" if field in SECRET_FIELDS else repr(_as_text(detail.get("input")))
+        lines.append(f"  {where} = {shown}: {message}")
+    return "\n".join(lines)
+
+
+def _as_text(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``LSTM_SERVICE_*`` variable that no setting reads, naming the closest one."""
+    environ = os.environ if environ is None else environ
+    known = sorted(field.upper() for field in Settings.model_fields)
+    warnings = []
+    for variable in sorted(environ):
+        upper = variable.upper()  # pydantic-settings reads variables case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper.removeprefix(ENV_PREFIX) in known:
+            continue
+        # compared without the shared prefix, which would make every name look close
+        closest = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
+        hint = (
+            f"; did you mean {ENV_PREFIX}{closest[0]}?"
+            if closest
+            else f"; the known ones start with {ENV_PREFIX}"
+        )
+        warnings.append(f"{variable} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def startup_notes(settings: Settings, environ: Mapping[str, str] | None = None) -> list[tuple[int, str]]:
+    """``(level, message)`` pairs for the start-up log: authentication for inference and admin, and the
+    ``LSTM_SERVICE_*`` variables that no setting reads."""
+    inference = (
+        "on (LSTM_SERVICE_API_KEY)" if settings.api_key is not None else "OFF (LSTM_SERVICE_API_KEY unset)"
+    )
+    admin = (
+        "on (LSTM_SERVICE_ADMIN_TOKEN)"
+        if settings.admin_token is not None
+        else "off: /admin answers 404 (LSTM_SERVICE_ADMIN_TOKEN unset)"
+    )
+    notes = [(logging.INFO, f"authentication: inference and /models {inference}; admin {admin}")]
+    notes += [(logging.WARNING, warning) for warning in unknown_variables(environ)]
+    return notes
+
+
+def log_startup_notes(settings: Settings, logger: logging.Logger | None = None) -> None:
+    logger = logger or logging.getLogger(__name__)
+    for level, message in startup_notes(settings):
+        logger.log(level, message)
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.inference = Inference(settings.inference_threads, batching_options, serves=registry.serves)
     metrics.track_queue(app.state.inference.queued)
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
-    logger.info("serving %d model(s) from %s: %s", len(registry.names), settings.model_store, ready)
+    logger.log(
+        logging.INFO if registry.ready else logging.WARNING,
+        "serving %d model(s) from %s: %s",
+        len(registry.names),
+        settings.model_store,
+        ready,
+    )
     poller = None
     if settings.reload_interval_seconds > 0:
         poller = asyncio.create_task(StorePoller(registry, settings.reload_interval_seconds).run())

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,6 +24,18 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+def iso_time(record: logging.LogRecord) -> str:
+    """ISO 8601 local time with milliseconds and the UTC offset: ``2026-11-30T13:20:01.123+00:00``."""
+    return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` with ISO 8601 times (the default ``asctime`` has no time zone)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return iso_time(record)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
@@ -34,7 +47,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": iso_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -50,7 +63,7 @@ def logging_config(level: str = "info", log_format: str = "text") -> dict[str, A
     formatter: dict[str, Any] = (
         {"()": "service.observability.logs.JsonFormatter"}
         if log_format == "json"
-        else {"format": TEXT_FORMAT}
+        else {"()": "service.observability.logs.TextFormatter", "format": TEXT_FORMAT}
     )
     handler = {
         "class": "logging.StreamHandler",
