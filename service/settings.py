@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Most padded tokens (texts x longest) in one batched call; bounds the memory ORT keeps.",
     )
+    max_explain_tokens: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        description="Most tokens /explain explains in one text (it runs T + 1 sequences of T tokens, and T "
+        "prefixes for a trajectory); longer texts get 422 unless the request sends truncate.",
+    )
 
     drain_seconds: float = Field(
         5.0,

@@ -15,7 +15,7 @@ from service.api.errors import install_error_handlers
 from service.api.hotpath import ClassifyFastPath
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.responses import OrjsonResponse
-from service.api.routes import admin, classify, embed, health, hidden_states, models, tokenize
+from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tokenize
 from service.api.routes import metrics as metrics_route
 from service.api.schemas import error_responses
 from service.api.security import require_api_key
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded: dict[str, Any] = {}
     if settings.api_key is not None:
         guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
-    for module in (classify, tokenize, embed, hidden_states, models):
+    for module in (classify, tokenize, embed, hidden_states, explain, models):
         app.include_router(module.router, **guarded)
     for module in (health, metrics_route, admin):
         app.include_router(module.router)

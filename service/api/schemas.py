@@ -395,3 +395,72 @@ class LoadFailedResponse(ErrorResponse):
     model: str | None = Field(None, description="The model (absent when the request itself was invalid).")
     version: int | None = Field(None, description="The version that was refused.")
     serving_version: int | None = Field(None, description="The version still serving (null if none).")
+
+
+# -- /explain ---------------------------------------------------------------------------------------
+
+
+class ExplainRequest(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"text": "The striker scored twice in the cup final", "trajectory": True}]
+        }
+    )
+
+    text: TokenText = Field(description="The text to explain.")
+    model: ModelName | None = Field(None, description="Model name; default: the service's default model.")
+    version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="Model version; default: the version serving."
+    )
+    label: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None,
+        description="The label to explain; default: the predicted label (multi-label: every label over "
+        "its threshold).",
+    )
+    method: Literal["occlusion"] = Field(
+        "occlusion",
+        description="occlusion: each token in turn replaced by <unk> (exact, forward passes only).",
+    )
+    trajectory: bool = Field(False, description="Also the probabilities after every prefix of the text.")
+    truncate: bool = Field(
+        False,
+        description="Texts with more tokens than LSTM_SERVICE_MAX_EXPLAIN_TOKENS (or the model's max_length) "
+        "are explained on their first tokens (true) or refused with 422 (false).",
+    )
+
+
+class ExplainedToken(Token):
+    attribution: float = Field(
+        description="p(label | text) - p(label | text with this token replaced by <unk>): positive when the "
+        "token pushes towards `label` (0 for a token that is already <unk>)."
+    )
+    attributions: dict[str, float] = Field(description="The same for every explained label.")
+
+
+class TrajectoryFlip(BaseModel):
+    index: int = Field(description="The token (0-based) after which the decision changed.")
+    before: list[str] = Field(description="The predicted label(s) before it.")
+    after: list[str] = Field(description="The predicted label(s) from it on.")
+
+
+class ExplainTrajectory(BaseModel):
+    scores: dict[str, list[float]] = Field(
+        description="Per label, its probability after each prefix (entry t: tokens 0..t), one per token."
+    )
+    decision_point: int = Field(
+        description="The token (0-based) after which the predicted label no longer changes."
+    )
+    flips: list[TrajectoryFlip] = Field(description="Every change of the predicted label(s), in order.")
+
+
+class ExplainResponse(ModelResponse):
+    method: Literal["occlusion"] = Field(description="How the attributions were computed.")
+    label: str = Field(description="The label `attribution` is for.")
+    labels: list[str] = Field(description="Every explained label (several for a multi-label prediction).")
+    score: float = Field(description="The probability of `label` for the whole (explained) text.")
+    scores: dict[str, float] = Field(description="Every label's probability for the whole (explained) text.")
+    tokens: list[ExplainedToken] = Field(description="The explained tokens, as /tokenize gives them.")
+    truncated: bool = Field(description="True if only the first tokens were explained.")
+    num_tokens: int = Field(description="Tokens explained.")
+    num_tokens_before_truncation: int = Field(description="Tokens in the whole text.")
+    trajectory: ExplainTrajectory | None = Field(description="Present when the request asked for it.")
