@@ -1,0 +1,1 @@
+"""Small data sets the repository can generate itself (for tests and README examples)."""
