@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse
 from onnx import numpy_helper
 from pydantic import BaseModel
 
-from service.bundle import Bundle, list_models, load_bundle
+from service.bundle import PARITY_TOLERANCE, Bundle, list_models, load_bundle
 from service.tokenizer import UNK_ID
 from training.model import LSTMClassifier, ModelConfig
 
-GOLDEN_TOLERANCE = 1e-4
+GOLDEN_TOLERANCE = PARITY_TOLERANCE
 # ONNX LSTM gates are stacked i, o, f, c; torch stacks i, f, g(=c), o.
 _ONNX_TO_TORCH_GATES = (0, 2, 3, 1)
 
@@ -85,7 +85,7 @@ def _classifier_weights(node: onnx.NodeProto, producer: dict, tensors: dict) -> 
 class TorchModel:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
-        config = ModelConfig.from_dict(bundle.manifest["model"])
+        config = ModelConfig.from_dict(bundle.manifest.model)
         self.network = LSTMClassifier(config).eval()
         self.network.load_state_dict(state_dict_from_onnx(bundle.model_path, config))
         self.worst_golden_difference = self._check_golden()
@@ -100,9 +100,9 @@ class TorchModel:
 
     def _check_golden(self) -> float:
         worst = 0.0
-        for example in self.bundle.manifest["golden"]:
-            got = self.logits([example["ids"]])[0].numpy()
-            worst = max(worst, float(np.abs(got - np.asarray(example["logits"])).max()))
+        for example in self.bundle.manifest.golden:
+            got = self.logits([list(example.ids)])[0].numpy()
+            worst = max(worst, float(np.abs(got - np.asarray(example.logits)).max()))
         if worst > GOLDEN_TOLERANCE:
             raise SystemExit(
                 f"{self.bundle.name}: torch weights read from ONNX miss the golden logits by {worst:.2e}"

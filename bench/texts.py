@@ -1,6 +1,6 @@
 """The texts the benchmark sends: a seeded sample of each model's own test split.
 
-The split is rebuilt from the data source the bundle's manifest records (``training.data.source``, the
+The split is rebuilt from the data source the bundle's manifest records (``Manifest.data_source``, the
 same path ``export --quantize`` uses to measure accuracy), so text lengths are what the model meets in
 its evaluation. A bundle without that record (e.g. the tiny test store) falls back to its golden texts.
 """
@@ -55,28 +55,23 @@ def latest_bundle(store: Path, name: str) -> Bundle:
 
 
 def _test_split(bundle: Bundle) -> tuple[list[str], str] | None:
-    source = bundle.manifest.get("training", {}).get("data", {}).get("source")
-    if not source:
+    source = bundle.manifest.data_source
+    if source is None:
         return None
     try:
         from training.data import DataSpec  # noqa: PLC0415 - only the benchmark needs the training side
     except ImportError:
         logger.warning("the training package is not importable; using %s's golden texts", bundle.name)
         return None
-    splits = DataSpec.from_dict(source).load()
-    texts = [example.text for example in splits.test]
-    return (
-        (texts, f"test split of {source.get('dataset') or source.get('data') or source.get('test')}")
-        if texts
-        else None
-    )
+    texts = [example.text for example in DataSpec.of(source).load().test]
+    return (texts, f"test split of {source.describe()}") if texts else None
 
 
 def sample_texts(bundle: Bundle, count: int, seed: int = 13) -> TextSample:
     """``count`` texts of ``bundle``'s test split (seeded; repeated if the split is smaller)."""
     found = _test_split(bundle)
     if found is None:
-        found = ([example["text"] for example in bundle.manifest["golden"]], "golden texts of the manifest")
+        found = ([example.text for example in bundle.manifest.golden], "golden texts of the manifest")
     texts, source = found
     rng = random.Random(seed)
     chosen = rng.sample(texts, count) if count <= len(texts) else [rng.choice(texts) for _ in range(count)]

@@ -1,6 +1,6 @@
-"""``lstm-service train | export | evaluate``: argv[0] is the subcommand (the service CLI hands them here).
+"""``lstm-train train | export | evaluate``: the training command, separate from the service's ``lstm-service``.
 
-Run directly with ``python -m training.cli train --dataset zh-sentiment --name my-model --tokenizer char``.
+Installed with the ``train`` extra; also runs as ``python -m training.cli train --dataset zh-sentiment ...``.
 """
 
 from __future__ import annotations
@@ -12,17 +12,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.tokenizer import MODES
 from training.data import BUILTIN_DATASETS, FORMATS, DataError, DataSpec
 
 logger = logging.getLogger("training")
 
+PROG = "lstm-train"
+
 EXAMPLES = """examples:
-  lstm-service train --data reviews.csv --text-column review --label-column stars --name my-reviews
-  lstm-service train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 --w2v train
-  lstm-service train --name my-model --train train.jsonl --dev dev.jsonl --test test.jsonl --resume
-  lstm-service export --checkpoint runs/my-model --name my-model --quantize
-  lstm-service export --bundle model_store/my-model/1 --quantize
-  lstm-service evaluate --bundle model_store/my-model/1 --data held_out.csv
+  lstm-train train --data reviews.csv --text-column review --label-column stars --name my-reviews
+  lstm-train train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 --w2v train
+  lstm-train train --name my-model --train train.jsonl --dev dev.jsonl --test test.jsonl --resume
+  lstm-train export --checkpoint runs/my-model --name my-model --quantize
+  lstm-train export --bundle model_store/my-model/1 --quantize
+  lstm-train evaluate --bundle model_store/my-model/1 --data held_out.csv
 """
 
 
@@ -113,7 +116,7 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstm-service",
+        prog=PROG,
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = train.add_argument_group("tokenizer")
     tokens.add_argument(
         "--tokenizer",
-        choices=("word", "char", "char-bigram"),
+        choices=MODES,
         default="word",
         help="word: regex words (jieba for Chinese); char; char-bigram",
     )
@@ -225,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("gensim").setLevel(logging.WARNING)  # it logs every second of word2vec training
     from training import commands  # torch is imported here, after --help and argument errors
 
-    command = "lstm-service " + shlex.join(argv)
+    command = f"{PROG} {shlex.join(argv)}"  # recorded in the manifest: how to train this model again
     try:
         return commands.run(args, _data_spec(args), command)
     except (DataError, ValueError, FileNotFoundError) as error:

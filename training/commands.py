@@ -7,26 +7,20 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from service.bundle import load_bundle
+from service.bundle import DataSource, Manifest, load_bundle
 from training.batches import encode_texts
-from training.bundling import quantize_bundle
+from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.data import DataSpec, Example, read_file
 from training.evaluate import classification_metrics
 from training.export import ort_logits
-from training.model import LSTMClassifier, ModelConfig
-from training.pipeline import (
-    ModelSettings,
-    PretrainedSettings,
-    TokenizerSettings,
-    export_checkpoint,
-    train_bundle,
-)
-from training.trainer import BEST, TrainSettings, load_checkpoint, predict_logits
+from training.model import ModelConfig
+from training.pipeline import export_checkpoint, train_bundle
+from training.publish import quantize_bundle
+from training.trainer import load_checkpoint_model, predict_logits
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +37,34 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         args.store,
         args.name,
         tokenizer=TokenizerSettings(
-            args.tokenizer, args.lowercase, args.max_length, args.min_freq, args.max_vocab
+            mode=args.tokenizer,
+            lowercase=args.lowercase,
+            max_length=args.max_length,
+            min_freq=args.min_freq,
+            max_vocab=args.max_vocab,
         ),
-        model=ModelSettings(
-            args.embedding_dim,
-            args.hidden_dim,
-            args.num_layers,
-            args.bidirectional,
-            args.pooling,
-            args.dropout,
-            args.embedding_dropout,
+        model=ModelConfig(
+            embedding_dim=args.embedding_dim,
+            hidden_dim=args.hidden_dim,
+            num_layers=args.num_layers,
+            bidirectional=args.bidirectional,
+            pooling=args.pooling,
+            dropout=args.dropout,
+            embedding_dropout=args.embedding_dropout,
         ),
         training=TrainSettings(
-            args.epochs,
-            args.batch_size,
-            args.lr,
-            args.clip,
-            args.patience,
-            args.seed,
-            args.length_pool,
-            args.lr_decay,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            clip=args.clip,
+            patience=args.patience,
+            seed=args.seed,
+            length_pool=args.length_pool,
+            lr_decay=args.lr_decay,
         ),
-        pretrained=PretrainedSettings(w2v, args.w2v_mode, args.w2v_binary, args.w2v_epochs),
+        pretrained=PretrainedSettings(
+            source=w2v, mode=args.w2v_mode, binary=args.w2v_binary, epochs=args.w2v_epochs
+        ),
         run_dir=args.run_dir or Path("runs") / args.name,
         resume=args.resume,
         version=args.version,
@@ -87,15 +87,20 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
     checkpoint = args.checkpoint
     name = args.name or (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve().name
     result = export_checkpoint(
-        checkpoint, args.store, name, data, args.version, args.baseline, args.quantize, command
+        checkpoint,
+        args.store,
+        name,
+        data,
+        version=args.version,
+        baseline=args.baseline,
+        quantize=args.quantize,
+        command=command,
     )
     _print_summary(result.manifest, result.path, result.int8_path)
     return 0
 
 
-def _examples(
-    args: argparse.Namespace, data: DataSpec | None, fallback: dict[str, Any] | None
-) -> list[Example]:
+def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSource | None) -> list[Example]:
     if data is not None and data.data is not None and args.part == "all":
         return read_file(Path(data.data), data.text_column, data.label_column, data.format)
     if data is None:
@@ -103,7 +108,7 @@ def _examples(
             raise ValueError(
                 "no data to evaluate on: give --data FILE, --dataset NAME or --train/--dev/--test"
             )
-        data = DataSpec.from_dict(fallback)
+        data = DataSpec.of(fallback)
     splits = data.load()
     if args.part == "all":
         return splits.train + splits.dev + splits.test
@@ -114,22 +119,18 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
     if args.bundle is not None:
         bundle = load_bundle(args.bundle)
         labels, tokenizer = bundle.labels, bundle.tokenizer
-        examples = _examples(args, data, bundle.manifest.get("training", {}).get("data", {}).get("source"))
+        examples = _examples(args, data, bundle.manifest.data_source)
         predictions = ort_logits(
             bundle.model_path, encode_texts(tokenizer, [e.text for e in examples])
         ).argmax(1)
         source = str(args.bundle)
     else:
-        path = args.checkpoint / BEST if args.checkpoint.is_dir() else args.checkpoint
-        payload = load_checkpoint(path)
-        from service.tokenizer import Tokenizer
-
-        labels, tokenizer = payload["config"]["labels"], Tokenizer.from_dict(payload["config"]["tokenizer"])
-        model = LSTMClassifier(ModelConfig.from_dict(payload["config"]["model"]))
-        model.load_state_dict(payload.get("best_state") or payload["model_state"])
-        examples = _examples(args, data, payload["config"].get("data"))
-        predictions = predict_logits(model, encode_texts(tokenizer, [e.text for e in examples])).argmax(1)
-        source = str(path)
+        loaded = load_checkpoint_model(args.checkpoint)
+        labels, tokenizer = loaded.labels, loaded.tokenizer
+        examples = _examples(args, data, loaded.data_source)
+        sequences = encode_texts(tokenizer, [e.text for e in examples])
+        predictions = predict_logits(loaded.model, sequences).argmax(1)
+        source = str(loaded.path)
     index = {label: position for position, label in enumerate(labels)}
     unknown = sorted({e.label for e in examples} - set(index))
     if unknown:
@@ -145,11 +146,11 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
     return 0
 
 
-def _print_summary(manifest: dict[str, Any], path: Path, int8_path: Path | None = None) -> None:
-    metrics = manifest["metrics"]
-    baseline = (metrics.get("baseline") or {}).get("accuracy")
+def _print_summary(manifest: Manifest, path: Path, int8_path: Path | None = None) -> None:
+    metrics = manifest.metrics
+    baseline = (metrics.baseline or {}).get("accuracy")
     print(
-        f"bundle {path}: test accuracy {metrics.get('accuracy')}, macro-F1 {metrics.get('macro_f1')}"
+        f"bundle {path}: test accuracy {metrics.accuracy}, macro-F1 {metrics.macro_f1}"
         + (f" (TF-IDF+LR baseline {baseline})" if baseline is not None else "")
     )
     if int8_path is not None:

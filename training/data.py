@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.bundle import DataSource
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATASETS = ("zh-sentiment", "bbc-news")
@@ -234,22 +236,11 @@ def _finish(train: list[Example], dev: list[Example], test: list[Example], repor
     return splits
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """Where the examples come from: a built-in ``dataset``, one ``data`` file to split, or three files.
-
-    Plain and JSON-able, so a checkpoint can rebuild exactly the same split for a later ``export``."""
-
-    dataset: str | None = None
-    data: str | None = None
-    train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    format: str | None = None
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 13
+@dataclass(frozen=True, kw_only=True)
+class DataSpec(DataSource):
+    """A :class:`~service.bundle.DataSource` that can be loaded: exactly one of a built-in ``dataset``,
+    one ``data`` file to split, or ``train``/``dev`` (and optionally ``test``) files. The manifest and the
+    checkpoints record it, so a later ``export`` or ``evaluate`` rebuilds exactly the same split."""
 
     def __post_init__(self) -> None:
         sources = [self.dataset is not None, self.data is not None, self.train is not None]
@@ -259,6 +250,11 @@ class DataSpec:
             )
         if self.train is not None and self.dev is None:
             raise DataError("--train needs --dev too (early stopping picks the epoch on dev)")
+
+    @classmethod
+    def of(cls, source: DataSource) -> DataSpec:
+        """The loadable form of a recorded source (a manifest's or a checkpoint's)."""
+        return source if isinstance(source, DataSpec) else cls.from_dict(source.to_dict())
 
     def load(self) -> Splits:
         if self.dataset is not None:
@@ -274,15 +270,3 @@ class DataSpec:
             splits = make_given_splits(*parts)
         splits.report["source"] = self.to_dict()
         return splits
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {key: getattr(self, key) for key in self.__dataclass_fields__}
-        data["split"] = list(self.split)
-        return {key: value for key, value in data.items() if value is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
-        values = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
-        if "split" in values:
-            values["split"] = tuple(values["split"])
-        return cls(**values)

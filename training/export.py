@@ -18,15 +18,13 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from service.bundle import INPUTS, OUTPUTS, PARITY_TOLERANCE, GoldenExample
 from training.batches import pad
 from training.model import LSTMClassifier
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
-INPUTS = ("ids", "lengths")
-OUTPUTS = ("logits", "hidden_states", "h_n", "c_n", "embedding_matrix")
-PARITY_TOLERANCE = 1e-4
 
 
 class ExportError(RuntimeError):
@@ -158,7 +156,7 @@ def golden_examples(
     texts: Sequence[str],
     sequences: Sequence[Sequence[int]],
     onnx_path: Path | None = None,
-) -> list[dict[str, Any]]:
+) -> tuple[GoldenExample, ...]:
     """Each text alone with its ids and logits: ``model``'s, or ``onnx_path``'s through onnxruntime."""
     if onnx_path is None and model is None:
         raise ValueError("golden examples need a torch model or an ONNX file")
@@ -171,8 +169,10 @@ def golden_examples(
             logits = model(ids, lengths)[0][0].tolist()
         else:
             logits = ort_logits(runner, [sequence])[0].tolist()
-        golden.append({"text": text, "ids": list(sequence), "logits": [round(value, 7) for value in logits]})
-    return golden
+        golden.append(
+            GoldenExample(text=text, ids=tuple(sequence), logits=tuple(round(value, 7) for value in logits))
+        )
+    return tuple(golden)
 
 
 def quantize_int8(source: Path, target: Path) -> Path:

@@ -1,12 +1,12 @@
 """Embedding → LSTM → pooling → dropout → Linear, the text classifier behind every bundle.
 
-The forward pass returns everything the ONNX graph exposes (see ``service/bundle.py``), so the
+The forward pass returns everything the ONNX graph exposes (see ``service/bundle/graph.py``), so the
 exported graph and the torch model can never disagree about what they compute.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -16,12 +16,15 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 POOLINGS = ("max", "mean", "last")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Plain, JSON-able description of the architecture (stored in checkpoints and manifests)."""
+    """Plain, JSON-able description of the architecture (stored in checkpoints and manifests).
 
-    vocab_size: int
-    num_labels: int
+    ``vocab_size`` and ``num_labels`` come from the data: a config given to training leaves them 0 and
+    training fills them in with :meth:`sized` once the vocabulary and the labels are known."""
+
+    vocab_size: int = 0
+    num_labels: int = 0
     embedding_dim: int = 128
     hidden_dim: int = 128
     num_layers: int = 1
@@ -33,7 +36,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        for name in ("vocab_size", "num_labels", "embedding_dim", "hidden_dim", "num_layers"):
+        for name in ("vocab_size", "num_labels"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 1 (0 until the data sets it), got {getattr(self, name)}")
+        for name in ("embedding_dim", "hidden_dim", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("dropout", "embedding_dropout"):
@@ -43,6 +49,10 @@ class ModelConfig:
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    def sized(self, vocab_size: int, num_labels: int) -> ModelConfig:
+        """This architecture for a vocabulary of ``vocab_size`` ids and ``num_labels`` classes."""
+        return replace(self, vocab_size=vocab_size, num_labels=num_labels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +71,8 @@ class LSTMClassifier(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.vocab_size < 1 or config.num_labels < 1:
+            raise ValueError("the model needs vocab_size and num_labels >= 1 (ModelConfig.sized sets them)")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)

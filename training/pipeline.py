@@ -1,67 +1,44 @@
-"""One function from labelled texts to a served bundle: tokenizer → model → train → evaluate → export.
+"""From labelled texts to a served bundle, step by step: data → model → train → export → bundle.
 
-``train_bundle`` is what the CLI's ``train`` runs and what the test fixtures call with tiny settings;
-``export_checkpoint`` rebuilds the same bundle from a checkpoint written by an earlier run.
+- :func:`fit`: the split (:mod:`training.data`), the tokenizer, the model (:mod:`training.model`) with its
+  embedding (:mod:`training.pretrained`), trained with early stopping (:mod:`training.trainer`);
+- :func:`train_bundle`: :func:`fit`, then evaluation, ONNX export with the parity gate and the bundle
+  (:mod:`training.publish`, which uses :mod:`training.export`). The CLI's ``train`` runs it, and so do the
+  test fixtures with tiny settings;
+- :func:`export_checkpoint`: the same bundle from a checkpoint written by an earlier run.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
 from training import pretrained as w2v
 from training.batches import encode_texts
-from training.bundling import BundleResult, evaluate_and_bundle
+from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.data import DataSpec, Splits
 from training.model import LSTMClassifier, ModelConfig
+from training.publish import BundleResult, evaluate_and_bundle
 from training.summary import format_summary, parameter_summary
-from training.trainer import BEST, LAST, TrainSettings, load_checkpoint, seed_everything, train
+from training.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TokenizerSettings:
-    mode: str = "word"
-    lowercase: bool = True
-    max_length: int = 256
-    min_freq: int = 1
-    max_vocab: int | None = 30000
+class FitResult:
+    """A trained model (holding its best weights) with what it was trained on and how."""
 
-
-@dataclass(frozen=True)
-class PretrainedSettings:
-    """``source``: ``None`` (random init), ``"train"`` (word2vec on the training split) or a vectors file."""
-
-    source: str | None = None
-    mode: str = "finetune"
-    binary: bool | None = None
-    epochs: int = 10
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    embedding_dim: int = 128
-    hidden_dim: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    pooling: str = "max"
-    dropout: float = 0.3
-    embedding_dropout: float = 0.1
-
-
-@dataclass
-class TrainingRun:
     model: LSTMClassifier
     tokenizer: Tokenizer
     splits: Splits
-    info: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any]  # training.summary.parameter_summary of the model
+    record: TrainingRecord  # the manifest's training section (no command yet)
 
 
 def build_tokenizer(settings: TokenizerSettings, train_texts: list[str]) -> Tokenizer:
@@ -75,40 +52,40 @@ def build_tokenizer(settings: TokenizerSettings, train_texts: list[str]) -> Toke
 
 def fit(
     data: DataSpec | Splits,
-    tokenizer_settings: TokenizerSettings | None = None,
-    model_settings: ModelSettings | None = None,
-    train_settings: TrainSettings | None = None,
+    *,
+    tokenizer: TokenizerSettings | None = None,
+    model: ModelConfig | None = None,
+    training: TrainSettings | None = None,
     pretrained: PretrainedSettings | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
-) -> TrainingRun:
-    """Load data, build the tokenizer and model, initialise embeddings, train with early stopping."""
-    tokenizer_settings = tokenizer_settings or TokenizerSettings()
-    model_settings = model_settings or ModelSettings()
-    train_settings = train_settings or TrainSettings()
+) -> FitResult:
+    """Load data, build the tokenizer and model, initialise embeddings, train with early stopping.
+
+    Settings left ``None`` take their defaults (BiLSTM 128/128, max pooling, word tokens, 10 epochs)."""
+    tokenizer_settings = tokenizer or TokenizerSettings()
+    training = training or TrainSettings()
     pretrained = pretrained or PretrainedSettings()
     started = time.perf_counter()
     splits = data.load() if isinstance(data, DataSpec) else data
-    tokenizer = build_tokenizer(tokenizer_settings, [example.text for example in splits.train])
+    built = build_tokenizer(tokenizer_settings, [example.text for example in splits.train])
     label_index = {label: index for index, label in enumerate(splits.labels)}
-    config = ModelConfig(
-        vocab_size=tokenizer.vocab_size, num_labels=len(splits.labels), **asdict(model_settings)
-    )
-    seed_everything(train_settings.seed)  # before the model exists: the initial weights are seeded too
-    model = LSTMClassifier(config)
+    config = (model or ModelConfig()).sized(built.vocab_size, len(splits.labels))
+    seed_everything(training.seed)  # before the model exists: the initial weights are seeded too
+    classifier = LSTMClassifier(config)
     if resume and run_dir is not None and (Path(run_dir) / LAST).is_file():
         # the checkpoint's weights replace the embedding anyway: don't re-train word2vec (minutes) for nothing
         vectors_report = _resumed_embedding(
-            model, pretrained, load_checkpoint(Path(run_dir) / LAST)["config"]
+            classifier, pretrained, load_checkpoint(Path(run_dir) / LAST)["config"]
         )
     else:
-        vectors_report = _init_embedding(model, tokenizer, splits, pretrained, train_settings.seed)
-    summary = parameter_summary(model)
+        vectors_report = _init_embedding(classifier, built, splits, pretrained, training.seed)
+    summary = parameter_summary(classifier)
     logger.info(
         "vocabulary %d (%s tokens), labels %s\n%s",
-        tokenizer.vocab_size,
-        tokenizer.mode,
+        built.vocab_size,
+        built.mode,
         splits.labels,
         format_summary(summary),
     )
@@ -116,35 +93,34 @@ def fit(
     for part in ("train", "dev"):
         examples = getattr(splits, part)
         encoded[part] = (
-            encode_texts(tokenizer, [e.text for e in examples]),
+            encode_texts(built, [e.text for e in examples]),
             [label_index[e.label] for e in examples],
         )
     checkpoint_config = {
         "model": config.to_dict(),
-        "tokenizer": tokenizer.to_dict(),
+        "tokenizer": built.to_dict(),
         "labels": splits.labels,
         "data": splits.report.get("source"),
         "pretrained": vectors_report,
         "tokenizer_settings": asdict(tokenizer_settings),
     }
     result = train(
-        model, encoded["train"], encoded["dev"], train_settings, run_dir, checkpoint_config, resume, progress
+        classifier, encoded["train"], encoded["dev"], training, run_dir, checkpoint_config, resume, progress
     )
-    info = {
-        "seed": train_settings.seed,
-        "settings": asdict(train_settings),
-        "tokenizer_settings": asdict(tokenizer_settings),
-        "pretrained": vectors_report,
-        "data": splits.report,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_dev_accuracy": result.best_dev_accuracy,
-        "stopped_early": result.stopped_early,
-        "history": result.history,
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "parameters": summary,
-    }
-    return TrainingRun(model, tokenizer, splits, info)
+    record = TrainingRecord(
+        seed=training.seed,
+        settings=asdict(training),
+        tokenizer_settings=asdict(tokenizer_settings),
+        pretrained=vectors_report,
+        data=DataReport.from_dict(splits.report),
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        best_dev_accuracy=result.best_dev_accuracy,
+        stopped_early=result.stopped_early,
+        history=tuple(result.history),
+        train_seconds=round(time.perf_counter() - started, 1),
+    )
+    return FitResult(classifier, built, splits, summary, record)
 
 
 def _resumed_embedding(
@@ -183,7 +159,7 @@ def train_bundle(
     name: str,
     *,
     tokenizer: TokenizerSettings | None = None,
-    model: ModelSettings | None = None,
+    model: ModelConfig | None = None,
     training: TrainSettings | None = None,
     pretrained: PretrainedSettings | None = None,
     run_dir: Path | None = None,
@@ -196,20 +172,29 @@ def train_bundle(
 ) -> BundleResult:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
-    Settings left ``None`` take their defaults (BiLSTM 128/128, max pooling, word tokens, 10 epochs)."""
-    run = fit(data, tokenizer, model, training, pretrained, run_dir, resume, progress)
-    run.info["command"] = command
+    ``model`` gives the architecture; its ``vocab_size`` and ``num_labels`` come from the data."""
+    fitted = fit(
+        data,
+        tokenizer=tokenizer,
+        model=model,
+        training=training,
+        pretrained=pretrained,
+        run_dir=run_dir,
+        resume=resume,
+        progress=progress,
+    )
     return evaluate_and_bundle(
-        run.model,
-        run.tokenizer,
-        run.splits,
+        fitted.model,
+        fitted.tokenizer,
+        fitted.splits,
         Path(store),
         name,
-        run.info,
-        version,
-        baseline,
-        quantize,
-        run_dir,
+        replace(fitted.record, command=command),
+        fitted.parameters,
+        version=version,
+        baseline=baseline,
+        quantize=quantize,
+        run_dir=run_dir,
     )
 
 
@@ -218,6 +203,7 @@ def export_checkpoint(
     store: Path,
     name: str,
     data: DataSpec | Splits | None = None,
+    *,
     version: int | None = None,
     baseline: bool = True,
     quantize: bool = False,
@@ -225,38 +211,37 @@ def export_checkpoint(
 ) -> BundleResult:
     """Bundle the weights in ``checkpoint`` (``best.pt`` or ``last.pt``; a run folder means its ``best.pt``).
     The split is rebuilt from the data source recorded in the checkpoint unless ``data`` is given."""
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / BEST
-    payload = load_checkpoint(checkpoint)
-    config = payload["config"]
+    loaded = load_checkpoint_model(checkpoint)
     if data is None:
-        if not config.get("data"):
+        if loaded.data_source is None:
             raise ValueError(
-                f"{checkpoint} records no data source; pass --dataset, --data or --train/--dev/--test"
+                f"{loaded.path} records no data source; pass --dataset, --data or --train/--dev/--test"
             )
-        data = DataSpec.from_dict(config["data"])
+        data = loaded.data_source
     splits = data.load() if isinstance(data, DataSpec) else data
-    tokenizer = Tokenizer.from_dict(config["tokenizer"])
-    if splits.labels != config["labels"]:
-        raise ValueError(f"the data's labels {splits.labels} differ from the checkpoint's {config['labels']}")
-    model = LSTMClassifier(ModelConfig.from_dict(config["model"]))
-    model.load_state_dict(payload.get("best_state") or payload["model_state"])
-    info = {
-        "command": command,
-        "checkpoint": str(checkpoint),
-        "seed": payload["settings"]["seed"],
-        "settings": payload["settings"],
-        "tokenizer_settings": config.get("tokenizer_settings"),
-        "pretrained": config.get("pretrained"),
-        "data": splits.report,
-        "epochs_run": payload["epoch"],
-        "history": payload.get("history", []),
-        "parameters": parameter_summary(model),
-    }
-    return evaluate_and_bundle(model, tokenizer, splits, Path(store), name, info, version, baseline, quantize)
-
-
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+    if splits.labels != loaded.labels:
+        raise ValueError(f"the data's labels {splits.labels} differ from the checkpoint's {loaded.labels}")
+    payload, config = loaded.payload, loaded.payload["config"]
+    record = TrainingRecord(
+        command=command,
+        checkpoint=str(loaded.path),
+        seed=payload["settings"]["seed"],
+        settings=payload["settings"],
+        tokenizer_settings=config.get("tokenizer_settings"),
+        pretrained=config.get("pretrained"),
+        data=DataReport.from_dict(splits.report),
+        epochs_run=payload["epoch"],
+        history=tuple(payload.get("history", [])),
+    )
+    return evaluate_and_bundle(
+        loaded.model,
+        loaded.tokenizer,
+        splits,
+        Path(store),
+        name,
+        record,
+        parameter_summary(loaded.model),
+        version=version,
+        baseline=baseline,
+        quantize=quantize,
+    )

@@ -1,4 +1,6 @@
-"""Evaluate a trained model, export it, check parity, and write the bundle (and its int8 variant)."""
+"""The last step of training: evaluate the model, export it, check parity, write the bundle (and its int8).
+
+Everything the bundle says about the model goes into its typed :class:`~service.bundle.Manifest`."""
 
 from __future__ import annotations
 
@@ -6,29 +8,38 @@ import json
 import logging
 import platform
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service.bundle import MODEL_FILE, load_bundle, write_bundle
+from service.bundle import (
+    MODEL_FILE,
+    PARITY_TOLERANCE,
+    Manifest,
+    Metrics,
+    Parity,
+    TrainingRecord,
+    load_bundle,
+    write_bundle,
+)
 from service.tokenizer import Tokenizer
 from training import export
 from training.batches import encode_texts
 from training.data import DataSpec, Splits
 from training.evaluate import classification_metrics, tfidf_baseline
-from training.model import LSTMClassifier
+from training.model import LSTMClassifier, ModelConfig
 from training.trainer import predict_logits
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BundleResult:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     int8_path: Path | None = None
 
 
@@ -57,7 +68,7 @@ def _parts(splits: Splits, tokenizer: Tokenizer) -> dict[str, tuple[list[str], l
 
 def evaluate_model(
     model: LSTMClassifier, tokenizer: Tokenizer, splits: Splits, baseline: bool = True
-) -> dict:
+) -> dict[str, Any]:
     """Test metrics at the top level, dev figures beside them, the TF-IDF baseline under ``baseline``."""
     parts = _parts(splits, tokenizer)
     test_texts, test_ids, test_targets = parts["test"]
@@ -92,12 +103,15 @@ def evaluate_and_bundle(
     splits: Splits,
     store: Path,
     name: str,
-    info: dict[str, Any],
+    training: TrainingRecord,
+    parameters: dict[str, Any],
+    *,
     version: int | None = None,
     baseline: bool = True,
     quantize: bool = False,
     run_dir: Path | None = None,
 ) -> BundleResult:
+    """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``."""
     model = model.eval()
     metrics = evaluate_model(model, tokenizer, splits, baseline)
     held_out = splits.test or splits.dev  # parity and golden texts never come from training data
@@ -108,28 +122,25 @@ def evaluate_and_bundle(
         parity = export.check_parity(model, onnx_path, sequences)
         picked = export.pick_golden(texts, sequences)
         golden = export.golden_examples(model, [texts[i] for i in picked], [sequences[i] for i in picked])
-        parameters = info.pop("parameters")
-        manifest = {
-            "task": "single-label",
-            "variant": "fp32",
-            "model": model.config.to_dict(),
-            "parameters": parameters,
-            "metrics": metrics,
-            "training": {**info, "split_counts": splits.counts(), "labels": splits.labels},
-            "libraries": library_versions(),
-            "golden": golden,
-            "golden_source": "torch, one text per run",
-            "parity": parity,
-        }
+        manifest = Manifest(
+            task="single-label",
+            variant="fp32",
+            model=model.config.to_dict(),
+            parameters=parameters,
+            metrics=Metrics.from_dict(metrics),
+            training=replace(training, split_counts=splits.counts(), labels=tuple(splits.labels)),
+            libraries=library_versions(),
+            golden=golden,
+            golden_source="torch, one text per run",
+            parity=Parity.from_dict(parity),
+        )
         path = write_bundle(store, name, onnx_path, tokenizer, splits.labels, manifest, version)
     logger.info("bundle written: %s", path)
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
-    result = BundleResult(path, json.loads((path / "manifest.json").read_text(encoding="utf-8")))
-    if quantize:
-        result.int8_path = quantize_bundle(path, splits, model=model).path
-    return result
+    int8_path = quantize_bundle(path, splits, model=model).path if quantize else None
+    return BundleResult(path, load_bundle(path).manifest, int8_path)
 
 
 def quantize_bundle(
@@ -145,20 +156,20 @@ def quantize_bundle(
     fp32 logits and the test accuracy of both variants are recorded beside each other."""
     source = load_bundle(fp32_folder)
     manifest = source.manifest
-    if manifest.get("variant") == "int8":
+    if manifest.variant == "int8":
         raise ValueError(f"{fp32_folder} is already an int8 bundle")
     if splits is None:
-        data = manifest.get("training", {}).get("data", {}).get("source")
-        if not data:
+        if manifest.data_source is None:
             raise ValueError(f"{fp32_folder} records no data source to measure the int8 accuracy on")
-        splits = DataSpec.from_dict(data).load()
+        splits = DataSpec.of(manifest.data_source).load()
     texts = [example.text for example in (splits.test or splits.dev)]
     index = {label: position for position, label in enumerate(source.labels)}
     targets = [index[example.label] for example in (splits.test or splits.dev)]
     sequences = encode_texts(source.tokenizer, texts)
+    fp32_metrics = manifest.metrics
     with tempfile.TemporaryDirectory(prefix="lstm-int8-") as folder:
         int8_path = export.quantize_int8(source.model_path, Path(folder) / MODEL_FILE)
-        export.check_graph(int8_path, int(manifest["model"]["num_layers"]))
+        export.check_graph(int8_path, ModelConfig.from_dict(manifest.model).num_layers)
         int8_logits = export.ort_logits(int8_path, sequences)
         fp32_logits = export.ort_logits(source.model_path, sequences)
         metrics = {
@@ -166,51 +177,50 @@ def quantize_bundle(
             "split": "test",
             "batch_size": 32,
         }
-        golden_texts = [item["text"] for item in manifest["golden"]]
         golden = export.golden_examples(
-            None, golden_texts, [item["ids"] for item in manifest["golden"]], int8_path
+            None, [item.text for item in manifest.golden], [item.ids for item in manifest.golden], int8_path
         )
-        alone = np.asarray([item["logits"] for item in golden])
-        golden_shift = float(
-            np.abs(alone - np.asarray([item["logits"] for item in manifest["golden"]])).max()
-        )
+        alone = np.asarray([item.logits for item in golden])
+        golden_shift = float(np.abs(alone - np.asarray([item.logits for item in manifest.golden])).max())
         # int8 activations are quantized with one scale per tensor, i.e. per *batch*: unlike fp32, a text's
         # logits depend on the texts batched with it. Measured here and recorded, not hidden.
-        in_batch = export.ort_logits(int8_path, [item["ids"] for item in golden], batch_size=len(golden))
+        in_batch = export.ort_logits(int8_path, [item.ids for item in golden], batch_size=len(golden))
         batch_shift = float(np.abs(in_batch - alone).max())
-        new_manifest = {
-            **{key: manifest[key] for key in ("task", "model", "parameters", "training", "libraries")},
-            "metrics": {
-                **metrics,
-                "baseline": manifest["metrics"].get("baseline"),
-                "fp32_accuracy": manifest["metrics"].get("accuracy"),
-                "fp32_macro_f1": manifest["metrics"].get("macro_f1"),
-            },
-            "variant": "int8",
-            "quantized_from": {
+        new_manifest = replace(
+            manifest,
+            metrics=Metrics.from_dict(
+                {
+                    **metrics,
+                    "baseline": fp32_metrics.baseline,
+                    "fp32_accuracy": fp32_metrics.accuracy,
+                    "fp32_macro_f1": fp32_metrics.macro_f1,
+                }
+            ),
+            variant="int8",
+            quantized_from={
                 "version": source.version,
-                "accuracy": manifest["metrics"].get("accuracy"),
-                "macro_f1": manifest["metrics"].get("macro_f1"),
+                "accuracy": fp32_metrics.accuracy,
+                "macro_f1": fp32_metrics.macro_f1,
                 "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, "
                 "ops LSTM/MatMul/Gemm; embedding kept float32",
             },
-            "golden": golden,
-            "golden_source": "onnxruntime int8 graph, one text per run (dynamic quantization moves the "
+            golden=golden,
+            golden_source="onnxruntime int8 graph, one text per run (dynamic quantization moves the "
             f"logits: up to {golden_shift:.2e} away from the fp32 golden logits)",
-            "parity": {
-                "against": "fp32 bundle through onnxruntime (informational; int8 is not expected to match)",
-                "max_abs_logit_diff": float(np.abs(int8_logits - fp32_logits).max()),
-                "argmax_agreement": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()),
-                "texts": len(sequences),
-                "golden_max_abs_logit_diff_vs_fp32": golden_shift,
-            },
-            "batch_invariant": batch_shift <= export.PARITY_TOLERANCE,
-            "batch_invariance": {
+            parity=Parity(
+                against="fp32 bundle through onnxruntime (informational; int8 is not expected to match)",
+                max_abs_logit_diff=float(np.abs(int8_logits - fp32_logits).max()),
+                argmax_agreement=float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()),
+                texts=len(sequences),
+                extra={"golden_max_abs_logit_diff_vs_fp32": golden_shift},
+            ),
+            batch_invariant=batch_shift <= PARITY_TOLERANCE,
+            batch_invariance={
                 "golden_in_one_batch_vs_alone_max_abs_logit_diff": batch_shift,
                 "note": "dynamic quantization scales activations per tensor (per batch), so batching can "
                 "move an int8 model's logits; golden logits are each text alone",
             },
-        }
+        )
         path = write_bundle(
             source.path.parent.parent,
             source.name,
@@ -224,6 +234,6 @@ def quantize_bundle(
         "int8 bundle written: %s (test accuracy %s vs fp32 %s)",
         path,
         metrics["accuracy"],
-        manifest["metrics"].get("accuracy"),
+        fp32_metrics.accuracy,
     )
-    return BundleResult(path, json.loads((path / "manifest.json").read_text(encoding="utf-8")))
+    return BundleResult(path, load_bundle(path).manifest)

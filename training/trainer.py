@@ -19,33 +19,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from service.tokenizer import Tokenizer
 from training.batches import batch_indices, pad
+from training.config import TrainSettings
+from training.data import DataSpec
 from training.evaluate import classification_metrics
+from training.model import LSTMClassifier, ModelConfig
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    clip: float = 5.0
-    patience: int = 3
-    seed: int = 13
-    length_pool: int = 50  # batches per length-sorted pool; 1 = plain random batches (see batch_indices)
-    lr_decay: float = 1.0  # learning rate × this after an epoch without dev gain (1 = constant)
-
-    def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.length_pool) < 1:
-            raise ValueError("epochs, batch_size, patience and length_pool must be >= 1")
-        if self.learning_rate <= 0 or self.clip <= 0:
-            raise ValueError("learning_rate and clip must be > 0")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError("lr_decay must be in (0, 1]")
 
 
 @dataclass
@@ -79,6 +63,39 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a checkpoint written by this trainer (format {CHECKPOINT_FORMAT})")
     return payload
+
+
+@dataclass(frozen=True)
+class CheckpointModel:
+    """A checkpoint's weights in their model, with the tokenizer and labels they were trained with."""
+
+    path: Path
+    model: LSTMClassifier
+    tokenizer: Tokenizer
+    labels: list[str]
+    data_source: DataSpec | None  # the split it was trained on, if recorded
+    payload: dict[str, Any]  # the whole checkpoint (settings, epoch, history, config)
+
+
+def load_checkpoint_model(path: Path) -> CheckpointModel:
+    """Rebuild the model of a checkpoint (``best.pt`` or ``last.pt``; a run folder means its ``best.pt``),
+    holding its best weights, in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    payload = load_checkpoint(path)
+    config = payload["config"]
+    model = LSTMClassifier(ModelConfig.from_dict(config["model"]))
+    model.load_state_dict(payload.get("best_state") or payload["model_state"])
+    source = config.get("data")
+    return CheckpointModel(
+        path=path,
+        model=model.eval(),
+        tokenizer=Tokenizer.from_dict(config["tokenizer"]),
+        labels=list(config["labels"]),
+        data_source=DataSpec.from_dict(source) if source else None,
+        payload=payload,
+    )
 
 
 @torch.no_grad()

@@ -1,22 +1,14 @@
-"""The model bundle: the only thing training and serving share at run time (stdlib only).
+"""Bundle folders in the model store: the only writer (:func:`write_bundle`) and reader (:func:`load_bundle`).
 
 Layout of ``<store>/<name>/<version>/`` (``version`` is a positive integer):
 
-- ``model.onnx``      the graph: inputs ``ids`` int64 [batch, seq] and ``lengths`` int64 [batch];
-                      outputs ``logits`` [batch, labels],
-                      ``hidden_states`` [batch, seq, hidden x directions],
-                      ``h_n`` / ``c_n`` [layers x directions, batch, hidden],
-                      ``embedding_matrix`` [vocab, dim]
+- ``model.onnx``      the graph (inputs and outputs in :mod:`service.bundle.graph`)
 - ``tokenizer.json``  :meth:`service.tokenizer.Tokenizer.to_dict`
 - ``labels.json``     the class names, index = logit position
-- ``manifest.json``   ``schema_version``, ``name``, ``version``, ``task``,
-                      ``files`` (sha256 of each file above),
-                      ``model`` (config), ``parameters``, ``metrics``, ``training``, ``libraries``, ``golden``
-                      (texts with their ids and the torch logits), ``created_at``
+- ``manifest.json``   :class:`service.bundle.manifest.Manifest` (with the sha256 of each file above)
 
-This module is the only writer (:func:`write_bundle`) and the only reader (:func:`load_bundle`).
 A bundle is written to a hidden temporary folder and renamed into place, so a crash never leaves half
-a bundle. Readers ignore manifest keys they do not know, so later schema versions can add fields.
+a bundle.
 """
 
 from __future__ import annotations
@@ -27,45 +19,33 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from service.bundle.manifest import MANIFEST_FILE, SCHEMA_VERSION, TASKS, BundleError, Manifest
 from service.tokenizer import Tokenizer
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-TASKS = ("single-label",)
-MODEL_FILE, TOKENIZER_FILE, LABELS_FILE, MANIFEST_FILE = (
-    "model.onnx",
-    "tokenizer.json",
-    "labels.json",
-    "manifest.json",
-)
+MODEL_FILE, TOKENIZER_FILE, LABELS_FILE = ("model.onnx", "tokenizer.json", "labels.json")
 _PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
-_REQUIRED_MANIFEST_KEYS = ("schema_version", "name", "version", "task", "files", "model", "golden")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class BundleError(Exception):
-    """A bundle that cannot be written or must not be served; the message says why."""
 
 
 @dataclass(frozen=True)
 class Bundle:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     tokenizer: Tokenizer
     labels: list[str]
 
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.manifest.name
 
     @property
     def version(self) -> int:
-        return int(self.manifest["version"])
+        return self.manifest.version
 
     @property
     def model_path(self) -> Path:
@@ -118,16 +98,17 @@ def write_bundle(
     onnx_path: Path,
     tokenizer: Tokenizer,
     labels: list[str],
-    manifest: dict[str, Any],
+    manifest: Manifest,
     version: int | None = None,
 ) -> Path:
     """Write a complete bundle atomically and return its folder.
 
-    ``manifest`` holds the descriptive fields (``model``, ``parameters``, ``metrics``, ``training``,
-    ``libraries``, ``golden``, optionally ``task``); this function adds ``schema_version``, ``name``,
-    ``version``, ``files`` and ``created_at``. ``version`` defaults to one above the highest present.
+    ``manifest`` describes the model; this function sets its ``schema_version``, ``name``, ``version``,
+    ``files`` and ``created_at``. ``version`` defaults to one above the highest present.
     """
     check_name(name)
+    if manifest.task not in TASKS:
+        raise BundleError(f"task {manifest.task!r} is not supported (supported: {', '.join(TASKS)})")
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise BundleError(f"labels must be at least two distinct names, got {labels!r}")
     model_folder = Path(store) / name
@@ -145,16 +126,15 @@ def write_bundle(
         shutil.copyfile(onnx_path, staging / MODEL_FILE)
         _dump_json(staging / TOKENIZER_FILE, tokenizer.to_dict())
         _dump_json(staging / LABELS_FILE, list(labels))
-        full_manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": name,
-            "version": version,
-            "task": "single-label",
-            **manifest,
-            "files": {file: sha256_file(staging / file) for file in _PAYLOAD_FILES},
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        _dump_json(staging / MANIFEST_FILE, full_manifest)
+        written = replace(
+            manifest,
+            schema_version=SCHEMA_VERSION,
+            name=name,
+            version=version,
+            files={file: sha256_file(staging / file) for file in _PAYLOAD_FILES},
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        _dump_json(staging / MANIFEST_FILE, written.to_dict())
         for file in (*_PAYLOAD_FILES, MANIFEST_FILE):
             with (staging / file).open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -175,31 +155,22 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"{path.name} is not valid JSON: {error}") from error
 
 
-def _check_manifest(manifest: Any, folder: Path) -> None:
-    if not isinstance(manifest, dict):
-        raise BundleError("manifest.json must hold a JSON object")
-    missing = [key for key in _REQUIRED_MANIFEST_KEYS if key not in manifest]
-    if missing:
-        raise BundleError(f"manifest.json lacks {', '.join(missing)}")
-    if manifest["schema_version"] not in SUPPORTED_SCHEMA_VERSIONS:
+def read_manifest(folder: Path) -> Manifest:
+    """The manifest of the bundle in ``folder``, checked against where the folder sits (not the checksums)."""
+    folder = Path(folder)
+    manifest = Manifest.from_dict(_read_json(folder / MANIFEST_FILE))
+    if str(manifest.version) != folder.name or manifest.name != folder.parent.name:
         raise BundleError(
-            f"manifest schema_version {manifest['schema_version']!r} is not supported "
-            f"(this service reads {SUPPORTED_SCHEMA_VERSIONS})"
-        )
-    if manifest["task"] not in TASKS:
-        raise BundleError(f"task {manifest['task']!r} is not supported (supported: {', '.join(TASKS)})")
-    if str(manifest["version"]) != folder.name or manifest["name"] != folder.parent.name:
-        raise BundleError(
-            f"manifest says {manifest['name']}/{manifest['version']} but the bundle sits in "
+            f"manifest says {manifest.name}/{manifest.version} but the bundle sits in "
             f"{folder.parent.name}/{folder.name}"
         )
-    files = manifest["files"]
-    if not isinstance(files, dict) or set(files) != set(_PAYLOAD_FILES):
+    if set(manifest.files) != set(_PAYLOAD_FILES):
         raise BundleError(f"manifest 'files' must list exactly {', '.join(_PAYLOAD_FILES)}")
+    return manifest
 
 
-def verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
-    for file, expected in manifest["files"].items():
+def verify_checksums(folder: Path, manifest: Manifest) -> None:
+    for file, expected in manifest.files.items():
         path = folder / file
         if not path.is_file():
             raise BundleError(f"missing file {file}")
@@ -214,8 +185,7 @@ def load_bundle(folder: Path) -> Bundle:
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"no bundle at {folder}")
-    manifest = _read_json(folder / MANIFEST_FILE)
-    _check_manifest(manifest, folder)
+    manifest = read_manifest(folder)
     verify_checksums(folder, manifest)
     try:
         tokenizer = Tokenizer.from_dict(_read_json(folder / TOKENIZER_FILE))

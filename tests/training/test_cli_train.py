@@ -1,9 +1,10 @@
-"""``train | export | evaluate`` end to end on a tiny CSV, through ``training.cli.main``."""
+"""``lstm-train train | export | evaluate`` end to end on a tiny CSV, through ``training.cli.main``."""
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -61,44 +62,66 @@ def test_train_writes_a_bundle_with_metrics_baseline_and_the_command(trained):
     folder, argv = trained
     assert list_models(folder / "store") == {"cli-model": [1]}
     manifest = load_bundle(folder / "store" / "cli-model" / "1").manifest
-    assert manifest["training"]["command"] == "lstm-service " + " ".join(argv)
-    assert manifest["training"]["data"]["deduplication"]["duplicates_removed"] == 1
-    assert set(manifest["training"]["split_counts"]) == {"train", "dev", "test"}
-    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "dev_accuracy"} <= set(
-        manifest["metrics"]
-    )
-    assert manifest["metrics"]["baseline"]["accuracy"] is not None
-    assert manifest["model"]["embedding_dim"] == 8
-    assert "4 × (input + hidden + 1) × hidden" in manifest["parameters"]["lstm_formula"]
+    assert manifest.training.command == "lstm-train " + " ".join(argv)
+    assert manifest.training.data.extra["deduplication"]["duplicates_removed"] == 1
+    assert manifest.data_source.data == str(folder / "reviews.csv")
+    assert manifest.data_source.text_column == "review"
+    assert set(manifest.training.split_counts) == {"train", "dev", "test"}
+    metrics = manifest.metrics
+    assert None not in (metrics.accuracy, metrics.macro_f1, metrics.per_class, metrics.confusion_matrix)
+    assert metrics.dev_accuracy is not None and metrics.baseline["accuracy"] is not None
+    assert manifest.model["embedding_dim"] == 8
+    assert "4 × (input + hidden + 1) × hidden" in manifest.parameters["lstm_formula"]
 
 
-def test_export_from_checkpoint_and_evaluate_the_bundle(trained, capsys):
+def test_export_from_checkpoint_and_evaluate_the_bundle(trained, tmp_path, capsys):
     folder, _ = trained
-    store = folder / "store"
-    assert (
-        main(
-            [
-                "export",
-                "--checkpoint",
-                str(folder / "run"),
-                "--name",
-                "cli-model",
-                "--store",
-                str(store),
-                "--no-baseline",
-            ]
-        )
-        == 0
-    )
-    assert list_models(store) == {"cli-model": [1, 2]}
-    first, second = (load_bundle(store / "cli-model" / v).manifest for v in ("1", "2"))
-    assert first["metrics"]["accuracy"] == second["metrics"]["accuracy"]  # same weights, same split
+    store = tmp_path / "exported"  # its own store: the test passes in any order
+    argv = ["export", "--checkpoint", str(folder / "run"), "--name", "cli-model", "--store", str(store)]
+    assert main([*argv, "--no-baseline"]) == 0
+    assert list_models(store) == {"cli-model": [1]}
+    trained_manifest = load_bundle(folder / "store" / "cli-model" / "1").manifest
+    exported = load_bundle(store / "cli-model" / "1").manifest
+    accuracy = trained_manifest.metrics.accuracy
+    assert exported.metrics.accuracy == accuracy  # same weights, same split
+    assert exported.training.checkpoint == str(folder / "run" / "best.pt")
     capsys.readouterr()
-    assert main(["evaluate", "--bundle", str(store / "cli-model" / "2")]) == 0
+    assert main(["evaluate", "--bundle", str(store / "cli-model" / "1")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["accuracy"] == first["metrics"]["accuracy"] and report["part"] == "test"
+    assert report["accuracy"] == accuracy and report["part"] == "test"
     assert main(["evaluate", "--checkpoint", str(folder / "run")]) == 0
-    assert json.loads(capsys.readouterr().out)["accuracy"] == first["metrics"]["accuracy"]
+    assert json.loads(capsys.readouterr().out)["accuracy"] == accuracy
+
+
+def test_evaluate_a_bundle_on_a_data_file_scores_every_row(trained, tmp_path, capsys):
+    folder, _ = trained
+    rows = [("the cup match", "sport"), ("a bowl of soup", "food"), ("the match was won", "sport")]
+    data = tmp_path / "held_out.csv"
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("review", "verdict"), *rows])
+    bundle = folder / "store" / "cli-model" / "1"
+    flags = ["--data", str(data), "--text-column", "review", "--label-column", "verdict", "--part", "all"]
+    capsys.readouterr()
+    assert main(["evaluate", "--bundle", str(bundle), *flags]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == len(rows) and 0 <= report["accuracy"] <= 1
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("review,verdict\nsome text,weather\n", encoding="utf-8")
+    assert main(["evaluate", "--bundle", str(bundle), *flags[:1], str(unknown), *flags[2:]]) == 2
+
+
+def test_export_quantize_through_the_cli_writes_the_int8_variant(trained, tmp_path):
+    folder, _ = trained
+    store = tmp_path / "store"
+    shutil.copytree(folder / "store" / "cli-model" / "1", store / "cli-model" / "1")
+    assert main(["export", "--bundle", str(store / "cli-model" / "1"), "--quantize"]) == 0
+    assert list_models(store) == {"cli-model": [1, 2]}
+    fp32, int8 = (load_bundle(store / "cli-model" / v).manifest for v in ("1", "2"))
+    assert int8.variant == "int8" and int8.quantized_from["version"] == 1
+    assert int8.metrics.extra["fp32_accuracy"] == fp32.metrics.accuracy
+    assert int8.training == fp32.training and int8.data_source == fp32.data_source
+    assert main(["export", "--bundle", str(store / "cli-model" / "2"), "--quantize"]) == 2  # already int8
+    assert main(["export", "--bundle", str(store / "cli-model" / "1")]) == 2  # nothing new without --quantize
 
 
 def test_bad_input_exits_with_a_message(tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -10,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from service.bundle import list_models, load_bundle
+from service.bundle import PARITY_TOLERANCE, list_models, load_bundle
 from training import export
 from training.batches import pad
 from training.model import LSTMClassifier, ModelConfig
@@ -90,26 +89,34 @@ def test_parity_failure_refuses_the_bundle(exported, monkeypatch):
 
 
 def test_trained_bundle_records_parity_and_torch_golden_logits(tiny_store):
-    manifest = json.loads((tiny_store / "tiny-zh" / "1" / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["parity"]["max_abs_logit_diff"] <= 1e-4 and manifest["parity"]["texts"] > 0
-    lengths = [len(example["ids"]) for example in manifest["golden"]]
+    manifest = load_bundle(tiny_store / "tiny-zh" / "1").manifest
+    assert manifest.parity.max_abs_logit_diff <= PARITY_TOLERANCE and manifest.parity.texts > 0
+    lengths = [len(example.ids) for example in manifest.golden]
     assert len(set(lengths)) > 1  # mixed lengths
-    assert manifest["training"]["command"] and manifest["libraries"]["torch"].startswith("2.13")
+    assert manifest.training.command and manifest.libraries["torch"].startswith("2.13")
 
 
 def test_int8_variant_is_the_next_version_with_its_own_golden_logits(tiny_bundle, tmp_path):
     tiny_bundle(tmp_path, "quant", language="zh", tokenizer="char", quantize=True, epochs=3)
     assert list_models(tmp_path) == {"quant": [1, 2]}
     fp32, int8 = load_bundle(tmp_path / "quant" / "1"), load_bundle(tmp_path / "quant" / "2")
-    assert int8.manifest["variant"] == "int8"
-    assert int8.manifest["quantized_from"]["version"] == 1
-    assert int8.manifest["quantized_from"]["accuracy"] == fp32.manifest["metrics"]["accuracy"]
-    assert int8.manifest["metrics"]["accuracy"] is not None
+    assert int8.manifest.variant == "int8"
+    assert int8.manifest.quantized_from["version"] == 1
+    assert int8.manifest.quantized_from["accuracy"] == fp32.manifest.metrics.accuracy
+    # int8 against fp32: the same texts, the same winners, logits a bounded distance apart
+    assert [item.ids for item in int8.manifest.golden] == [item.ids for item in fp32.manifest.golden]
+    int8_logits = np.asarray([example.logits for example in int8.manifest.golden])
+    fp32_logits = np.asarray([example.logits for example in fp32.manifest.golden])
+    assert (int8_logits.argmax(1) == fp32_logits.argmax(1)).all()
+    assert 0 < np.abs(int8_logits - fp32_logits).max() < 0.25
+    assert int8.manifest.parity.argmax_agreement >= 0.9
+    assert abs(int8.manifest.metrics.accuracy - fp32.manifest.metrics.accuracy) <= 0.1
+    # and its golden logits are what its own graph gives each text alone (what the service checks)
     session = export.session(int8.model_path)
-    for example in int8.manifest["golden"]:
-        ids = np.array([example["ids"]], dtype=np.int64)
+    for example in int8.manifest.golden:
+        ids = np.array([example.ids], dtype=np.int64)
         (logits,) = session.run(["logits"], {"ids": ids, "lengths": np.array([ids.shape[1]], dtype=np.int64)})
-        np.testing.assert_allclose(logits[0], example["logits"], atol=1e-4)
+        np.testing.assert_allclose(logits[0], example.logits, atol=1e-4)
 
 
 def test_onnx_extra_padding_columns_change_nothing(exported):

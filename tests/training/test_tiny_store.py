@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from service.bundle import list_models, load_bundle
+from service.bundle import PARITY_TOLERANCE, list_models, load_bundle
 
 
 def test_tiny_store_holds_two_verified_bundles(tiny_store):
@@ -15,25 +15,27 @@ def test_tiny_store_holds_two_verified_bundles(tiny_store):
     assert (zh.tokenizer.mode, len(zh.labels)) == ("char", 2)
     for bundle in (en, zh):
         manifest = bundle.manifest
-        assert manifest["parity"]["max_abs_logit_diff"] < 1e-4
-        assert 5 <= len(manifest["golden"]) <= 8
-        assert manifest["metrics"]["baseline"]["model"] == "tfidf+logistic-regression"
-        assert manifest["model"]["embedding_dim"] == 16
+        assert manifest.parity.max_abs_logit_diff < PARITY_TOLERANCE
+        assert manifest.parity.tolerance == PARITY_TOLERANCE
+        assert 5 <= len(manifest.golden) <= 8
+        assert manifest.metrics.baseline["model"] == "tfidf+logistic-regression"
+        assert manifest.model["embedding_dim"] == 16
+        assert (manifest.variant, manifest.batch_invariant) == ("fp32", True)
 
 
 def test_golden_examples_replay_through_onnxruntime(tiny_store):
     for name in ("tiny-en", "tiny-zh"):
         bundle = load_bundle(tiny_store / name / "1")
         session = ort.InferenceSession(str(bundle.model_path), providers=["CPUExecutionProvider"])
-        for example in bundle.manifest["golden"]:
-            assert bundle.tokenizer.encode(example["text"]).ids == example["ids"]
-            ids = np.array([example["ids"]], dtype=np.int64)
+        for example in bundle.manifest.golden:
+            assert tuple(bundle.tokenizer.encode(example.text).ids) == example.ids
+            ids = np.array([example.ids], dtype=np.int64)
             (logits,) = session.run(
                 ["logits"], {"ids": ids, "lengths": np.array([ids.shape[1]], dtype=np.int64)}
             )
-            np.testing.assert_allclose(logits[0], example["logits"], atol=1e-5)
+            np.testing.assert_allclose(logits[0], example.logits, atol=1e-5)
 
 
 def test_tiny_models_learned_their_data(tiny_store):
     for name in ("tiny-en", "tiny-zh"):
-        assert load_bundle(tiny_store / name / "1").manifest["metrics"]["accuracy"] >= 0.75
+        assert load_bundle(tiny_store / name / "1").manifest.metrics.accuracy >= 0.75

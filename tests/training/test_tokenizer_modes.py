@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.tokenizer import MODES, PAD, PAD_ID, UNK, UNK_ID, Tokenizer, build_vocabulary
-from training.pipeline import TokenizerSettings, build_tokenizer
+from training.config import TokenizerSettings
+from training.pipeline import build_tokenizer
 
 
 def _tokenizer(mode: str, lowercase: bool = True, max_length: int = 256) -> Tokenizer:
@@ -62,7 +63,9 @@ def test_vocabulary_by_frequency_min_freq_and_max_size():
 
 
 def test_training_vocabulary_comes_from_the_training_texts_only():
-    tokenizer = build_tokenizer(TokenizerSettings("word", True, 16, 1, None), ["The cat", "the dog"])
+    tokenizer = build_tokenizer(
+        TokenizerSettings(mode="word", max_length=16, max_vocab=None), ["The cat", "the dog"]
+    )
     assert tokenizer.vocabulary[:3] == [PAD, UNK, "the"]
     assert tokenizer.encode("the bird").ids == [2, UNK_ID]
     assert Tokenizer.from_dict(tokenizer.to_dict()) == tokenizer

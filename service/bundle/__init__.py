@@ -1,0 +1,70 @@
+"""The model bundle: the only thing training and serving share at run time (stdlib only).
+
+- :mod:`service.bundle.graph`     the ONNX graph's input and output names, the parity tolerance
+- :mod:`service.bundle.manifest`  :class:`Manifest`, the typed ``manifest.json``
+- :mod:`service.bundle.store`     :func:`write_bundle` / :func:`load_bundle` and the store's layout
+
+Training, the service and the benchmark import all of it from here.
+"""
+
+from service.bundle.graph import INPUTS, OUTPUTS, PARITY_TOLERANCE
+from service.bundle.manifest import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+    TASKS,
+    BundleError,
+    DataReport,
+    DataSource,
+    GoldenExample,
+    Manifest,
+    Metrics,
+    Parity,
+    TrainingRecord,
+)
+from service.bundle.store import (
+    LABELS_FILE,
+    MODEL_FILE,
+    NAME_PATTERN,
+    TOKENIZER_FILE,
+    Bundle,
+    check_name,
+    list_models,
+    list_versions,
+    load_bundle,
+    read_manifest,
+    sha256_file,
+    verify_checksums,
+    write_bundle,
+)
+
+__all__ = [
+    "INPUTS",
+    "LABELS_FILE",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "NAME_PATTERN",
+    "OUTPUTS",
+    "PARITY_TOLERANCE",
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "TASKS",
+    "TOKENIZER_FILE",
+    "Bundle",
+    "BundleError",
+    "DataReport",
+    "DataSource",
+    "GoldenExample",
+    "Manifest",
+    "Metrics",
+    "Parity",
+    "TrainingRecord",
+    "check_name",
+    "list_models",
+    "list_versions",
+    "load_bundle",
+    "read_manifest",
+    "sha256_file",
+    "verify_checksums",
+    "write_bundle",
+]
