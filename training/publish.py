@@ -23,6 +23,7 @@ from service.bundle import (
     Parity,
     TrainingRecord,
     load_bundle,
+    measure_inputs,
     write_bundle,
 )
 from service.tokenizer import Tokenizer
@@ -133,6 +134,7 @@ def evaluate_and_bundle(
             golden=golden,
             golden_source="torch, one text per run",
             parity=Parity.from_dict(parity),
+            drift=measure_inputs(tokenizer, [example.text for example in splits.train]),
         )
         path = write_bundle(store, name, onnx_path, tokenizer, splits.labels, manifest, version)
     logger.info("bundle written: %s", path)

@@ -3,10 +3,12 @@
 - :mod:`service.bundle.graph`     the ONNX graph's input and output names, the parity tolerance
 - :mod:`service.bundle.manifest`  :class:`Manifest`, the typed ``manifest.json``
 - :mod:`service.bundle.store`     :func:`write_bundle` / :func:`load_bundle` and the store's layout
+- :mod:`service.bundle.drift`     the training split's unknown-token ratio and length quantiles
 
 Training, the service and the benchmark import all of it from here.
 """
 
+from service.bundle.drift import measure_inputs
 from service.bundle.graph import INPUTS, OUTPUTS, PARITY_TOLERANCE
 from service.bundle.manifest import (
     MANIFEST_FILE,
@@ -16,7 +18,9 @@ from service.bundle.manifest import (
     BundleError,
     DataReport,
     DataSource,
+    Distribution,
     GoldenExample,
+    InputDrift,
     Manifest,
     Metrics,
     Parity,
@@ -54,7 +58,9 @@ __all__ = [
     "BundleError",
     "DataReport",
     "DataSource",
+    "Distribution",
     "GoldenExample",
+    "InputDrift",
     "Manifest",
     "Metrics",
     "Parity",
@@ -63,6 +69,7 @@ __all__ = [
     "list_models",
     "list_versions",
     "load_bundle",
+    "measure_inputs",
     "read_manifest",
     "sha256_file",
     "verify_checksums",

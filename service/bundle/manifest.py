@@ -271,6 +271,37 @@ def _checksums(value: Any) -> Mapping[str, str]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Distribution(_Record):
+    """Quantiles of one per-text figure over a split (``p90``: 90 % of the texts are at or below it)."""
+
+    p10: float
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    max: float
+    extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InputDrift(_Record):
+    """What the training split's inputs looked like to the tokenizer, to compare served inputs with: the
+    share of each text's tokens that are ``<unk>`` and its tokens before truncation (see
+    :mod:`service.bundle.drift`)."""
+
+    split: str = "train"
+    texts: int
+    unknown_token_ratio: Distribution
+    tokens_per_text: Distribution
+    extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
+
+    _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "unknown_token_ratio": Distribution.from_dict,
+        "tokens_per_text": Distribution.from_dict,
+    }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Manifest(_Record):
     """Everything ``manifest.json`` says. ``name``, ``version``, ``files`` (sha256 per payload file),
     ``created_at`` and ``schema_version`` are set by ``write_bundle``; training fills in the rest.
@@ -295,13 +326,14 @@ class Manifest(_Record):
     batch_invariant: bool = True
     batch_invariance: Mapping[str, JSON] | None = None
     quantized_from: Mapping[str, JSON] | None = None
+    drift: InputDrift | None = None  # None for bundles written before it was recorded
     files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
     _OMIT_WHEN_NONE = frozenset(
-        {"parameters", "golden_source", "parity", "batch_invariance", "quantized_from", "created_at"}
+        {"parameters", "golden_source", "parity", "batch_invariance", "quantized_from", "drift", "created_at"}
     )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "golden": _golden,
@@ -310,6 +342,7 @@ class Manifest(_Record):
         "metrics": Metrics.from_dict,
         "training": TrainingRecord.from_dict,
         "parity": Parity.from_dict,
+        "drift": InputDrift.from_dict,
         "batch_invariant": bool,
         "files": _checksums,
         "schema_version": _schema_version,
