@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import onnx
 import pytest
-from onnx import TensorProto, helper
-from reliability_support import ADMIN, ADMIN_TOKEN, add_version, failed_reloads, refresh_checksums
+from support.apps import ADMIN, ADMIN_TOKEN, failed_reloads
+from support.stores import GRAPHS, add_version, refresh_checksums
 
 from service.api.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
 from service.settings import Settings
@@ -239,20 +238,6 @@ async def test_a_refused_reload_under_load_keeps_the_old_version_serving(
 # -- damaged bundles --------------------------------------------------------------------------------
 
 
-def _graph_with_other_inputs(path: Path) -> Path:
-    """A valid ONNX graph that takes ``input_ids``/``lengths`` (not ``ids``) and gives float logits."""
-    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
-    lengths = helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq"])
-    node = helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)
-    graph = helper.make_graph([node], "other-inputs", [ids, lengths], [logits])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
-
-
 def _bad_checksum(store: Path, tmp: Path) -> None:
     bundle = add_version(store, "tiny-en", 2)
     (bundle / "labels.json").write_text('["a", "b", "c"]', encoding="utf-8")
@@ -274,7 +259,7 @@ def _malformed_manifest(store: Path, tmp: Path) -> None:
 
 
 def _wrong_graph_inputs(store: Path, tmp: Path) -> None:
-    add_version(store, "tiny-en", 2, onnx_path=_graph_with_other_inputs(tmp / "other.onnx"))
+    add_version(store, "tiny-en", 2, onnx_path=GRAPHS / "other-inputs.onnx")
 
 
 DAMAGES: dict[str, tuple[Callable[[Path, Path], None], str]] = {

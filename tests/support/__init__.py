@@ -1,0 +1,7 @@
+"""Helpers shared by the test folders (importable as ``support``: pytest puts ``tests/`` on ``sys.path``).
+
+- :mod:`support.data`      the made-up tiny data sets the fixture bundles were trained on
+- :mod:`support.stores`    the committed fixture bundles, private store copies, new versions, manifest edits
+- :mod:`support.apps`      an in-process app with its real lifespan, and the admin token
+- :mod:`support.network`   ``free_port``
+"""
