@@ -1,18 +1,15 @@
-"""The ``lstm-service`` command.
+"""The ``lstm-service`` command: ``serve``.
 
-- ``serve``: every setting is also a flag (``--model-store``, ``--port``...; flags override
-  ``LSTM_SERVICE_*`` variables); the settings are validated here, before uvicorn starts.
-- ``train``, ``export``, ``evaluate``: handed to ``training.cli.main(argv)``, imported only now, because the
-  training side needs torch and the ``train`` extra, which a serving install does not have.
+Every setting is also a flag (``--model-store``, ``--port``...; flags override ``LSTM_SERVICE_*``
+variables); the settings are validated here, before uvicorn starts, and handed to the server (and to its
+worker processes) as one :class:`~service.settings.Settings` object. Training, export and evaluation are
+the ``lstm-train`` command's: the serving side never imports the training code.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging.config
-import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -20,11 +17,8 @@ from pydantic import ValidationError
 
 from service.settings import ENV_PREFIX, Settings, describe_error, log_startup_notes
 
-TRAINING_COMMANDS = {
-    "train": "train a model and write a bundle into the store",
-    "export": "export a trained checkpoint to an ONNX bundle",
-    "evaluate": "evaluate a model on a labelled file",
-}
+# Commands ``lstm-service`` once had; they answer with a pointer to the command that has them now.
+TRAINING_COMMANDS = ("train", "export", "evaluate")
 
 
 def _say(message: str) -> None:
@@ -33,7 +27,8 @@ def _say(message: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstm-service", description="Train, export and serve embedding + LSTM text classifiers."
+        prog="lstm-service",
+        description="Serve embedding + LSTM text classifiers (train, export and evaluate: lstm-train).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = commands.add_parser(
@@ -50,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [{ENV_PREFIX}{name.upper()}; default: {default}]",
         )
-    for command, help_text in TRAINING_COMMANDS.items():
-        commands.add_parser(command, help=f"{help_text} (needs the train extra)", add_help=False)
     return parser
 
 
@@ -63,9 +56,6 @@ def serve(overrides: dict[str, str]) -> int:
     except ValidationError as error:
         _say(f"lstm-service serve: the settings cannot work:\n{describe_error(error)}")
         return 2
-    # Worker processes build their settings from the environment; hand the flags down that way.
-    for name, value in overrides.items():
-        os.environ[f"{ENV_PREFIX}{name.upper()}"] = value
 
     from service import server
 
@@ -73,38 +63,17 @@ def serve(overrides: dict[str, str]) -> int:
     logging.config.dictConfig(log_config)  # uvicorn applies it again; here so the notes below are formatted
     log_startup_notes(settings)
 
-    # A second SIGTERM during the drain is handed to uvicorn, which re-raises it to the handler that was
-    # there before once it has shut down; with the default handler a clean shutdown would end as "killed
-    # by SIGTERM" (143).
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         return server.run(settings, log_config)
-    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has shut down
+    except KeyboardInterrupt:  # Ctrl-C before the server took over SIGINT
         return 130
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
-def run_training_command(argv: Sequence[str]) -> int:
-    """``training.cli.main(argv)`` with ``argv[0]`` the subcommand; exit 2 if the train extra is missing."""
-    try:
-        training_cli = importlib.import_module("training.cli")
-    except ImportError as error:
-        missing = error.name or str(error)
-        _say(
-            f"lstm-service {argv[0]} needs the training dependencies, which are not installed "
-            f"(missing: {missing}).\nInstall them with: pip install 'lstm-service[train]'"
-        )
-        return 2
-    return int(training_cli.main(list(argv)) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TRAINING_COMMANDS:  # before argparse, so the training CLI sees every flag
-        return run_training_command(argv)
+    if argv and argv[0] in TRAINING_COMMANDS:
+        _say(f"lstm-service {argv[0]}: training commands are lstm-train's now: lstm-train {argv[0]} --help")
+        return 2
     arguments = vars(build_parser().parse_args(argv))
     arguments.pop("command")
     return serve(arguments)

@@ -2,108 +2,110 @@
 for ``drain_seconds`` (so load balancers notice and stop sending), then stops accepting, finishes every
 request in flight (up to ``request_timeout_seconds``, past which no request may run anyway) and exits 0.
 
-- One process: :class:`DrainingServer` (a ``uvicorn.Server`` whose SIGTERM handler starts the drain
-  instead of the shutdown).
-- ``--workers N``: uvicorn's own supervisor; on SIGTERM it sends SIGTERM to every worker and waits for
-  them, and each worker runs a :class:`DrainingServer`. uvicorn 0.54 has no hook for the worker's server
-  class, so :func:`_workers_drain` swaps the supervisor module's ``Process`` for a subclass while it runs.
+- One process: a :class:`DrainingServer` that takes its orders from the signals it receives.
+- ``--workers N``: :mod:`service.supervisor` binds the socket and starts N processes, each a
+  :class:`DrainingServer` that ignores signals and takes its orders from the supervisor, so a SIGTERM sent
+  to the whole process group (systemd, ``kill -- -PGID``) drains exactly like one sent to the supervisor.
 
-A second SIGTERM (or a SIGINT) during the drain skips the rest of the window; uvicorn's own handling
-(a second SIGINT forces the exit) is unchanged.
+Orders: *drain* (SIGTERM) runs the drain window, then stops; *stop* (SIGINT, or a second SIGTERM during the
+drain) skips what is left of the window and stops; *force* (a second SIGINT) stops without waiting for the
+requests in flight. Only public uvicorn API is used: ``Server.serve``, ``handle_exit`` (the method uvicorn's
+own signal handlers call), ``should_exit`` and ``force_exit``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import multiprocess
 
 from service import lifecycle
 from service.observability import metrics
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+_POLL_SECONDS = 0.05  # how often the drain schedule looks at the orders it got
+STARTUP_FAILURE = 3  # the exit code when the app could not start (uvicorn exits with it too)
+
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+    """A ``uvicorn.Server`` whose shutdown goes through the drain window.
+
+    With ``obey_signals`` (one process) SIGTERM and SIGINT are orders; without (a worker), the signals that
+    reach the process are ignored and :meth:`drain` / :meth:`stop` are called by whoever supervises it.
+    Every order only sets a flag (signal handlers and other threads may give them); a task on the event
+    loop carries them out.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float, obey_signals: bool = True) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
-        self._drain_until: float | None = None
-        self._drain_logged = False
+        self.obey_signals = obey_signals
+        self.drain_ordered_at: float | None = None  # time.monotonic() of the drain order
+        self.stop_ordered = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self._drain_until is None and not self.should_exit:
-            # A signal handler: no logging here (the log lock may be held); on_tick reports it.
-            lifecycle.begin_draining()
-            self._drain_until = time.monotonic() + self.drain_seconds
+        # uvicorn's signal handler: no logging here (the log lock may be held); the schedule reports.
+        if not self.obey_signals:
             return
-        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and self.drain_ordered_at is None and not self.stop_ordered:
+            self.drain()
+        elif sig == signal.SIGINT and self.stop_ordered:
+            self.force()
+        else:
+            self.stop()
 
-    async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and not self.should_exit:
-            if not self._drain_logged:
-                self._drain_logged = True
-                metrics.set_draining(True)
-                logger.info(
-                    "SIGTERM: draining; /readyz answers 503, requests are still served for %.1f s",
-                    self.drain_seconds,
-                )
-            if time.monotonic() >= self._drain_until:
-                logger.info("drain window over: no new connections; finishing the requests in flight")
-                self.should_exit = True
-        return await super().on_tick(counter)
+    def drain(self) -> None:
+        """Start the drain window (readiness turns 503 at once); a second order changes nothing."""
+        if self.drain_ordered_at is None:
+            lifecycle.begin_draining()
+            self.drain_ordered_at = time.monotonic()
 
-    async def shutdown(self, sockets: Any = None) -> None:
-        in_flight = len(self.server_state.tasks)
-        await super().shutdown(sockets=sockets)
-        # uvicorn cancels (and logs) whatever still runs after timeout_graceful_shutdown.
-        logger.info("drained: %d request(s) were in flight when the listener closed; exiting", in_flight)
+    def stop(self) -> None:
+        """Close the listener now and finish the requests in flight."""
+        self.stop_ordered = True
+        self.should_exit = True
 
+    def force(self) -> None:
+        """Stop without waiting for the requests in flight."""
+        self.stop()
+        self.force_exit = True
 
-class _DrainingProcess(multiprocess.Process):
-    """A uvicorn worker process that runs a :class:`DrainingServer` (its settings come from the
-    environment, like the app's in that process)."""
+    async def serve(self, sockets: Any = None) -> None:
+        schedule = asyncio.create_task(self._follow_orders())
+        try:
+            await super().serve(sockets=sockets)
+        finally:
+            schedule.cancel()
+        if self.started and (self.stop_ordered or self.drain_ordered_at is not None):
+            # uvicorn logs (and cancels) whatever still ran after timeout_graceful_shutdown.
+            logger.info("drained: the listener is closed and the requests in flight are done; exiting")
 
-    @property
-    def server(self) -> uvicorn.Server:
-        if self._server is None:
-            self._server = DrainingServer(self.config, get_settings().drain_seconds)
-        return self._server
-
-
-class _DrainingMultiprocess(multiprocess.Multiprocess):
-    """uvicorn's supervisor, which also lets go of the listening socket once the workers got SIGTERM:
-    the socket closes when the last worker's drain ends, so late connections are refused, not left
-    queued on a socket nobody will accept from (and reset when the supervisor exits)."""
-
-    def terminate_all(self) -> None:
-        super().terminate_all()
-        for socket in self.sockets:
-            socket.close()
-
-
-@contextmanager
-def _workers_drain() -> Iterator[None]:
-    original = getattr(multiprocess, "Process", None)
-    if not isinstance(getattr(original, "server", None), property):  # another uvicorn than 0.54's
-        logger.warning("this uvicorn's workers cannot drain: SIGTERM stops them without a drain window")
-        yield
-        return
-    multiprocess.Process = _DrainingProcess  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        multiprocess.Process = original  # type: ignore[misc]
+    async def _follow_orders(self) -> None:
+        while self.drain_ordered_at is None:
+            if self.should_exit:
+                return
+            await asyncio.sleep(_POLL_SECONDS)
+        metrics.set_draining(True)
+        logger.info(
+            "SIGTERM: draining; /readyz answers 503, requests are still served for %.1f s", self.drain_seconds
+        )
+        window_ends = self.drain_ordered_at + self.drain_seconds
+        while time.monotonic() < window_ends:
+            if self.should_exit:
+                logger.info("drain window cut short: no new connections; finishing the requests in flight")
+                return
+            await asyncio.sleep(_POLL_SECONDS)
+        logger.info("drain window over: no new connections; finishing the requests in flight")
+        self.stop()
 
 
 def grace_seconds(settings: Settings) -> float:
@@ -112,25 +114,29 @@ def grace_seconds(settings: Settings) -> float:
     return settings.drain_seconds + math.ceil(settings.request_timeout_seconds) + 1
 
 
-def run(settings: Settings, log_config: dict[str, Any]) -> int:
-    """Serve until SIGTERM or SIGINT; 0 after a clean shutdown, 3 if the server could not start."""
-    config = uvicorn.Config(
-        "service.api.app:create_app",
+def uvicorn_config(settings: Settings, log_config: dict[str, Any]) -> uvicorn.Config:
+    """One server process's uvicorn configuration; the app is built from ``settings`` in that process."""
+    from service.api.app import create_app
+
+    return uvicorn.Config(
+        functools.partial(create_app, settings),
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
         log_config=log_config,
         log_level=settings.log_level,
         access_log=False,  # service.access logs one line per request, with its request id
         # After the drain window, requests in flight get as long as their own deadline to finish.
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 1,
     )
+
+
+def run(settings: Settings, log_config: dict[str, Any]) -> int:
+    """Serve until told to stop; 0 after a clean shutdown, 3 if the server could not start."""
     if settings.workers > 1:
-        socket = config.bind_socket()
-        with _workers_drain():
-            _DrainingMultiprocess(config, sockets=[socket]).run()
-        return 0
-    server = DrainingServer(config, settings.drain_seconds)
+        from service.supervisor import supervise
+
+        return supervise(settings, log_config)
+    server = DrainingServer(uvicorn_config(settings, log_config), settings.drain_seconds)
     server.run()
     return 0 if server.started else STARTUP_FAILURE

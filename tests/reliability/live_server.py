@@ -1,5 +1,8 @@
 """A real ``python -m service serve`` in a subprocess, and stdlib HTTP clients for it (tests and scripts).
 
+The server runs in a process group of its own: a test can signal the whole group (as systemd or Ctrl-C
+do), and :meth:`LiveServer.kill` ends every process of it, workers included, whatever the test did.
+
 Requests open a fresh connection each (like ``urllib``), so a client never reuses a connection the server
 is closing; :func:`call` tells "the server refused the connection" (never accepted: fine once the server
 has stopped listening) from "the request was accepted and then failed" (what must never happen).
@@ -88,7 +91,12 @@ class LiveServer:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=REPO,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, led by the server
             )
         server = cls(process, port, log_path)
         try:
@@ -128,13 +136,34 @@ class LiveServer:
             time.sleep(0.05)
         raise AssertionError(f"the server still listens after {deadline_seconds} s")
 
-    def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
+    def terminate(self, group: bool = False) -> None:
+        """SIGTERM to the server process, or with ``group`` to every process of its group at once."""
+        if group:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        else:
+            self.process.send_signal(signal.SIGTERM)
+
+    def group_alive(self) -> bool:
+        """Whether any process of the server's group (the server, its workers) is still running."""
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_group_gone(self, deadline_seconds: float) -> None:
+        deadline = time.monotonic() + deadline_seconds
+        while self.group_alive():
+            assert time.monotonic() < deadline, f"the server's group still runs:\n{self.log_text()}"
+            time.sleep(0.05)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """SIGKILL to every process of the group (a no-op once they are all gone)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

@@ -1,10 +1,10 @@
-"""The ``lstm-service`` command: training commands handed over lazily, serve flags turned into settings."""
+"""The ``lstm-service`` command: serve flags turned into one settings object handed to the server; the
+training commands point at ``lstm-train``."""
 
 from __future__ import annotations
 
 import os
-import sys
-import types
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +14,13 @@ from service import cli
 from service.settings import default_workers
 
 
-def test_training_commands_go_to_training_cli_with_the_subcommand_first(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("command", ["train", "export", "evaluate"])
+def test_training_commands_point_at_lstm_train_and_exit_2(
+    command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    received: list[list[str]] = []
-    fake = types.ModuleType("training.cli")
-    fake.main = lambda argv: received.append(argv) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "training.cli", fake)
-
-    assert cli.main(["export", "--checkpoint", "runs/x", "--help"]) == 0
-    assert received == [["export", "--checkpoint", "runs/x", "--help"]]
-
-
-def test_a_missing_train_extra_exits_2_with_a_clear_message(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "training.cli", None)
-
-    assert cli.main(["evaluate", "--data", "x.csv"]) == 2
-    assert "lstm-service evaluate needs the training dependencies" in capsys.readouterr().err
+    assert cli.main([command, "--data", "x.csv"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"lstm-train {command}" in line
 
 
 def test_serve_flags_override_the_environment_and_reach_the_server(
@@ -41,8 +29,11 @@ def test_serve_flags_override_the_environment_and_reach_the_server(
     from service import server
 
     calls: list[tuple[cli.Settings, dict[str, Any]]] = []
-    monkeypatch.setattr(os, "environ", {**os.environ, "LSTM_SERVICE_PORT": "9999"})
+    monkeypatch.setenv("LSTM_SERVICE_PORT", "9999")
+    monkeypatch.setenv("LSTM_SERVICE_DRAIN_SECONDS", "7")
     monkeypatch.setattr(server, "run", lambda settings, log_config: calls.append((settings, log_config)) or 0)
+    environment_before = dict(os.environ)
+    sigterm_handler_before = signal.getsignal(signal.SIGTERM)
 
     code = cli.main(
         ["serve", "--model-store", str(tiny_store), "--port", "8123", "--default-model", "tiny-zh"]
@@ -51,10 +42,11 @@ def test_serve_flags_override_the_environment_and_reach_the_server(
     assert code == 0
     ((settings, log_config),) = calls
     assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8123, default_workers())
+    assert (settings.default_model, settings.drain_seconds) == ("tiny-zh", 7)
     assert log_config["handlers"]["default"]["filters"] == ["request_id"]
-    # worker processes build their settings from the environment the flags were written to
-    assert os.environ["LSTM_SERVICE_PORT"] == "8123"
-    assert os.environ["LSTM_SERVICE_DEFAULT_MODEL"] == "tiny-zh"
+    # the settings travel as an object: nothing is written to the environment, no handler left behind
+    assert dict(os.environ) == environment_before
+    assert signal.getsignal(signal.SIGTERM) == sigterm_handler_before
 
 
 def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
@@ -77,8 +69,8 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
 
     assert server.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
     (config,) = started
-    assert (config.app, config.factory) == ("service.api.app:create_app", True)
-    assert (config.port, config.workers) == (8124, 1)
+    assert config.factory and config.port == 8124
+    assert config.app().state.settings is settings  # the app is built from the settings handed over
     assert config.timeout_graceful_shutdown == 4
     assert server.grace_seconds(settings) == 1 + 3 + 1
 
