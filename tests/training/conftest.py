@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# Every test here trains or exports with torch: without the train extra (a serving-only install) the whole
+# folder is skipped with this reason instead of failing to import.
+pytest.importorskip("torch", reason="needs torch (the train extra: pip install -e '.[train]')")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> None:
