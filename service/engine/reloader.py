@@ -40,6 +40,7 @@ class StorePoller:
     def __init__(self, registry: Registry, interval_seconds: float) -> None:
         self.registry = registry
         self.interval_seconds = interval_seconds
+        self.polls = 0  # polls finished (with or without an error): "the poller looked and did nothing"
         self._refused: dict[tuple[str, int], Fingerprint] = {}
 
     def poll_once(self) -> list[LoadOutcome]:
@@ -69,3 +70,4 @@ class StorePoller:
                 await asyncio.to_thread(self.poll_once)
             except Exception:
                 logger.exception("polling the model store failed; trying again in %s s", interval)
+            self.polls += 1

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -16,13 +18,37 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of a freshly started app (lifespan run, models loaded and verified)."""
+async def started_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A freshly started app (lifespan run, models loaded and verified) and an in-process client of it."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service", timeout=30) as client:
-            yield client
+            yield app, client
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of a freshly started app (lifespan run, models loaded and verified)."""
+    async with started_app(settings) as (_, client):
+        yield client
+
+
+Series = tuple[str, frozenset[tuple[str, str]]]
+
+
+def parse_metrics(metrics_text: str) -> dict[Series, float]:
+    """Every sample of a Prometheus text exposition: ``{(name, frozenset(labels.items())): value}``."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+    }
+
+
+def series(name: str, **labels: str) -> Series:
+    """The key of one series in :func:`parse_metrics`'s answer: ``series("x_total", model="tiny-en")``."""
+    return name, frozenset(labels.items())
 
 
 def metric_value(metrics_text: str, name: str, labels: str = "") -> float:
