@@ -6,14 +6,19 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
+from support.apps import parse_metrics, series
 
 from service import lifecycle
 from service.api.schemas import NotReadyResponse
 from service.observability.logs import JsonFormatter, RequestIdFilter
+from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -36,38 +41,55 @@ def access_lines() -> Iterator[io.StringIO]:
         logger.setLevel(level)
 
 
-async def test_metrics_count_requests_batches_tokens_and_loads(client: httpx.AsyncClient) -> None:
-    await client.post("/classify", json={"texts": ["goal team", "zzzz qqqq goal", "goal " * 100]})
-    await client.post("/classify", json={"text": ""})  # 422
-    await client.get("/models/ghost")  # 404 on a templated route
-    await client.get("/no/such/path")
-
-    response = await client.get("/metrics")
+async def test_metrics_count_requests_batches_tokens_and_loads(
+    tiny_store: Path, start_app: Callable[..., Any]
+) -> None:
+    # The metrics are the process's: other apps of the test session count into them too. So this test
+    # starts its own app and checks what its requests added, and the gauges its start-up set.
+    loads = series(
+        "lstm_service_model_loads_total", kind="initial", model="tiny-en", outcome="loaded", version="1"
+    )
+    loads_before = REGISTRY.get_sample_value(loads[0], dict(loads[1])) or 0.0
+    async with start_app(Settings(model_store=tiny_store)) as client:
+        before = parse_metrics((await client.get("/metrics")).text)
+        await client.post("/classify", json={"texts": ["goal team", "zzzz qqqq goal", "goal " * 100]})
+        await client.post("/classify", json={"text": ""})  # 422
+        await client.get("/models/ghost")  # 404 on a templated route
+        await client.get("/no/such/path")
+        response = await client.get("/metrics")
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    for line in (
-        'lstm_service_requests_total{method="POST",route="/classify",status="200"}',
-        'lstm_service_requests_total{method="POST",route="/classify",status="422"}',
-        'lstm_service_requests_total{method="GET",route="/models/{name}",status="404"}',
-        'lstm_service_requests_total{method="GET",route="unmatched",status="404"}',
-        'lstm_service_request_duration_seconds_bucket{le="0.005",method="POST",route="/classify"}',
-        'lstm_service_batch_size_bucket{le="4.0",model="tiny-en",version="1"}',
-        'lstm_service_queue_seconds_count{model="tiny-en",version="1"}',
-        'lstm_service_batch_run_seconds_count{model="tiny-en",version="1"}',
-        'lstm_service_tokens_per_text_bucket{le="128.0",model="tiny-en",version="1"}',
-        'lstm_service_unknown_token_ratio_bucket{le="0.75",model="tiny-en",version="1"}',
-        'lstm_service_truncated_texts_total{model="tiny-en",version="1"}',
-        'lstm_service_model_loads_total{kind="initial",model="tiny-en",outcome="loaded",version="1"}',
-        'lstm_service_model_serving{model="tiny-en",version="1"} 1.0',
+    after = parse_metrics(response.text)
+    model = {"model": "tiny-en", "version": "1"}
+    added = {
+        series("lstm_service_requests_total", method="POST", route="/classify", status="200"): 1,
+        series("lstm_service_requests_total", method="POST", route="/classify", status="422"): 1,
+        series("lstm_service_requests_total", method="GET", route="/models/{name}", status="404"): 1,
+        series("lstm_service_requests_total", method="GET", route="unmatched", status="404"): 1,
+        series("lstm_service_request_duration_seconds_count", method="POST", route="/classify"): 2,
+        series("lstm_service_batch_size_sum", **model): 3,  # three texts, however they were batched
+        series("lstm_service_queue_seconds_count", **model): 3,
+        series("lstm_service_tokens_per_text_count", **model): 3,
+        series("lstm_service_tokens_per_text_bucket", le="128.0", **model): 3,
+        series("lstm_service_tokens_per_text_bucket", le="64.0", **model): 2,  # 100 tokens > 64
+        series("lstm_service_unknown_token_ratio_count", **model): 3,
+        series("lstm_service_unknown_token_ratio_bucket", le="0.5", **model): 2,  # 2 of 3 unknown > 0.5
+        series("lstm_service_truncated_texts_total", **model): 1,  # max_length 64
+    }
+    assert {key: after.get(key, 0) - before.get(key, 0) for key in added} == added
+    batches = series("lstm_service_batch_run_seconds_count", **model)
+    assert after[batches] - before.get(batches, 0) >= 1
+    assert after[loads] == loads_before + 1
+    assert after[series("lstm_service_model_serving", **model)] == 1.0
+    assert after[series("lstm_service_draining")] == 0.0
+    for name in (
         "lstm_service_requests_in_flight",
         "lstm_service_queued_texts",
-        "lstm_service_draining 0.0",
         "process_resident_memory_bytes",
     ):
-        assert line in text, line
-    assert "/no/such/path" not in text  # raw paths never become labels
+        assert series(name) in after, name
+    assert "/no/such/path" not in response.text  # raw paths never become labels
 
 
 @pytest.mark.parametrize(
