@@ -1,4 +1,4 @@
-"""``lstm-train train | export | evaluate``: the training command, separate from the service's ``lstm-service``.
+"""``lstm-train train | export | evaluate``: the training command, apart from the service's ``lstm-service``.
 
 Installed with the ``train`` extra; also runs as ``python -m training.cli train --dataset zh-sentiment ...``.
 """
@@ -18,6 +18,7 @@ from training.data import BUILTIN_DATASETS, FORMATS, DataError, DataSpec
 logger = logging.getLogger("training")
 
 PROG = "lstm-train"
+CELLS = ("lstm", "gru", "rnn")  # training.cells.CELL_NAMES, spelled out: importing it would import torch
 
 EXAMPLES = """examples:
   lstm-train train --data reviews.csv --text-column review --label-column stars --name my-reviews
@@ -142,9 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--min-freq", type=int, default=1, help="minimum count for the vocabulary")
     tokens.add_argument("--max-vocab", type=int, default=30000, help="vocabulary size incl. <pad>, <unk>")
     model = train.add_argument_group("model")
+    model.add_argument(
+        "--cell",
+        choices=CELLS,
+        default="lstm",
+        help="recurrent cell: lstm, gru, or rnn (tanh); exported as the native ONNX node of that name",
+    )
     model.add_argument("--embedding-dim", type=int, default=128)
-    model.add_argument("--hidden-dim", type=int, default=128, help="LSTM units per direction")
-    model.add_argument("--num-layers", type=int, default=1, help="stacked LSTM layers")
+    model.add_argument("--hidden-dim", type=int, default=128, help="recurrent units per direction")
+    model.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
+    model.add_argument(
+        "--proj-size",
+        type=int,
+        default=0,
+        help="LSTM projection size: refused, since torch 2.13 cannot export it to ONNX faithfully",
+    )
     model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True)
     model.add_argument("--pooling", choices=("max", "mean", "last"), default="max", help="pooling over time")
     model.add_argument("--dropout", type=float, default=0.3, help="before the classifier and between layers")

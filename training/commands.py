@@ -13,6 +13,7 @@ import torch
 
 from service.bundle import DataSource, Manifest, load_bundle
 from training.batches import encode_texts
+from training.cells import refuse_unexportable
 from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.data import DataSpec, Example, read_file
 from training.evaluate import classification_metrics
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
 
 
 def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
+    refuse_unexportable({"proj_size": args.proj_size})
     w2v = None if args.w2v in ("none", "") else args.w2v
     result = train_bundle(
         data,
@@ -44,6 +46,7 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
             max_vocab=args.max_vocab,
         ),
         model=ModelConfig(
+            cell=args.cell,
             embedding_dim=args.embedding_dim,
             hidden_dim=args.hidden_dim,
             num_layers=args.num_layers,

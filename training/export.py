@@ -1,4 +1,4 @@
-"""torch → ONNX (native LSTM nodes), parity against onnxruntime, golden examples, int8 variant.
+"""torch → ONNX (native LSTM / GRU / RNN nodes), parity against onnxruntime, golden examples, int8 variant.
 
 The TorchScript exporter (``dynamo=False``) is used on purpose: in torch 2.13 the dynamo exporter fails
 on ``pack_padded_sequence``, while the TorchScript one turns packing into the LSTM node's
@@ -18,9 +18,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from service.bundle import INPUTS, OUTPUTS, PARITY_TOLERANCE, GoldenExample
+from service.bundle import INPUTS, PARITY_TOLERANCE, GoldenExample
 from training.batches import pad
-from training.model import LSTMClassifier
+from training.cells import cell_of
+from training.model import LSTMClassifier, graph_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,15 @@ OPSET = 17
 
 
 class ExportError(RuntimeError):
-    """The exported graph is wrong (no native LSTM, parity broken); no bundle is written."""
+    """The exported graph is wrong (no native recurrent node, parity broken); no bundle is written."""
 
 
 def export_onnx(model: LSTMClassifier, path: Path) -> Path:
-    """Write ``model`` as an ONNX graph with dynamic batch and sequence axes; check its LSTM nodes."""
+    """Write ``model`` as an ONNX graph with dynamic batch and sequence axes; check its recurrent nodes.
+
+    The outputs are the bundle contract's, less ``c_n`` for cells without a cell state (GRU, RNN)."""
     model = model.eval()
+    outputs = list(model.output_names)
     ids, lengths = pad([[2, 3, 4], [5, 6]])  # any valid example; every axis that varies is declared dynamic
     dynamic_axes = {
         "ids": {0: "batch", 1: "sequence"},
@@ -43,6 +47,7 @@ def export_onnx(model: LSTMClassifier, path: Path) -> Path:
         "h_n": {1: "batch"},
         "c_n": {1: "batch"},
     }
+    dynamic_axes = {name: axes for name, axes in dynamic_axes.items() if name in INPUTS or name in outputs}
     with warnings.catch_warnings():
         # the exporter warns that an LSTM with batch_first + packing cannot be re-scripted; not our use
         warnings.simplefilter("ignore")
@@ -51,23 +56,28 @@ def export_onnx(model: LSTMClassifier, path: Path) -> Path:
             (ids, lengths),
             str(path),
             input_names=list(INPUTS),
-            output_names=list(OUTPUTS),
+            output_names=outputs,
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             dynamo=False,
             do_constant_folding=True,
         )
-    check_graph(path, model.config.num_layers)
+    check_graph(path, model.config.num_layers, model.config.cell)
     return Path(path)
 
 
-def check_graph(path: Path, num_layers: int) -> None:
+def check_graph(path: Path, num_layers: int, cell: str = "lstm") -> None:
+    """One native ``cell`` node per layer (its int8 form counts), and exactly the expected inputs and
+    outputs: anything else means the exporter produced a different model."""
     graph = onnx.load(str(path)).graph
     onnx.checker.check_model(str(path))
-    lstm_nodes = [node for node in graph.node if node.op_type in ("LSTM", "DynamicQuantizeLSTM")]
-    if len(lstm_nodes) != num_layers:
-        raise ExportError(f"expected {num_layers} native LSTM node(s), the graph has {len(lstm_nodes)}")
-    if [i.name for i in graph.input] != list(INPUTS) or [o.name for o in graph.output] != list(OUTPUTS):
+    spec = cell_of(cell)
+    kinds = {spec.onnx_op, spec.quantized_op} - {None}
+    nodes = [node for node in graph.node if node.op_type in kinds]
+    if len(nodes) != num_layers:
+        raise ExportError(f"expected {num_layers} native {spec.onnx_op} node(s), the graph has {len(nodes)}")
+    outputs = list(graph_outputs(cell))
+    if [i.name for i in graph.input] != list(INPUTS) or [o.name for o in graph.output] != outputs:
         raise ExportError(
             f"graph inputs/outputs are {[i.name for i in graph.input]} → {[o.name for o in graph.output]}"
         )
@@ -105,13 +115,14 @@ def check_parity(
     if any logit differs by more than ``tolerance``. Returns the max abs difference of every output."""
     model = model.eval()
     runner = session(path)
-    worst = dict.fromkeys(OUTPUTS[:4], 0.0)
+    compared = [name for name in model.output_names if name != "embedding_matrix"]
+    worst = dict.fromkeys(compared, 0.0)
     agree, batches = 0, 0
     for start in range(0, len(sequences), batch_size):
         ids, lengths = pad(sequences[start : start + batch_size])
-        expected = [tensor.numpy() for tensor in model(ids, lengths)[:4]]
-        actual = runner.run(list(OUTPUTS[:4]), {"ids": ids.numpy(), "lengths": lengths.numpy()})
-        for name, want, got in zip(OUTPUTS, expected, actual, strict=False):
+        expected = [tensor.numpy() for tensor in model(ids, lengths)[: len(compared)]]
+        actual = runner.run(compared, {"ids": ids.numpy(), "lengths": lengths.numpy()})
+        for name, want, got in zip(compared, expected, actual, strict=True):
             if want.shape != got.shape:
                 raise ExportError(f"{name}: torch shape {want.shape} but onnxruntime {got.shape}")
             worst[name] = max(worst[name], float(np.abs(want - got).max()))
@@ -121,7 +132,7 @@ def check_parity(
         "max_abs_logit_diff": worst["logits"],
         "max_abs_hidden_states_diff": worst["hidden_states"],
         "max_abs_h_n_diff": worst["h_n"],
-        "max_abs_c_n_diff": worst["c_n"],
+        **({"max_abs_c_n_diff": worst["c_n"]} if "c_n" in worst else {}),
         "argmax_agreement": agree / max(len(sequences), 1),
         "batches": batches,
         "batch_size": batch_size,

@@ -1,4 +1,5 @@
-"""Embedding → LSTM → pooling → dropout → Linear, the text classifier behind every bundle.
+"""Embedding → recurrent layers (LSTM, GRU or tanh RNN) → pooling → dropout → Linear, the classifier
+behind every bundle.
 
 The forward pass returns everything the ONNX graph exposes (see ``service/bundle/graph.py``), so the
 exported graph and the torch model can never disagree about what they compute.
@@ -13,6 +14,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from service.bundle import OUTPUTS
+from training.cells import CELL_NAMES, cell_of, refuse_unexportable
+
 POOLINGS = ("max", "mean", "last")
 
 
@@ -25,6 +29,7 @@ class ModelConfig:
 
     vocab_size: int = 0
     num_labels: int = 0
+    cell: str = "lstm"  # lstm | gru | rnn (tanh): see training.cells
     embedding_dim: int = 128
     hidden_dim: int = 128
     num_layers: int = 1
@@ -34,6 +39,8 @@ class ModelConfig:
     embedding_dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.cell not in CELL_NAMES:
+            raise ValueError(f"cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         for name in ("vocab_size", "num_labels"):
@@ -59,14 +66,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        refuse_unexportable(data)
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
-class LSTMClassifier(nn.Module):
-    """A (stacked, optionally bidirectional) LSTM over token embeddings with masked pooling over time.
+class RecurrentClassifier(nn.Module):
+    """A (stacked, optionally bidirectional) LSTM, GRU or tanh RNN over token embeddings with masked pooling
+    over time.
 
     ``embedding_dim`` and ``hidden_dim`` are independent: layer 1 reads ``embedding_dim`` inputs, every
-    later layer reads ``hidden_dim × directions``; ``nn.LSTM`` handles the stack in one module.
+    later layer reads ``hidden_dim × directions``; one ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` holds the stack.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -76,32 +85,39 @@ class LSTMClassifier(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.lstm = nn.LSTM(
-            input_size=config.embedding_dim,
-            hidden_size=config.hidden_dim,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            batch_first=True,
-            # nn.LSTM applies this between stacked layers only (a warning, and nothing else, for 1 layer)
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        self.cell = cell_of(config.cell)
+        self.recurrent = self.cell.build(
+            config.embedding_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.hidden_dim * config.directions, config.num_labels)
+        # checkpoints written before other cells existed name the LSTM "lstm"
+        self._register_load_state_dict_pre_hook(_rename_lstm_keys)
 
-    def forward(
-        self, ids: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    @property
+    def lstm(self) -> nn.RNNBase:
+        """The recurrent stack under its name from when every model was an LSTM."""
+        return self.recurrent
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The graph outputs :meth:`forward` returns, in order: ``c_n`` only for the LSTM."""
+        return graph_outputs(self.config.cell)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``ids`` (batch, seq) int64, padded with 0 after ``lengths`` (batch,) int64, every length >= 1.
 
         Returns ``logits`` (batch, labels), ``hidden_states`` (batch, seq, hidden × dirs) zero at padding,
-        ``h_n`` / ``c_n`` (layers × dirs, batch, hidden) and the embedding matrix (vocab, embedding_dim).
+        ``h_n`` (layers × dirs, batch, hidden), for the LSTM also ``c_n`` (same shape), and the embedding
+        matrix (vocab, embedding_dim): the outputs named by :attr:`output_names`.
         """
         seq_len = ids.shape[1]
         embedded = self.embedding_dropout(self.embedding(ids))  # (batch, seq, embedding_dim)
         # Packing, not masking: the backward direction must start at each text's own last token, and
-        # h_n/c_n must be taken there too. The ONNX exporter turns this into the LSTM's sequence_lens.
+        # h_n/c_n must be taken there too. The ONNX exporter turns this into the node's sequence_lens.
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, (h_n, c_n) = self.lstm(packed)  # h_n, c_n: (layers × dirs, batch, hidden)
+        packed_out, state = self.recurrent(packed)  # LSTM: (h_n, c_n); GRU, RNN: h_n
+        h_n, c_n = state if self.cell.has_cell_state else (state, None)  # (layers × dirs, batch, hidden)
         hidden_states, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
         # hidden_states: (batch, seq, hidden × dirs), exactly 0 after each length
         # the top layer's final state of each direction: forward at the last token, backward at the first
@@ -109,13 +125,15 @@ class LSTMClassifier(nn.Module):
         final = top.transpose(0, 1).reshape(ids.shape[0], -1)  # (batch, hidden × dirs)
         pooled = self._pool(hidden_states, final, lengths)  # (batch, hidden × dirs)
         logits = self.classifier(self.dropout(pooled))  # (batch, labels)
+        if c_n is None:
+            return logits, hidden_states, h_n, self.embedding.weight
         return logits, hidden_states, h_n, c_n, self.embedding.weight
 
     def forward_train(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (batch, labels) by the same math as :meth:`forward`, for training only.
 
-        PyTorch's CPU backward through a PackedSequence LSTM is quadratic in the sequence length (every
-        time step's slice back-propagates into a zero-filled copy of the whole input): 60 s for one
+        PyTorch's CPU backward through a PackedSequence LSTM (GRU, RNN alike) is quadratic in the sequence
+        length (every time step's slice back-propagates into a zero-filled copy of the input): 60 s for one
         64 × 600 BBC batch here, against 2 s for the fused kernel on a padded tensor. So training runs each
         direction of each layer on the padded tensor, the backward direction on every text reversed
         *within its own length*: padding comes after the last real step in both directions and never
@@ -124,22 +142,18 @@ class LSTMClassifier(nn.Module):
         """
         config = self.config
         layer_input = self.embedding_dropout(self.embedding(ids))  # (batch, seq, embedding_dim)
-        zeros = layer_input.new_zeros(1, ids.shape[0], config.hidden_dim)  # (1, batch, hidden)
         last_step = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, config.hidden_dim)
         for layer in range(config.num_layers):
             outputs, finals = [], []
             for direction in range(config.directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 weights = [
-                    getattr(self.lstm, f"{name}{suffix}")
+                    getattr(self.recurrent, f"{name}{suffix}")
                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
                 ]
                 source = _reverse_within_length(layer_input, lengths) if direction else layer_input
-                # torch.lstm is the op nn.LSTM itself calls: (input, hx, weights, has_biases, num_layers,
-                # dropout, train, bidirectional, batch_first)
-                output = torch.lstm(
-                    source, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True
-                )[0]
+                # the op the module itself calls (torch.lstm / torch.gru / torch.rnn_tanh), one direction
+                output = self.cell.run_direction(source, weights, config.hidden_dim, self.training)
                 finals.append(
                     output.gather(1, last_step).squeeze(1)
                 )  # (batch, hidden): after the last real step
@@ -161,6 +175,20 @@ class LSTMClassifier(nn.Module):
             # padded steps are 0, which could win the max over negative activations: mask them out
             return hidden_states.masked_fill(~valid, float("-inf")).max(dim=1).values
         return hidden_states.sum(dim=1) / lengths.unsqueeze(1).to(hidden_states.dtype)
+
+
+LSTMClassifier = RecurrentClassifier  # the name from when every model was an LSTM
+
+
+def graph_outputs(cell: str) -> tuple[str, ...]:
+    """The exported graph's outputs for ``cell``: the bundle contract's, less ``c_n`` unless the cell has a
+    cell state (only the LSTM)."""
+    return OUTPUTS if cell_of(cell).has_cell_state else tuple(name for name in OUTPUTS if name != "c_n")
+
+
+def _rename_lstm_keys(state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    for key in [key for key in state_dict if key.startswith(prefix + "lstm.")]:
+        state_dict[prefix + "recurrent." + key[len(prefix) + 5 :]] = state_dict.pop(key)
 
 
 def _valid_steps(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:

@@ -171,7 +171,8 @@ def quantize_bundle(
     fp32_metrics = manifest.metrics
     with tempfile.TemporaryDirectory(prefix="lstm-int8-") as folder:
         int8_path = export.quantize_int8(source.model_path, Path(folder) / MODEL_FILE)
-        export.check_graph(int8_path, ModelConfig.from_dict(manifest.model).num_layers)
+        config = ModelConfig.from_dict(manifest.model)
+        export.check_graph(int8_path, config.num_layers, config.cell)
         int8_logits = export.ort_logits(int8_path, sequences)
         fp32_logits = export.ort_logits(source.model_path, sequences)
         metrics = {

@@ -71,7 +71,7 @@ def test_train_writes_a_bundle_with_metrics_baseline_and_the_command(trained):
     assert None not in (metrics.accuracy, metrics.macro_f1, metrics.per_class, metrics.confusion_matrix)
     assert metrics.dev_accuracy is not None and metrics.baseline["accuracy"] is not None
     assert manifest.model["embedding_dim"] == 8
-    assert "4 × (input + hidden + 1) × hidden" in manifest.parameters["lstm_formula"]
+    assert "4 × (input + hidden + 1) × hidden" in manifest.parameters["recurrent_formula"]
 
 
 def test_export_from_checkpoint_and_evaluate_the_bundle(trained, tmp_path, capsys):

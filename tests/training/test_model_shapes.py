@@ -70,12 +70,12 @@ def test_parameter_summary_spells_out_the_lstm_formula():
     model = _model(embedding_dim=20, hidden_dim=6, num_layers=2, bidirectional=True)
     summary = parameter_summary(model)
     assert summary["total"] == sum(p.numel() for p in model.parameters())
-    first, second = summary["lstm_layers"]
+    first, second = summary["recurrent_layers"]
     assert first["textbook_per_direction"] == 4 * (20 + 6 + 1) * 6
     assert first["pytorch_per_direction"] == 4 * (20 + 6 + 2) * 6
     assert second["input_dim"] == 12
     assert summary["per_layer"]["lstm"] == 2 * (4 * (20 + 6 + 2) * 6 + 4 * (12 + 6 + 2) * 6)
-    assert "4 × (input + hidden + 1) × hidden" in summary["lstm_formula"]
+    assert "4 × (input + hidden + 1) × hidden" in summary["recurrent_formula"]
 
 
 def test_invalid_config_is_refused():
