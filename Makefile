@@ -12,8 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[serve]'
+# The pinned versions of requirements/serve.txt, the same the image installs; then the project itself.
+$(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/serve.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 # Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group.
