@@ -13,17 +13,12 @@ import ctypes
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from service.bundle import Bundle, BundleError
+from service.bundle import INPUTS, OUTPUTS, Bundle, BundleError, Manifest
 from service.tokenizer import PAD_ID, Tokenizer
-
-INPUTS = ("ids", "lengths")
-OUTPUTS = ("logits", "hidden_states", "h_n", "c_n", "embedding_matrix")
-
 
 _shared_arena_lock = threading.Lock()
 _shared_arena_registered = False
@@ -183,13 +178,13 @@ class ModelRuntime:
         return self.bundle.tokenizer
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return self.bundle.manifest
 
     @property
     def batch_invariant(self) -> bool:
         """False for graphs whose scores depend on the batch (int8: per-batch activation scales)."""
-        return bool(self.manifest.get("batch_invariant", True))
+        return self.manifest.batch_invariant
 
     @property
     def embedding_dim(self) -> int:

@@ -9,31 +9,28 @@ bundles that declare ``batch_invariant: false``: int8 models, whose goldens hold
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from service.bundle import BundleError
+from service.bundle import PARITY_TOLERANCE, BundleError, GoldenExample
 from service.engine.runtime import ModelRuntime
 
-LOGIT_TOLERANCE = 1e-4
+LOGIT_TOLERANCE = PARITY_TOLERANCE
 
 
-def _golden_examples(runtime: ModelRuntime) -> list[dict[str, Any]]:
-    golden = runtime.manifest.get("golden")
-    if not isinstance(golden, list) or not golden:
+def _golden_examples(runtime: ModelRuntime) -> Sequence[GoldenExample]:
+    golden = runtime.manifest.golden  # each one's shape is checked when the manifest is read
+    if not golden:
         raise BundleError("manifest has no golden examples, so the model cannot be verified")
-    for index, example in enumerate(golden):
-        if not isinstance(example, dict) or not {"text", "ids", "logits"} <= set(example):
-            raise BundleError(f"golden example {index} must hold text, ids and logits")
     return golden
 
 
-def _check_ids(runtime: ModelRuntime, golden: list[dict[str, Any]]) -> list[list[int]]:
+def _check_ids(runtime: ModelRuntime, golden: Sequence[GoldenExample]) -> list[list[int]]:
     id_lists = []
     for index, example in enumerate(golden):
-        ids = runtime.tokenizer.encode(str(example["text"])).ids
-        if ids != example["ids"]:
+        ids = runtime.tokenizer.encode(example.text).ids
+        if tuple(ids) != example.ids:
             raise BundleError(
                 f"golden example {index}: the tokenizer gives other ids than at training time "
                 "(tokenizer.json or the tokenizer code changed)"
@@ -44,9 +41,9 @@ def _check_ids(runtime: ModelRuntime, golden: list[dict[str, Any]]) -> list[list
     return id_lists
 
 
-def _expected_logits(runtime: ModelRuntime, golden: list[dict[str, Any]]) -> np.ndarray:
+def _expected_logits(runtime: ModelRuntime, golden: Sequence[GoldenExample]) -> np.ndarray:
     try:
-        expected = np.asarray([example["logits"] for example in golden], dtype=np.float64)
+        expected = np.asarray([example.logits for example in golden], dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise BundleError("golden logits must be lists of numbers of one length") from error
     if expected.ndim != 2 or expected.shape[1] != len(runtime.labels):

@@ -19,7 +19,7 @@ def test_tiny_store_holds_two_verified_bundles(tiny_store):
         assert manifest.parity.tolerance == PARITY_TOLERANCE
         assert 5 <= len(manifest.golden) <= 8
         assert manifest.metrics.baseline["model"] == "tfidf+logistic-regression"
-        assert manifest.model["embedding_dim"] == 16
+        assert manifest.model["embedding_dim"] == 8
         assert (manifest.variant, manifest.batch_invariant) == ("fp32", True)
 
 
@@ -38,4 +38,5 @@ def test_golden_examples_replay_through_onnxruntime(tiny_store):
 
 def test_tiny_models_learned_their_data(tiny_store):
     for name in ("tiny-en", "tiny-zh"):
-        assert load_bundle(tiny_store / name / "1").manifest.metrics.accuracy >= 0.75
+        bundle = load_bundle(tiny_store / name / "1")
+        assert bundle.manifest.metrics.accuracy >= 1.5 / len(bundle.labels)  # half as much again as chance
