@@ -17,6 +17,8 @@ from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.responses import OrjsonResponse
 from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tokenize
 from service.api.routes import metrics as metrics_route
+from service.api.oip import routes as oip
+from service.api.routes import tei
 from service.api.schemas import error_responses
 from service.api.security import require_api_key
 from service.engine.inference import BatchingOptions, Inference
@@ -106,4 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, **guarded)
     for module in (health, metrics_route, admin):
         app.include_router(module.router)
+    # Open Inference Protocol v2 and text-embeddings-inference's routes (service/api/oip, routes/tei.py).
+    app.include_router(oip.router, **guarded)
+    app.include_router(tei.router, **guarded)
+    app.include_router(oip.health_router)
+    app.include_router(oip.repository_router)
     return app

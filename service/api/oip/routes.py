@@ -1,0 +1,286 @@
+"""The ``/v2`` routes of the Open Inference Protocol: server, health, models, infer, statistics, repository.
+
+- :data:`health_router` (always open, like ``/livez``): ``GET /v2``, ``/v2/health/live``,
+  ``/v2/health/ready``.
+- :data:`router` (needs the API key when one is set): model metadata, readiness, configuration,
+  inference and statistics.
+- :data:`repository_router` (the admin token; absent without one, like ``/admin``): the model repository
+  extension, mapped onto the admin load and unload operations.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from starlette.responses import Response
+
+from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.errors import error_body
+from service.api.oip import codec, infer, signature, statistics
+from service.api.oip.schemas import (
+    HealthResponse,
+    InferRequest,
+    InferResponse,
+    ModelMetadataResponse,
+    ModelReadyResponse,
+    RepositoryModel,
+    ServerMetadataResponse,
+    StatisticsResponse,
+)
+from service.api.responses import OrjsonResponse
+from service.api.routes import admin
+from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses
+from service.api.security import require_admin
+from service.bundle import list_models
+from service.engine.registry import ModelState, Registry
+from service.errors import STATUS_CODES, ErrorType, InvalidRequest, ServiceError
+from service.lifecycle import is_draining
+
+SERVER_NAME = "lstm-service"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
+ModelName = Annotated[str, Path(description="Model name.")]
+ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]
+OptionalBody = Annotated[dict[str, Any] | None, Body(description="Optional; Triton's clients send one.")]
+
+health_router = APIRouter(tags=["open inference protocol"])
+router = APIRouter(tags=["open inference protocol"])
+repository_router = APIRouter(tags=["open inference protocol"], dependencies=[Depends(require_admin)])
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` written in place (an OpenAPI document has no ``$defs``)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A JSON inference request; with the Inference-Header-Content-Length header, the "
+        "JSON is followed by the binary data of the inputs that declare binary_data_size.",
+        "content": {"application/json": {"schema": _inline(InferRequest.model_json_schema())}},
+    }
+}
+
+
+# -- server and health ----------------------------------------------------------------------------------
+
+
+@health_router.get("/v2", response_model=ServerMetadataResponse)
+async def server_metadata() -> Response:
+    """The server's name, version and the protocol extensions it supports."""
+    return OrjsonResponse({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
+
+
+@health_router.get("/v2/health/live", response_model=HealthResponse)
+async def server_live(registry: RegistryDep) -> Response:
+    """200 while the process answers (no model check, like /livez)."""
+    return OrjsonResponse({"live": True, "ready": _ready(registry)})
+
+
+@health_router.get("/v2/health/ready", response_model=HealthResponse, responses=error_responses(503))
+async def server_ready(registry: RegistryDep) -> Response:
+    """200 when every model is loaded and verified, as /readyz; 503 otherwise and while draining."""
+    if _ready(registry):
+        return OrjsonResponse({"live": True, "ready": True})
+    message = "draining: the server is shutting down" if is_draining() else "not ready (see /readyz)"
+    body = {"live": True, "ready": False, **error_body(ErrorType.unavailable, message)}
+    return OrjsonResponse(body, STATUS_CODES[ErrorType.unavailable])
+
+
+def _ready(registry: Registry) -> bool:
+    return registry.ready and not is_draining()
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+
+@router.get("/v2/models/stats", response_model=StatisticsResponse)
+async def all_statistics(registry: RegistryDep) -> Response:
+    """Inference counts and cumulative times of every model serving (statistics extension)."""
+    runtimes = []
+    for name in registry.names:
+        try:
+            runtimes.append(registry.get(name))
+        except ServiceError:  # failed or loading: nothing computed
+            continue
+    return OrjsonResponse({"model_stats": [statistics.model_stat(runtime) for runtime in runtimes]})
+
+
+@router.get(
+    "/v2/models/{name}/stats", response_model=StatisticsResponse, responses={404: ERROR_RESPONSES[404]}
+)
+async def model_statistics(name: ModelName, registry: RegistryDep) -> Response:
+    """Inference counts and cumulative times of the model's serving version."""
+    return OrjsonResponse({"model_stats": [statistics.model_stat(registry.get(name))]})
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}/stats",
+    response_model=StatisticsResponse,
+    responses={404: ERROR_RESPONSES[404]},
+)
+async def version_statistics(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+    """Inference counts and cumulative times of one version."""
+    return OrjsonResponse({"model_stats": [statistics.model_stat(registry.get(name, version))]})
+
+
+@router.get("/v2/models/{name}", response_model=ModelMetadataResponse, responses=ERROR_RESPONSES)
+async def model_metadata(name: ModelName, registry: RegistryDep) -> Response:
+    """Name, versions, platform, and the inputs and outputs with their datatypes and shapes."""
+    runtime = registry.get(name)
+    return OrjsonResponse(signature.model_metadata(runtime, [runtime.version]))
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}", response_model=ModelMetadataResponse, responses=ERROR_RESPONSES
+)
+async def version_metadata(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+    """Metadata of one version."""
+    runtime = registry.get(name, version)
+    return OrjsonResponse(signature.model_metadata(runtime, [runtime.version]))
+
+
+async def _model_ready(registry: Registry, name: str, version: int | None) -> Response:
+    status = registry.status(name)  # 404 for an unknown model
+    try:
+        registry.get(name, version)
+    except ServiceError as error:
+        if error.error_type is ErrorType.not_found and status.state is ModelState.ready:
+            raise  # a version that is not loaded
+        body = {"name": name, "ready": False, **error_body(ErrorType.unavailable, error.message)}
+        return OrjsonResponse(body, STATUS_CODES[ErrorType.unavailable])
+    return OrjsonResponse({"name": name, "ready": True})
+
+
+@router.get("/v2/models/{name}/ready", response_model=ModelReadyResponse, responses=error_responses(404, 503))
+async def model_ready(name: ModelName, registry: RegistryDep) -> Response:
+    """200 with ready true when the model serves; 503 with ready false while it loads or after it failed."""
+    return await _model_ready(registry, name, None)
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready",
+    response_model=ModelReadyResponse,
+    responses=error_responses(404, 503),
+)
+async def version_ready(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+    """Readiness of one version."""
+    return await _model_ready(registry, name, version)
+
+
+@router.get("/v2/models/{name}/config", responses=ERROR_RESPONSES)
+async def model_config(name: ModelName, registry: RegistryDep, settings: SettingsDep) -> Response:
+    """Triton's model configuration: max batch size (texts per request), inputs and outputs."""
+    runtime = registry.get(name)
+    return OrjsonResponse(signature.model_config(runtime, settings.max_texts, runtime.version))
+
+
+@router.get("/v2/models/{name}/versions/{version}/config", responses=ERROR_RESPONSES)
+async def version_config(
+    name: ModelName, version: ModelVersion, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    """Triton's model configuration of one version."""
+    runtime = registry.get(name, version)
+    return OrjsonResponse(signature.model_config(runtime, settings.max_texts, runtime.version))
+
+
+# -- inference ------------------------------------------------------------------------------------------
+
+
+def infer_response(body: bytes, header_length: int | None) -> Response:
+    """JSON alone, or JSON then binary outputs with the length of the JSON in a header."""
+    if header_length is None:
+        return Response(body, media_type="application/json")
+    headers = {codec.HEADER_LENGTH: str(header_length)}
+    return Response(body, media_type="application/octet-stream", headers=headers)
+
+
+@router.post(
+    "/v2/models/{name}/infer",
+    response_model=InferResponse,
+    responses=CLASSIFY_ERROR_RESPONSES,
+    openapi_extra=_INFER_BODY,
+)
+async def model_infer(
+    name: ModelName, request: Request, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
+) -> Response:
+    """Run the model on TEXT (tokenized as /classify) or INPUT_IDS with LENGTHS; JSON or binary tensors."""
+    body = await request.body()
+    header_length = request.headers.get(codec.HEADER_LENGTH)
+    return infer_response(*await infer.answer(body, header_length, name, None, registry, inference, settings))
+
+
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer",
+    response_model=InferResponse,
+    responses=CLASSIFY_ERROR_RESPONSES,
+    openapi_extra=_INFER_BODY,
+)
+async def version_infer(
+    name: ModelName,
+    version: ModelVersion,
+    request: Request,
+    registry: RegistryDep,
+    inference: InferenceDep,
+    settings: SettingsDep,
+) -> Response:
+    """Inference on one version."""
+    body = await request.body()
+    header_length = request.headers.get(codec.HEADER_LENGTH)
+    return infer_response(
+        *await infer.answer(body, header_length, name, version, registry, inference, settings)
+    )
+
+
+# -- model repository extension (admin token) -----------------------------------------------------------
+
+
+@repository_router.post(
+    "/v2/repository/index", response_model=list[RepositoryModel], responses=error_responses(401)
+)
+async def repository_index(registry: RegistryDep, request: OptionalBody = None) -> Response:
+    """Every model of the store with its state (READY, LOADING, UNAVAILABLE) and the reason."""
+    only_ready = bool(request and request.get("ready") is True)
+    statuses = registry.statuses()
+    index = []
+    for name in sorted(set(list_models(registry.store)) | set(statuses)):
+        status = statuses.get(name)
+        if status is None:
+            entry = {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
+        else:
+            state = {"ready": "READY", "loading": "LOADING"}.get(status.state.value, "UNAVAILABLE")
+            entry = {"name": name, "state": state, "reason": status.reason or ""}
+            if status.version is not None:
+                entry["version"] = str(status.version)
+        if not only_ready or entry["state"] == "READY":
+            index.append(entry)
+    return OrjsonResponse(index)
+
+
+@repository_router.post("/v2/repository/models/{name}/load", responses=error_responses(401, 404, 422))
+async def repository_load(name: ModelName, registry: RegistryDep, request: OptionalBody = None) -> Response:
+    """Load (or reload) the highest version of the model from the store, verified before it serves."""
+    parameters = (request or {}).get("parameters") or {}
+    if not isinstance(parameters, dict) or parameters:
+        raise InvalidRequest("load parameters (a config or files to override the bundle) are not supported")
+    return await admin.load_model(name, registry, None)
+
+
+@repository_router.post("/v2/repository/models/{name}/unload", responses=error_responses(401, 404, 422))
+async def repository_unload(name: ModelName, registry: RegistryDep, request: OptionalBody = None) -> Response:
+    """Stop serving the model (``unload_dependents`` has nothing to act on: models have no dependents)."""
+    return await admin.unload_model(name, registry)

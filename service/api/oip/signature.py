@@ -1,0 +1,108 @@
+"""The tensors a model takes and gives over the Open Inference Protocol, read from its ONNX graph.
+
+Inputs: ``TEXT`` (BYTES ``[N]`` or ``[N, 1]``; the service tokenizes it as ``/classify`` does), or
+``INPUT_IDS`` (INT64 ``[N, T]``) with ``LENGTHS`` (INT64 ``[N]``) for clients that tokenize themselves.
+Outputs: ``PROBS``/``LOGITS`` (FP32 ``[N, C]``), ``LABEL`` (BYTES ``[N]``), ``HIDDEN_STATES`` (FP32
+``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``). ``-1`` marks a variable dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.engine.runtime import ModelRuntime
+
+PLATFORM = "onnxruntime_onnx"
+BACKEND = "onnxruntime"
+TEXT, INPUT_IDS, LENGTHS = "TEXT", "INPUT_IDS", "LENGTHS"
+PROBS, LOGITS, LABEL = "PROBS", "LOGITS", "LABEL"
+HIDDEN_STATES, H_N, C_N = "HIDDEN_STATES", "H_N", "C_N"
+INPUT_TYPES = {TEXT: "BYTES", INPUT_IDS: "INT64", LENGTHS: "INT64"}
+OUTPUT_NAMES = (PROBS, LOGITS, LABEL, HIDDEN_STATES, H_N, C_N)
+CLASS_SCORES = frozenset({PROBS, LOGITS})  # the outputs the classification extension can rank
+# Triton's model configuration names for the protocol's datatypes.
+CONFIG_TYPES = {"BYTES": "TYPE_STRING", "INT64": "TYPE_INT64", "FP32": "TYPE_FP32"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]  # batch first; -1 where the size varies
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+def _dimension(value: object) -> int:
+    return value if isinstance(value, int) else -1  # ONNX names symbolic dimensions ("batch")
+
+
+def _graph_shape(runtime: ModelRuntime, output: str) -> list[int]:
+    node = next(node for node in runtime.session.get_outputs() if node.name == output)
+    return [_dimension(value) for value in node.shape]
+
+
+def inputs(runtime: ModelRuntime) -> list[TensorSpec]:
+    return [
+        TensorSpec(TEXT, "BYTES", (-1,)),
+        TensorSpec(INPUT_IDS, "INT64", (-1, -1)),
+        TensorSpec(LENGTHS, "INT64", (-1,)),
+    ]
+
+
+def outputs(runtime: ModelRuntime) -> list[TensorSpec]:
+    classes = len(runtime.labels)
+    features = _graph_shape(runtime, "hidden_states")[-1]  # hidden size x directions
+    layers_directions, _, hidden = _graph_shape(runtime, "h_n")  # (L*D, batch, H) in the graph
+    return [
+        TensorSpec(PROBS, "FP32", (-1, classes)),
+        TensorSpec(LOGITS, "FP32", (-1, classes)),
+        TensorSpec(LABEL, "BYTES", (-1,)),
+        TensorSpec(HIDDEN_STATES, "FP32", (-1, -1, features)),
+        TensorSpec(H_N, "FP32", (-1, layers_directions, hidden)),
+        TensorSpec(C_N, "FP32", (-1, layers_directions, hidden)),
+    ]
+
+
+def model_metadata(runtime: ModelRuntime, versions: list[int]) -> dict[str, Any]:
+    """``$metadata_model_response``."""
+    return {
+        "name": runtime.name,
+        "versions": [str(version) for version in versions],
+        "platform": PLATFORM,
+        "inputs": [spec.metadata() for spec in inputs(runtime)],
+        "outputs": [spec.metadata() for spec in outputs(runtime)],
+    }
+
+
+def _config_tensor(spec: TensorSpec) -> dict[str, Any]:
+    tensor: dict[str, Any] = {
+        "name": spec.name,
+        "data_type": CONFIG_TYPES[spec.datatype],
+        "dims": list(spec.shape[1:]),  # with max_batch_size > 0, dims leave the batch dimension out
+    }
+    if spec.name == TEXT:  # [N, 1] as perf_analyzer and Triton clients send it; [N] is accepted too
+        tensor.update(dims=[1], reshape={"shape": []})
+    if spec.name == LENGTHS:
+        tensor.update(dims=[1], reshape={"shape": []})
+    if spec.name in (TEXT, INPUT_IDS, LENGTHS):
+        tensor["optional"] = True  # TEXT, or INPUT_IDS with LENGTHS
+    if spec.name in (PROBS, LOGITS):
+        tensor["label_filename"] = "labels.txt"
+    return tensor
+
+
+def model_config(runtime: ModelRuntime, max_batch_size: int, version: int) -> dict[str, Any]:
+    """Triton's model configuration (what ``tritonclient``'s ``get_model_config`` reads)."""
+    return {
+        "name": runtime.name,
+        "platform": PLATFORM,
+        "backend": BACKEND,
+        "version_policy": {"specific": {"versions": [version]}},
+        "max_batch_size": max_batch_size,
+        "input": [_config_tensor(spec) for spec in inputs(runtime)],
+        "output": [_config_tensor(spec) for spec in outputs(runtime)],
+        "parameters": {"max_length": {"string_value": str(runtime.tokenizer.max_length)}},
+    }
