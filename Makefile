@@ -41,10 +41,10 @@ lint: $(VENV)/.test-installed
 
 # Re-train the two default models (each writes a new version; the commands are also in each manifest).
 models: $(VENV)/.test-installed
-	$(BIN)/lstm-service train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 \
+	$(BIN)/lstm-train train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 \
 		--min-freq 2 --max-vocab 14000 --pooling max --w2v train --w2v-mode finetune --seed 13 --threads 1 \
 		--epochs 30 --dropout 0.5 --embedding-dropout 0.2 --w2v-epochs 20 --lr 1e-3
-	$(BIN)/lstm-service train --dataset zh-sentiment --name review-sentiment-zh --tokenizer char \
+	$(BIN)/lstm-train train --dataset zh-sentiment --name review-sentiment-zh --tokenizer char \
 		--max-length 128 --pooling max --w2v train --w2v-mode frozen --epochs 30 --seed 13 --threads 1
 
 clean:

@@ -181,7 +181,7 @@ class Settings(BaseSettings):
         if not store.is_dir():
             raise ValueError(
                 f"model store {store} is not a folder; point LSTM_SERVICE_MODEL_STORE (or --model-store) "
-                "at a store, or train a model first with `lstm-service train`"
+                "at a store, or train a model first with `lstm-train train`"
             )
         return store.resolve()
 
@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         if not available:
             raise ValueError(
                 f"model store {self.model_store} holds no model bundle (<name>/<version>/); "
-                "train one with `lstm-service train` or point --model-store at another store"
+                "train one with `lstm-train train` or point --model-store at another store"
             )
         names = ", ".join(available)
         if self.default_model is not None and self.default_model not in available:
