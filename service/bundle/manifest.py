@@ -64,8 +64,9 @@ class _Record:
             if data.get(name) is not None:
                 parse = cls._PARSE.get(name)
                 values[name] = parse(data[name]) if parse else data[name]
+        build: Callable[..., Any] = cls  # a frozen keyword-only dataclass: its fields are keywords
         try:
-            return cls(**values, extra={key: data[key] for key in data if key not in known})
+            return build(**values, extra={key: data[key] for key in data if key not in known})
         except TypeError as error:
             missing = [
                 field.name
