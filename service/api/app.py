@@ -16,6 +16,7 @@ from service.api.hotpath import ClassifyFastPath
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.responses import OrjsonResponse
 from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tokenize
+from service.api.routes import inspect as inspector
 from service.api.routes import metrics as metrics_route
 from service.api.oip import routes as oip
 from service.api.routes import tei
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
     for module in (classify, tokenize, embed, hidden_states, explain, models):
         app.include_router(module.router, **guarded)
-    for module in (health, metrics_route, admin):
+    for module in (health, metrics_route, admin, inspector):
         app.include_router(module.router)
     # Open Inference Protocol v2 and text-embeddings-inference's routes (service/api/oip, routes/tei.py).
     app.include_router(oip.router, **guarded)

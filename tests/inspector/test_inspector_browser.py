@@ -1,0 +1,152 @@
+"""The inspector in a real headless Chromium against a real server over the default models.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``tests/inspector/install-chromium.sh``, which
+``.ci/run`` calls) and Selenium (the dev group); skips, saying which is missing, where they are not.
+Screenshots land in ``build/test-artifacts/`` (wide and phone width).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from inspector_server import Server
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "build" / "test-artifacts"
+XSS = "<img src=x onerror=alert(1)>"
+NEWS_TEXT = "The striker scored twice in the cup final"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _browser_paths() -> tuple[str, str]:
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.skip(
+            "no headless browser here: the inspector's browser test needs chromium and chromedriver "
+            "(Debian: apt-get install chromium chromium-driver, or run tests/inspector/install-chromium.sh)"
+        )
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    log = tmp_path_factory.mktemp("inspector-server") / "server.log"
+    running = Server.start(REPO / "model_store", log, env={"LSTM_SERVICE_DEFAULT_MODEL": "news-topic"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev group)")
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1800"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _explain_in_page(browser, server: Server, model: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(f"{server.url}/inspect")
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, f"#model option[value='{model}']"))
+    Select(browser.find_element(By.ID, "model")).select_by_value(model)
+    wait.until(lambda page: model in page.find_element(By.ID, "card-body").text)
+    box = browser.find_element(By.ID, "text")
+    box.clear()
+    box.send_keys(text)
+    before = browser.find_element(By.TAG_NAME, "body").get_attribute("data-explained")
+    browser.find_element(By.ID, "explain").click()
+    wait.until(lambda page: page.find_element(By.TAG_NAME, "body").get_attribute("data-explained") != before)
+
+
+def _severe_console_messages(browser) -> list[str]:  # type: ignore[no-untyped-def]
+    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_the_inspector_shows_the_explanation_of_a_typed_text(browser, server: Server) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    _explain_in_page(browser, server, "news-topic", NEWS_TEXT)
+    _, tokenized = server.call("POST", "/tokenize", {"model": "news-topic", "text": NEWS_TEXT})
+    _, explained = server.call("POST", "/explain", {"model": "news-topic", "text": NEWS_TEXT})
+
+    spans = browser.find_elements(By.CSS_SELECTOR, "#tokens .token")
+    shown = [
+        (span.text, int(span.get_attribute("data-start")), int(span.get_attribute("data-stop")))
+        for span in spans
+    ]
+    expected = [(token["text"], token["start"], token["stop"]) for token in tokenized["results"][0]["tokens"]]
+    assert shown == expected
+    assert browser.find_element(By.ID, "tokens").text == NEWS_TEXT  # the original spacing and characters
+    for span, token in zip(spans, explained["tokens"], strict=True):
+        sign = "towards" if token["attribution"] > 0 else "away" if token["attribution"] < 0 else "neutral"
+        assert sign in span.get_attribute("class").split(), (token["text"], token["attribution"])
+    assert "sports" in browser.find_element(By.ID, "prediction").text
+
+    lines = browser.find_elements(By.CSS_SELECTOR, "#trajectory-chart polyline")
+    assert sorted(line.get_attribute("data-label") for line in lines) == sorted(explained["scores"])
+    assert all(len(line.get_attribute("points").split()) == len(spans) for line in lines)
+    cells = browser.find_elements(By.CSS_SELECTOR, "#heatmap-chart rect.heat")
+    assert len(cells) == len(spans) * 24
+    card = browser.find_element(By.ID, "card-body").text
+    assert "Test accuracy" in card and "baseline" in card and "4 × (input + hidden + 1) × hidden" in card
+
+    spans[6].click()  # "cup"
+    neighbours = browser.find_elements(By.CSS_SELECTOR, "#neighbor-list li")
+    deadline = time.monotonic() + 30
+    while not neighbours and time.monotonic() < deadline:
+        time.sleep(0.1)
+        neighbours = browser.find_elements(By.CSS_SELECTOR, "#neighbor-list li")
+    assert len(neighbours) == 8
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, height + 40)  # the whole page in one screenshot
+    browser.save_screenshot(str(ARTIFACTS / "inspector.png"))
+    browser.set_window_size(1280, 1800)
+    assert _severe_console_messages(browser) == []
+
+
+def test_a_hostile_text_stays_text(browser, server: Server) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    _explain_in_page(browser, server, "review-sentiment-zh", XSS)
+
+    assert browser.find_element(By.ID, "tokens").text == XSS
+    assert browser.find_elements(By.CSS_SELECTOR, "#tokens img, #tokens *[onerror]") == []
+    _, tokenized = server.call("POST", "/tokenize", {"model": "review-sentiment-zh", "text": XSS})
+    shown = [span.text for span in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")]
+    assert shown == [token["text"] for token in tokenized["results"][0]["tokens"]]
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018
+    assert _severe_console_messages(browser) == []
+
+
+def test_the_page_fits_a_phone(browser, server: Server) -> None:  # type: ignore[no-untyped-def]
+    browser.set_window_size(390, 844)
+    try:
+        _explain_in_page(browser, server, "review-sentiment-zh", "质量很好，物流也快，非常满意")
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "inspector-phone.png"))
+    finally:
+        browser.set_window_size(1280, 1800)
+    assert overflow <= 0
+    assert _severe_console_messages(browser) == []
