@@ -117,6 +117,7 @@ class Registry:
         self._write_lock = threading.Lock()  # held for a swap only; lookups never lock
         # One load at a time (admin calls, the store poller): an older load finishing last must not win.
         self._load_lock = threading.Lock()
+        metrics.track_models(self.statuses)  # model_ready{model,version,state}, read at scrape time
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -300,6 +301,17 @@ class Registry:
         """True when at least one model is configured and every one is loaded and verified."""
         statuses = self._snapshot.statuses
         return bool(statuses) and all(status.state is ModelState.ready for status in statuses.values())
+
+    def is_ready(self, policy: str = "all") -> bool:
+        """Readiness under a policy: every model ready ("all", as :attr:`ready`), at least one ("any"), or
+        the default model ("default"). Draining is the caller's business."""
+        statuses = self._snapshot.statuses
+        if policy == "any":
+            return any(status.state is ModelState.ready for status in statuses.values())
+        if policy == "default":
+            default = statuses.get(self.default_model or "")
+            return default is not None and default.state is ModelState.ready
+        return self.ready
 
     def serves(self, runtime: ModelRuntime) -> bool:
         """Is this very runtime still loaded (not replaced by a reload, not unloaded)?"""

@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 from service.tokenizer import UNK_ID, Encoding
 
@@ -155,6 +156,36 @@ def set_serving(model: str, version: int | None, previous: int | None = None) ->
             pass
     if version is not None:
         SERVING.labels(model, str(version)).set(1)
+
+
+class _ModelReadiness:
+    """``model_ready{model,version,state}``: one series per model the registry knows, failed ones included
+    (1 when ready, else 0; ``state`` says which), read from the registry at scrape time."""
+
+    def __init__(self) -> None:
+        self.statuses: Callable[[], Mapping[str, Any]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            _PREFIX + "model_ready",
+            "1 if the model serves, else 0, with its state (ready, failed...) and the version concerned.",
+            labels=("model", "version", "state"),
+        )
+        for name, status in (self.statuses() if self.statuses is not None else {}).items():
+            version = "none" if status.version is None else str(status.version)
+            family.add_metric(
+                (name, version, status.state.value), 1.0 if status.state.value == "ready" else 0.0
+            )
+        yield family
+
+
+_MODEL_READINESS = _ModelReadiness()
+REGISTRY.register(_MODEL_READINESS)
+
+
+def track_models(statuses: Callable[[], Mapping[str, Any]]) -> None:
+    """Read the models' states from ``statuses()`` (the registry's) at scrape time; the last call wins."""
+    _MODEL_READINESS.statuses = statuses
 
 
 def set_draining(draining: bool) -> None:

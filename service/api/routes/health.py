@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.api.deps import RegistryDep
+from service.api.deps import RegistryDep, SettingsDep
 from service.api.errors import error_body
 from service.api.responses import OrjsonResponse
 from service.api.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
@@ -21,11 +21,12 @@ _NOT_READY = {
 
 @router.get("/livez", response_model=LivenessResponse)
 async def livez() -> Response:
-    """The process answers (no model check: a failed model must not get the process restarted)."""
+    """The process answers (no model check: a failed model must not get the process restarted). The
+    listener opens only once loading finished, so the first answer also means "started"."""
     return OrjsonResponse({"status": "alive"})
 
 
-def _readiness(registry: Registry) -> Response:
+def _readiness(registry: Registry, policy: str) -> Response:
     statuses = registry.statuses()
     models = {
         name: {"state": status.state.value, "version": status.version, "reason": status.reason}
@@ -35,7 +36,7 @@ def _readiness(registry: Registry) -> Response:
         message = "draining: the server is shutting down"
         body = {"status": "draining", "models": models, **error_body(ErrorType.unavailable, message)}
         return OrjsonResponse(body, STATUS_CODES[ErrorType.unavailable])
-    if registry.ready:
+    if registry.is_ready(policy):  # LSTM_SERVICE_READINESS: all models, any one, or the default model
         return OrjsonResponse({"status": "ready", "models": models})
     not_ready = [
         f"{name} ({status.reason or status.state.value})"
@@ -48,12 +49,14 @@ def _readiness(registry: Registry) -> Response:
 
 
 @router.get("/readyz", response_model=ReadinessResponse, responses=_NOT_READY)
-async def readyz(registry: RegistryDep) -> Response:
-    """200 when every model is loaded and verified; 503 with the reason per model, or while draining."""
-    return _readiness(registry)
+async def readyz(registry: RegistryDep, settings: SettingsDep) -> Response:
+    """200 when the models are loaded and verified as LSTM_SERVICE_READINESS asks (every model, any one,
+    or the default model; each model's state is listed either way); 503 with the reasons, or while
+    draining."""
+    return _readiness(registry, settings.readiness)
 
 
 @router.get("/health", response_model=ReadinessResponse, responses=_NOT_READY)
-async def health(registry: RegistryDep) -> Response:
+async def health(registry: RegistryDep, settings: SettingsDep) -> Response:
     """Same as /readyz, for tools that expect this name."""
-    return _readiness(registry)
+    return _readiness(registry, settings.readiness)
