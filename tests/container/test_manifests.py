@@ -224,7 +224,11 @@ def test_probes(rendered: list[dict[str, Any]]) -> None:
     assert _probe(container, "readinessProbe")["httpGet"]["path"] == "/readyz"
     assert _probe(container, "livenessProbe")["httpGet"]["path"] == "/livez"
     startup = _probe(container, "startupProbe")
-    assert startup["httpGet"]["path"] in ("/readyz", "/livez")
+    # "loading finished", not "every model healthy": /readyz here would restart a pod with one bad
+    # bundle forever (test_probes_live.py runs a server with such a store)
+    assert startup["httpGet"]["path"] == "/livez"
+    # readiness that keeps the healthy models of a pod serving when one bundle is bad
+    assert env_of(container).get("LSTM_SERVICE_READINESS") in ("any", "default")
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert _probe(container, kind)["httpGet"]["port"] in ports, f"{kind} port is not a container port"
     # model loading gets a startup budget of at least a minute before the kubelet restarts the container
@@ -269,7 +273,11 @@ def test_model_store_mount_is_read_only_at_the_configured_path(rendered: list[di
             claim = volume["persistentVolumeClaim"]["claimName"]
             pvc = by_kind(rendered, "PersistentVolumeClaim")
             assert pvc["metadata"]["name"] == claim
-            assert pvc["spec"]["accessModes"] == ["ReadOnlyMany"]  # shared by replicas on many nodes
+            # replicas on many nodes read it while the loader Job writes it
+            assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+            assert pvc["spec"].get("storageClassName"), "say where the storage class is set"
+            # bundles added to the volume reach running pods through the store poller
+            assert float(env_of(container).get("LSTM_SERVICE_RELOAD_INTERVAL_SECONDS", "0")) > 0
         for init in pod.get("initContainers", []):  # whatever fills the volume writes where it is mounted
             writes = [m for m in init.get("volumeMounts", []) if m["name"] == mount["name"]]
             assert writes and not writes[0].get("readOnly", False)
@@ -332,6 +340,64 @@ def test_service_hpa_and_pdb_point_at_the_deployment(rendered: list[dict[str, An
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
 
 
+PLACEHOLDER_IMAGE = "set-your-image.invalid/lstm-service"
+
+
+def test_the_image_is_a_placeholder_until_an_overlay_sets_it(rendered: list[dict[str, Any]]) -> None:
+    (container,) = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    image = container["image"]
+    # either base's placeholder, which can never be pulled (.invalid never resolves), or a real image
+    # with an explicit tag: never "lstm-service:latest", which pulls from Docker Hub or runs a stale copy
+    assert image == PLACEHOLDER_IMAGE or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"))
+
+
+def test_the_user_overlay_example_sets_the_image() -> None:
+    (kustomization,) = load_all(K8S / "overlays" / "my-cluster" / "kustomization.yaml")
+    assert kustomization["resources"] == ["../../base"]
+    (container,) = by_kind(render(K8S / "overlays" / "my-cluster"), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"] == "registry.example.com/lstm-service:0.1.0"
+
+
+def test_secrets_come_from_a_secret_and_are_optional(rendered: list[dict[str, Any]]) -> None:
+    (container,) = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    example = load_all(K8S / "overlays" / "my-cluster" / "secret.example.yaml")[0]
+    for variable in ("LSTM_SERVICE_API_KEY", "LSTM_SERVICE_ADMIN_TOKEN"):
+        reference = env[variable]["valueFrom"]["secretKeyRef"]
+        assert "value" not in env[variable], f"{variable} must not be written in the manifest"
+        assert reference["name"] == example["metadata"]["name"] and reference["key"] in example["stringData"]
+        assert reference["optional"] is True
+
+
+def test_replicas_spread_over_nodes(rendered: list[dict[str, Any]]) -> None:
+    pod = by_kind(rendered, "Deployment")["spec"]["template"]
+    constraints = pod["spec"]["topologySpreadConstraints"]
+    by_key = {constraint["topologyKey"]: constraint for constraint in constraints}
+    assert "kubernetes.io/hostname" in by_key
+    for constraint in constraints:
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        assert constraint["maxSkew"] >= 1
+
+
+def test_the_loader_job_writes_bundles_atomically_into_the_claim() -> None:
+    folder = K8S / "overlays" / "models-pvc"
+    (job,) = load_all(folder / "load-models-job.yaml")
+    (pvc,) = load_all(folder / "pvc.yaml")
+    pod = job["spec"]["template"]["spec"]
+    (volume,) = pod["volumes"]
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    (container,) = pod["containers"]
+    (mount,) = container["volumeMounts"]
+    assert not mount.get("readOnly", False)
+    script = container["command"][-1]
+    # copied to a hidden folder (the store ignores it), then renamed into place
+    assert ".tmp-load" in script and "mv " in script and mount["mountPath"] in script
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
 # ---- compose -------------------------------------------------------------------------------------------
 
 
@@ -370,3 +436,12 @@ def test_compose_limits_and_hardening(compose_service: dict[str, Any]) -> None:
     env = compose_service["environment"]
     needed = float(env["LSTM_SERVICE_DRAIN_SECONDS"]) + float(env["LSTM_SERVICE_REQUEST_TIMEOUT_SECONDS"])
     assert seconds(compose_service["stop_grace_period"]) >= needed
+
+
+def test_compose_publishes_on_loopback_and_passes_secrets_through(compose_service: dict[str, Any]) -> None:
+    (port,) = compose_service["ports"]
+    bind = re.fullmatch(r"\$\{BIND:-([0-9.]+)\}:\$\{PORT:-(\d+)\}:8000", port)
+    assert bind and bind.group(1) == "127.0.0.1", f"publish on loopback unless BIND says otherwise: {port}"
+    env = compose_service["environment"]
+    # no value: compose takes it from the shell when set there and leaves it unset otherwise, never empty
+    assert env["LSTM_SERVICE_API_KEY"] is None and env["LSTM_SERVICE_ADMIN_TOKEN"] is None
