@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +135,32 @@ def test_bad_input_exits_with_a_message(tmp_path, capsys):
         main(["train", "--name", "x", "--data", str(tmp_path / "missing.csv"), "--store", str(tmp_path)]) == 2
     )
     assert main(["train", "--name", "x", "--store", str(tmp_path)]) == 2
+
+
+def test_lstm_train_is_its_own_console_script():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads(
+        (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    )
+    scripts = project["project"]["scripts"]
+    assert scripts["lstm-train"] == "training.cli:main"
+    assert scripts["lstm-service"].split(":")[0].split(".")[0] == "service"
+
+
+def test_help_and_argument_errors_import_no_torch():
+    script = (
+        "import sys\n"
+        "from training.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "finally:\n"
+        "    print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script, "train", "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "usage: lstm-train train" in shown.stdout
+    assert "torch imported: False" in shown.stdout
+    refused = subprocess.run([sys.executable, "-c", script, "export"], capture_output=True, text=True)
+    assert (
+        refused.returncode == 2 and "one of the arguments --checkpoint --bundle is required" in refused.stderr
+    )
+    assert "torch imported: False" in refused.stdout
