@@ -64,6 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     app.state.inference = Inference(settings.inference_threads, batching_options, serves=registry.serves)
     metrics.track_queue(app.state.inference.queued)
+    metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
     logger.log(
         logging.INFO if registry.ready else logging.WARNING,

@@ -188,6 +188,62 @@ def track_models(statuses: Callable[[], Mapping[str, Any]]) -> None:
     _MODEL_READINESS.statuses = statuses
 
 
+class _TrainingDrift:
+    """The training split's quantiles of the two per-text figures above, per serving model, read from the
+    manifests at scrape time: ``training_unknown_token_ratio`` and ``training_tokens_per_text``, each with
+    ``quantile`` 0.1, 0.5, 0.9, 0.99 (models whose manifest has no record export nothing)."""
+
+    QUANTILES = (("0.1", "p10"), ("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"))
+
+    def __init__(self) -> None:
+        self.registry: Any = None
+
+    def _serving(self) -> Iterator[tuple[str, int, Mapping[str, Any]]]:
+        registry = self.registry
+        if registry is None:
+            return
+        for name, status in registry.statuses().items():
+            if status.state.value != "ready":
+                continue
+            try:
+                runtime = registry.get(name)
+            except Exception:  # unloaded or replaced since the listing: skip it this scrape
+                continue
+            drift = runtime.manifest.get("drift")
+            if isinstance(drift, Mapping):
+                yield runtime.name, runtime.version, drift
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ("model", "version", "quantile")
+        ratio = GaugeMetricFamily(
+            _PREFIX + "training_unknown_token_ratio",
+            "Quantiles of the share of <unk> tokens per text on the model's training split.",
+            labels=labels,
+        )
+        tokens = GaugeMetricFamily(
+            _PREFIX + "training_tokens_per_text",
+            "Quantiles of the tokens per text (before truncation) on the model's training split.",
+            labels=labels,
+        )
+        for name, version, drift in self._serving():
+            for family, key in ((ratio, "unknown_token_ratio"), (tokens, "tokens_per_text")):
+                spread = drift.get(key) or {}
+                for quantile, field_name in self.QUANTILES:
+                    if isinstance(spread.get(field_name), int | float):
+                        family.add_metric((name, str(version), quantile), float(spread[field_name]))
+        yield ratio
+        yield tokens
+
+
+_TRAINING_DRIFT = _TrainingDrift()
+REGISTRY.register(_TRAINING_DRIFT)
+
+
+def track_training_drift(registry: Any) -> None:
+    """Export the training quantiles of the models ``registry`` serves, read at scrape time."""
+    _TRAINING_DRIFT.registry = registry
+
+
 def set_draining(draining: bool) -> None:
     DRAINING.set(1 if draining else 0)
 
