@@ -53,6 +53,18 @@ def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group.add_argument("--label-column", default="label", help="label column/field name (default: label)")
     group.add_argument("--format", choices=FORMATS, help="file format (default: from the file suffix)")
     group.add_argument(
+        "--task",
+        choices=("auto", "single-label", "multi-label"),
+        default="auto",
+        help="auto: multi-label when a label cell holds a list (JSONL) or the separator, said in the log; "
+        "multi-label on data with one label per text trains sigmoid outputs anyway (with a warning)",
+    )
+    group.add_argument(
+        "--label-separator",
+        default="|",
+        help="separator of several labels in one CSV/TSV cell (an empty cell: no label, all-negative)",
+    )
+    group.add_argument(
         "--split",
         type=_ratios,
         default=(0.8, 0.1, 0.1),
@@ -87,6 +99,8 @@ def _data_spec(args: argparse.Namespace) -> DataSpec | None:
         format=args.format,
         split=tuple(args.split),
         seed=args.split_seed,
+        task=None if args.task == "auto" else args.task,
+        label_separator=None if args.label_separator == "|" else args.label_separator,
     )
 
 
@@ -204,7 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads; on a CPU shared with other work use 1 (measured here: 2 threads under load "
         "cost 10x the CPU time per batch, spinning while they wait for each other)",
     )
-    loop.add_argument("--run-dir", type=Path, help="checkpoints (default: runs/<name>)")
+    loop.add_argument(
+        "--pos-weight",
+        action="store_true",
+        help="multi-label: weigh each label's positives by its negatives/positives in the binary "
+        "cross-entropy (helps rare labels)",
+    )
+    loop.add_argument(
+        "--calibration",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="single-label: fit a temperature on dev, applied to the served probabilities",
+    )
+    loop.add_argument(
+        "--run-dir", type=Path, help="checkpoints, report.json and the PNG plots (default: runs/<name>)"
+    )
     loop.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
     loop.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 

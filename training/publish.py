@@ -30,9 +30,10 @@ from service.tokenizer import Tokenizer
 from training import export
 from training.batches import encode_texts
 from training.data import DataSpec, Splits
-from training.evaluate import classification_metrics, tfidf_baseline
+from training.evaluate import classification_metrics
 from training.model import LSTMClassifier, ModelConfig
-from training.trainer import predict_logits
+from training.plots import write_run_plots
+from training.scoring import assess
 
 logger = logging.getLogger(__name__)
 
@@ -54,48 +55,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _parts(splits: Splits, tokenizer: Tokenizer) -> dict[str, tuple[list[str], list[list[int]], list[int]]]:
-    index = {label: position for position, label in enumerate(splits.labels)}
-    parts = {}
-    for name in ("train", "dev", "test"):
-        texts = [example.text for example in getattr(splits, name)]
-        parts[name] = (
-            texts,
-            encode_texts(tokenizer, texts) if name != "train" else [],
-            [index[example.label] for example in getattr(splits, name)],
-        )
-    return parts
-
-
 def evaluate_model(
     model: LSTMClassifier, tokenizer: Tokenizer, splits: Splits, baseline: bool = True
 ) -> dict[str, Any]:
     """Test metrics at the top level, dev figures beside them, the TF-IDF baseline under ``baseline``."""
-    parts = _parts(splits, tokenizer)
-    test_texts, test_ids, test_targets = parts["test"]
-    _, dev_ids, dev_targets = parts["dev"]
-    metrics = (
-        classification_metrics(test_targets, predict_logits(model, test_ids).argmax(1), splits.labels)
-        if test_ids
-        else {"accuracy": None, "macro_f1": None, "count": 0}
-    )
-    dev = classification_metrics(dev_targets, predict_logits(model, dev_ids).argmax(1), None)
-    metrics.update({"split": "test", "dev_accuracy": dev["accuracy"], "dev_macro_f1": dev["macro_f1"]})
-    if baseline:
-        metrics["baseline"] = tfidf_baseline(
-            tokenizer,
-            (parts["train"][0], parts["train"][2]),
-            (parts["dev"][0], dev_targets),
-            (test_texts, test_targets),
-            splits.labels,
-        )
-    logger.info(
-        "test accuracy %s, macro-F1 %s (baseline %s)",
-        metrics["accuracy"],
-        metrics["macro_f1"],
-        metrics.get("baseline", {}).get("accuracy"),
-    )
-    return metrics
+    return assess(model, tokenizer, splits, baseline).metrics
 
 
 def evaluate_and_bundle(
@@ -111,10 +75,13 @@ def evaluate_and_bundle(
     baseline: bool = True,
     quantize: bool = False,
     run_dir: Path | None = None,
+    calibrated: bool = True,
 ) -> BundleResult:
-    """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``."""
+    """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``; the run
+    folder gets ``report.json`` and the pictures of :mod:`training.plots`."""
     model = model.eval()
-    metrics = evaluate_model(model, tokenizer, splits, baseline)
+    assessment = assess(model, tokenizer, splits, baseline, calibrated)
+    metrics = assessment.metrics
     held_out = splits.test or splits.dev  # parity and golden texts never come from training data
     texts = [example.text for example in held_out]
     sequences = encode_texts(tokenizer, texts)
@@ -124,7 +91,9 @@ def evaluate_and_bundle(
         picked = export.pick_golden(texts, sequences)
         golden = export.golden_examples(model, [texts[i] for i in picked], [sequences[i] for i in picked])
         manifest = Manifest(
-            task="single-label",
+            task=splits.task,
+            thresholds=assessment.thresholds,
+            calibration=assessment.calibration,
             variant="fp32",
             model=model.config.to_dict(),
             parameters=parameters,
@@ -141,6 +110,7 @@ def evaluate_and_bundle(
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+        write_run_plots(Path(run_dir), training.history, {**metrics, "best_epoch": training.best_epoch})
     int8_path = quantize_bundle(path, splits, model=model).path if quantize else None
     return BundleResult(path, load_bundle(path).manifest, int8_path)
 
@@ -160,6 +130,10 @@ def quantize_bundle(
     manifest = source.manifest
     if manifest.variant == "int8":
         raise ValueError(f"{fp32_folder} is already an int8 bundle")
+    if manifest.task != "single-label":
+        raise ValueError(
+            f"int8 variants are written for single-label models only; {fp32_folder} is {manifest.task}"
+        )
     if splits is None:
         if manifest.data_source is None:
             raise ValueError(f"{fp32_folder} records no data source to measure the int8 accuracy on")

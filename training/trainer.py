@@ -23,8 +23,16 @@ from service.tokenizer import Tokenizer
 from training.batches import batch_indices, pad
 from training.config import TrainSettings
 from training.data import DataSpec
-from training.evaluate import classification_metrics
+from training.distributed import (
+    SINGLE,
+    Distributed,
+    broadcast,
+    epoch_batches,
+    mean_across_ranks,
+    wrap_for_training,
+)
 from training.model import LSTMClassifier, ModelConfig
+from training.objectives import Objective
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +44,18 @@ LAST, BEST = "last.pt", "best.pt"
 class TrainResult:
     best_state: dict[str, torch.Tensor]
     best_epoch: int
-    best_dev_accuracy: float
+    best_dev_score: float  # the objective's selection metric (dev accuracy; dev micro-F1 for multi-label)
     epochs_run: int
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    selected_by: str = "dev_accuracy"
+    texts_seen: int = (
+        0  # training texts this process trained on in its last epoch (its shard, if distributed)
+    )
+
+    @property
+    def best_dev_accuracy(self) -> float | None:
+        return self.best_dev_score if self.selected_by == "dev_accuracy" else None
 
 
 def seed_everything(seed: int) -> None:
@@ -110,51 +126,60 @@ def predict_logits(model: nn.Module, sequences: Sequence[Sequence[int]], batch_s
 
 
 def _train_epoch(
-    model, optimizer, sequences, targets, settings: TrainSettings, epoch: int, progress: bool
-) -> float:
+    model: nn.Module,
+    runner: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sequences: Sequence[Sequence[int]],
+    targets: np.ndarray,
+    settings: TrainSettings,
+    epoch: int,
+    progress: bool,
+    loss_function: nn.Module,
+    context: Distributed,
+) -> tuple[float, int]:
+    """One pass over this process's batches; ``runner`` computes ``model.forward_train`` (inside DDP when
+    distributed, which averages the gradients across processes). Returns the mean loss (over every
+    process) and the texts this process trained on."""
     model.train()
     torch.manual_seed(settings.seed + epoch)  # dropout masks of this epoch
-    loss_function = nn.CrossEntropyLoss()
     total, count = 0.0, 0
-    batches = list(
-        batch_indices(
-            [len(s) for s in sequences],
-            settings.batch_size,
-            True,
-            settings.seed + epoch,
-            settings.length_pool,
-        )
-    )
+    lengths = [len(s) for s in sequences]
+    batches = epoch_batches(lengths, settings.batch_size, settings.seed, epoch, settings.length_pool, context)
     for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
-        ids, lengths = pad([sequences[i] for i in index])
+        ids, lengths_tensor = pad([sequences[i] for i in index])
         optimizer.zero_grad()
-        loss = loss_function(model.forward_train(ids, lengths), torch.as_tensor(targets[index]))
+        loss = loss_function(runner(ids, lengths_tensor), torch.as_tensor(targets[index]))
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
         optimizer.step()
         total += float(loss.detach()) * len(index)
         count += len(index)
-    return total / max(count, 1)
+    return mean_across_ranks(total / max(count, 1), context), count
 
 
 def train(
     model: nn.Module,
-    train_data: tuple[Sequence[Sequence[int]], Sequence[int]],
-    dev_data: tuple[Sequence[Sequence[int]], Sequence[int]],
+    train_data: tuple[Sequence[Sequence[int]], Sequence[Any]],
+    dev_data: tuple[Sequence[Sequence[int]], Sequence[Any]],
     settings: TrainSettings,
     run_dir: Path | None = None,
     config: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
+    *,
+    objective: Objective | None = None,
+    context: Distributed = SINGLE,
 ) -> TrainResult:
-    """Train ``model`` in place; return the best state by dev accuracy (the model is left holding it).
+    """Train ``model`` in place; return the best state by the objective's dev metric (the model is left
+    holding it). Targets are class indices (single-label) or 0/1 rows (multi-label), see ``objective``.
 
     With ``run_dir``, ``last.pt`` (everything needed to resume) and ``best.pt`` (best weights + ``config``)
-    are written after every epoch. ``resume`` continues from ``last.pt``.
+    are written after every epoch (by rank 0 when distributed). ``resume`` continues from ``last.pt``.
     """
+    objective = objective or Objective()
     seed_everything(settings.seed)
-    train_sequences, train_targets = train_data[0], np.asarray(train_data[1], dtype=np.int64)
-    dev_sequences, dev_targets = dev_data[0], np.asarray(dev_data[1], dtype=np.int64)
+    train_sequences, train_targets = train_data[0], objective.targets(train_data[1])
+    dev_sequences, dev_targets = dev_data[0], objective.targets(dev_data[1])
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
     )
@@ -162,23 +187,43 @@ def train(
     best_state = {key: value.clone() for key, value in model.state_dict().items()}
     if resume:
         best_state = _resume(run_dir, model, optimizer, state, settings)
+    runner = wrap_for_training(model, context)  # distributed: rank 0's weights on every rank from here
+    loss_function = objective.loss()
+    key = objective.selection_metric
     stopped_early = state["bad_epochs"] >= settings.patience
+    seen = 0
     for epoch in range(state["epoch"] + 1, settings.epochs + 1):
         if stopped_early:
             break
         started = time.perf_counter()
-        loss = _train_epoch(model, optimizer, train_sequences, train_targets, settings, epoch, progress)
-        dev = classification_metrics(dev_targets, predict_logits(model, dev_sequences).argmax(axis=1), None)
+        loss, seen = _train_epoch(
+            model,
+            runner,
+            optimizer,
+            train_sequences,
+            train_targets,
+            settings,
+            epoch,
+            progress,
+            loss_function,
+            context,
+        )
+        # rank 0 scores dev and tells the others, so every rank takes the same early-stopping decision
+        dev = broadcast(
+            objective.dev_metrics(predict_logits(model, dev_sequences), dev_targets)
+            if context.is_main
+            else None,
+            context,
+        )
         record = {
             "epoch": epoch,
             "train_loss": round(loss, 5),
-            "dev_accuracy": dev["accuracy"],
-            "dev_macro_f1": dev["macro_f1"],
+            **dev,
             "seconds": round(time.perf_counter() - started, 1),
         }
         state["history"].append(record)
-        if dev["accuracy"] > state["best_score"]:
-            state.update(best_score=dev["accuracy"], best_epoch=epoch, bad_epochs=0)
+        if dev[key] > state["best_score"]:
+            state.update(best_score=dev[key], best_epoch=epoch, bad_epochs=0)
             best_state = {key: value.clone() for key, value in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
@@ -187,22 +232,28 @@ def train(
         record["learning_rate"] = optimizer.param_groups[0]["lr"]
         state["epoch"] = epoch
         logger.info(
-            "epoch %d: loss %.4f, dev accuracy %.4f, macro-F1 %.4f (%.1fs)%s",
+            "epoch %d: loss %.4f, %s (%.1fs)%s",
             epoch,
             loss,
-            dev["accuracy"],
-            dev["macro_f1"],
+            ", ".join(f"{name.replace('_', ' ')} {value:.4f}" for name, value in dev.items()),
             record["seconds"],
             " *best*" if state["best_epoch"] == epoch else "",
         )
-        if run_dir is not None:
+        if run_dir is not None and context.is_main:
             _write_checkpoints(Path(run_dir), model, optimizer, state, best_state, settings, config or {})
         stopped_early = state["bad_epochs"] >= settings.patience
     if stopped_early:
         logger.info("early stop: no dev improvement for %d epochs", settings.patience)
     model.load_state_dict(best_state)
     return TrainResult(
-        best_state, state["best_epoch"], state["best_score"], state["epoch"], state["history"], stopped_early
+        best_state,
+        state["best_epoch"],
+        state["best_score"],
+        state["epoch"],
+        state["history"],
+        stopped_early,
+        key,
+        seen,
     )
 
 
@@ -246,7 +297,7 @@ def _resume(run_dir, model, optimizer, state, settings) -> dict[str, torch.Tenso
     for key in state:
         state[key] = payload[key]
     logger.info(
-        "resumed from %s after epoch %d (best dev accuracy %.4f at epoch %d)",
+        "resumed from %s after epoch %d (best dev score %.4f at epoch %d)",
         Path(run_dir) / LAST,
         state["epoch"],
         state["best_score"],

@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
-TASKS = ("single-label",)
+# single-label: one softmax over the labels, the best one wins; multi-label: one sigmoid per label, each
+# label is on when its score reaches its threshold (Manifest.thresholds)
+TASKS = ("single-label", "multi-label")
 MANIFEST_FILE = "manifest.json"
 
 JSON = Any  # a value json.loads can return
@@ -179,9 +181,13 @@ class DataSource(_Record):
     format: str | None = None
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 13
+    task: str | None = None  # None: inferred from the label cells when read
+    label_separator: str | None = None  # multi-label CSV/TSV cells; None: "|"
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset({"dataset", "data", "train", "dev", "test", "format"})
+    _OMIT_WHEN_NONE = frozenset(
+        {"dataset", "data", "train", "dev", "test", "format", "task", "label_separator"}
+    )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"split": _floats}
 
     def describe(self) -> str:
@@ -248,6 +254,22 @@ class TrainingRecord(_Record):
     @property
     def data_source(self) -> DataSource | None:
         return self.data.source if self.data is not None else None
+
+
+def _thresholds(value: Any) -> Mapping[str, float]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(number, int | float) and not isinstance(number, bool) and 0 < number < 1
+        for number in value.values()
+    ):
+        raise BundleError(f"{MANIFEST_FILE}: thresholds must map each label to a number strictly in (0, 1)")
+    return {str(label): float(number) for label, number in value.items()}
+
+
+def _calibration(value: Any) -> Mapping[str, JSON]:
+    temperature = value.get("temperature") if isinstance(value, Mapping) else None
+    if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not temperature > 0:
+        raise BundleError(f"{MANIFEST_FILE}: calibration.temperature must be a number > 0")
+    return dict(value)
 
 
 def _task(value: Any) -> str:
@@ -328,13 +350,27 @@ class Manifest(_Record):
     batch_invariance: Mapping[str, JSON] | None = None
     quantized_from: Mapping[str, JSON] | None = None
     drift: InputDrift | None = None  # None for bundles written before it was recorded
+    # multi-label only: each label's decision threshold, strictly between 0 and 1 (tuned on dev)
+    thresholds: Mapping[str, float] | None = None
+    # single-label, optional: {"temperature": T, ...}; served probabilities are softmax(logits / T)
+    calibration: Mapping[str, JSON] | None = None
     files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created_at: str | None = None
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
     _OMIT_WHEN_NONE = frozenset(
-        {"parameters", "golden_source", "parity", "batch_invariance", "quantized_from", "drift", "created_at"}
+        {
+            "parameters",
+            "golden_source",
+            "parity",
+            "batch_invariance",
+            "quantized_from",
+            "drift",
+            "thresholds",
+            "calibration",
+            "created_at",
+        }
     )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "golden": _golden,
@@ -344,6 +380,8 @@ class Manifest(_Record):
         "training": TrainingRecord.from_dict,
         "parity": Parity.from_dict,
         "drift": InputDrift.from_dict,
+        "thresholds": _thresholds,
+        "calibration": _calibration,
         "batch_invariant": bool,
         "files": _checksums,
         "schema_version": _schema_version,

@@ -1,0 +1,69 @@
+"""What training optimises and how dev picks the epoch, per task.
+
+- single-label: softmax cross-entropy; the epoch with the best dev accuracy wins;
+- multi-label: one sigmoid per label with binary cross-entropy (optionally ``pos_weight`` per label:
+  negatives / positives in the training split, so a rare label's positives weigh as much as its negatives);
+  the epoch with the best dev micro-F1 at threshold 0.5 wins (the per-label thresholds are tuned on dev
+  afterwards, on the chosen weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.evaluate import classification_metrics
+from training.multilabel import DEFAULT_THRESHOLD, multilabel_metrics
+
+
+@dataclass(frozen=True)
+class Objective:
+    task: str = "single-label"
+    pos_weight: tuple[float, ...] | None = None  # multi-label only
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi-label"
+
+    @property
+    def selection_metric(self) -> str:
+        """The history key whose best value picks the epoch."""
+        return "dev_micro_f1" if self.multi_label else "dev_accuracy"
+
+    def loss(self) -> nn.Module:
+        if not self.multi_label:
+            return nn.CrossEntropyLoss()
+        weight = None if self.pos_weight is None else torch.tensor(self.pos_weight, dtype=torch.float32)
+        return nn.BCEWithLogitsLoss(pos_weight=weight)
+
+    def targets(self, values: Sequence[Any]) -> np.ndarray:
+        """Class indices (int64) for single-label; a (texts, labels) 0/1 float32 matrix for multi-label."""
+        if self.multi_label:
+            return np.asarray(values, dtype=np.float32)
+        return np.asarray(values, dtype=np.int64)
+
+    def dev_metrics(self, logits: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+        """The figures an epoch's history records, ``dev_`` prefixed."""
+        if self.multi_label:
+            scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            figures = multilabel_metrics(targets, scores >= DEFAULT_THRESHOLD, [""] * targets.shape[1])
+            return {
+                "dev_micro_f1": figures["micro_f1"],
+                "dev_macro_f1": figures["macro_f1"],
+                "dev_subset_accuracy": figures["subset_accuracy"],
+            }
+        figures = classification_metrics(targets, logits.argmax(axis=1), None)
+        return {"dev_accuracy": figures["accuracy"], "dev_macro_f1": figures["macro_f1"]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "loss": "binary cross-entropy (sigmoid per label)" if self.multi_label else "cross-entropy",
+            "pos_weight": list(self.pos_weight) if self.pos_weight is not None else None,
+            "selected_by": self.selection_metric,
+        }
