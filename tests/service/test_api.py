@@ -168,7 +168,7 @@ async def test_model_detail_describes_without_the_vocabulary(client: httpx.Async
     body = parsed(response, ModelDetailResponse)
     assert isinstance(body, ModelDetailResponse)
     assert body.tokenizer is not None and body.tokenizer.mode == "char" and body.tokenizer.vocab_size > 2
-    assert body.dimensions is not None and body.dimensions["embedding_dim"] == 16
+    assert body.dimensions is not None and body.dimensions["embedding_dim"] == 8
     assert body.parameters is not None and body.parameters["total"] > 0
     assert body.checksums is not None and set(body.checksums) == {
         "model.onnx",
