@@ -49,7 +49,7 @@ def test_the_service_serves_with_torch_and_training_unimportable(tiny_store: Pat
     assert "served without torch" in result.stdout
 
 
-def test_the_training_commands_explain_a_missing_train_extra(tiny_store: Path) -> None:
+def test_the_serving_command_points_training_commands_to_lstm_train() -> None:
     script = (
         "import sys; sys.modules['torch'] = None; sys.modules['training'] = None\n"
         "from service.cli import main; raise SystemExit(main(['train', '--dataset', 'bbc-news']))"
@@ -60,4 +60,4 @@ def test_the_training_commands_explain_a_missing_train_extra(tiny_store: Path) -
     )
 
     assert result.returncode == 2
-    assert "pip install 'lstm-service[train]'" in result.stderr and "Traceback" not in result.stderr
+    assert "lstm-train train --help" in result.stderr and "Traceback" not in result.stderr
