@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.network import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 60
@@ -42,12 +42,6 @@ class Server:
             return error.code, dict(error.headers), json.loads(error.read())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_until_ready(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
     while time.monotonic() < deadline:
@@ -64,7 +58,7 @@ def _wait_until_ready(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def server(tiny_store: Path) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
