@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-container bench lint models clean
+.PHONY: run test test-container bench lint typecheck fixtures models clean
 
 # Serving needs only the `serve` extra (no torch); the stamp files make set-up happen once per pyproject change.
 $(BIN)/python:
@@ -38,6 +38,14 @@ bench: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check service training tests bench
 	$(BIN)/ruff format --check service training tests bench
+
+# mypy over service/ ([tool.mypy] in pyproject.toml: strict on the engine and the bundle contract).
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+# Re-write the committed fixture bundles under tests/fixtures/ (after a change to the bundle format or training).
+fixtures: $(VENV)/.test-installed
+	$(BIN)/python tests/fixtures/make_fixture_bundles.py
 
 # Re-train the two default models (each writes a new version; the commands are also in each manifest).
 models: $(VENV)/.test-installed
