@@ -87,6 +87,11 @@ def pad_batch(id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray
     return ids, lengths
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic of (batch, labels) logits (task multi-label), computed in float64."""
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (batch, labels) logits (task single-label), computed in float64."""
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
@@ -99,11 +104,12 @@ class HiddenStates:
     """``per_text[i]``: (num_tokens_i, hidden * directions).
 
     ``h_n`` / ``c_n``: (layers * directions, batch, hidden), row = layer * directions + direction.
+    ``c_n`` is ``None`` for cells without a cell state (GRU, RNN: only the LSTM has one).
     """
 
     per_text: list[np.ndarray]
     h_n: np.ndarray
-    c_n: np.ndarray
+    c_n: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -114,14 +120,30 @@ class Neighbors:
     similarities: np.ndarray  # (queries, k) float32
 
 
-def _check_signature(session: ort.InferenceSession) -> None:
+def cell_of(manifest: Manifest) -> str:
+    """The recurrent cell (``lstm``, ``gru``, ``rnn``); bundles from before other cells are LSTMs."""
+    return str(manifest.model.get("cell", "lstm"))
+
+
+def _check_signature(session: ort.InferenceSession, manifest: Manifest) -> None:
     inputs = {node.name: node.type for node in session.get_inputs()}
     if set(inputs) != set(INPUTS) or any(kind != "tensor(int64)" for kind in inputs.values()):
         raise BundleError(f"graph inputs are {inputs}; expected ids and lengths as int64 tensors")
     outputs = {node.name for node in session.get_outputs()}
-    missing = [name for name in OUTPUTS if name not in outputs]
+    # c_n is the LSTM's cell state: a GRU or RNN graph has none
+    expected = [name for name in OUTPUTS if name != "c_n" or cell_of(manifest) == "lstm"]
+    missing = [name for name in expected if name not in outputs]
     if missing:
         raise BundleError(f"graph lacks the outputs {', '.join(missing)}")
+
+
+def _check_decision(bundle: Bundle) -> None:
+    """A multi-label model needs a threshold for each of its labels (the manifest checks their range)."""
+    manifest = bundle.manifest
+    if manifest.task == "multi-label":
+        lacking = [label for label in bundle.labels if label not in (manifest.thresholds or {})]
+        if lacking:
+            raise BundleError(f"multi-label manifest has no threshold for the labels {lacking}")
 
 
 def _read_embedding_matrix(session: ort.InferenceSession) -> np.ndarray:
@@ -150,8 +172,9 @@ class ModelRuntime:
     @classmethod
     def open(cls, bundle: Bundle, intra_op_threads: int = 1) -> ModelRuntime:
         """Create the session, check the graph's inputs and outputs, and read the embedding matrix."""
+        _check_decision(bundle)
         session = create_session(str(bundle.model_path), intra_op_threads)
-        _check_signature(session)
+        _check_signature(session, bundle.manifest)
         matrix = _read_embedding_matrix(session)
         vocab_size = bundle.tokenizer.vocab_size
         if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
@@ -222,12 +245,55 @@ class ModelRuntime:
         return self._run(["logits"], id_lists)[0]
 
     def classify(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(batch, labels) probabilities; the one call site a micro-batcher may take over."""
-        return softmax(self.logits(id_lists))
+        """(batch, labels) scores (see :meth:`scores`); the one call site a micro-batcher may take over."""
+        return self.scores(self.logits(id_lists))
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    @property
+    def cell(self) -> str:
+        return cell_of(self.manifest)
+
+    @property
+    def has_cell_state(self) -> bool:
+        """Only an LSTM graph has ``c_n``."""
+        return self.cell == "lstm"
+
+    @property
+    def temperature(self) -> float:
+        """Single-label probabilities are softmax(logits / T); T = 1 unless the bundle was calibrated."""
+        calibration = self.manifest.calibration
+        return float(calibration["temperature"]) if calibration else 1.0
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Logits → what the model's task calls scores: one sigmoid per label (multi-label), or the softmax
+        of the logits divided by the bundle's calibration temperature (single-label)."""
+        if self.task == "multi-label":
+            return sigmoid(logits)
+        temperature = self.temperature
+        return softmax(logits if temperature == 1.0 else logits / temperature)
+
+    def decide(self, scores: np.ndarray) -> list[list[int]]:
+        """Multi-label: per text, the indices of the labels whose score reaches their threshold, best
+        first (possibly none)."""
+        thresholds = self.manifest.thresholds or {}
+        limits = np.asarray([thresholds[label] for label in self.labels], dtype=np.float64)
+        decided = []
+        for row in scores:
+            over = np.flatnonzero(row >= limits)
+            decided.append(over[np.argsort(-row[over], kind="stable")].tolist())
+        return decided
 
     def hidden_states(self, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
-        """The top LSTM layer's output at every real step of each text, and the final h_n / c_n."""
-        states, h_n, c_n = self._run(["hidden_states", "h_n", "c_n"], id_lists)
+        """The top recurrent layer's output at every real step of each text, the final h_n, and for an LSTM
+        the final c_n (``None`` for cells without a cell state)."""
+        if not self.has_cell_state:
+            states, h_n = self._run(["hidden_states", "h_n"], id_lists)
+            c_n = None
+        else:
+            states, h_n, c_n = self._run(["hidden_states", "h_n", "c_n"], id_lists)
         per_text = [states[row, : len(token_ids)] for row, token_ids in enumerate(id_lists)]
         return HiddenStates(per_text, h_n, c_n)
 
