@@ -146,6 +146,25 @@ def write_bundle(
     return final
 
 
+def record_in_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Rewrite the manifest of the bundle in ``folder`` with fields that describe it and were measured after
+    it was written (e.g. ``drift``). Everything that identifies the bundle (name, version, task, labels'
+    and graph's checksums, golden examples) must be unchanged: a changed model is a new version."""
+    folder = Path(folder)
+    current = read_manifest(folder)
+    verify_checksums(folder, current)
+    for field_name in ("name", "version", "task", "variant", "files", "model", "golden", "created_at"):
+        if getattr(manifest, field_name) != getattr(current, field_name):
+            raise BundleError(f"{field_name} differs from the bundle's; write a new version instead")
+    written, before = manifest.to_dict(), _read_json(folder / MANIFEST_FILE)
+    ordered = {key: written[key] for key in before if key in written}  # keep the file's order: a small diff
+    ordered.update(written)
+    staging = folder / f".{MANIFEST_FILE}.tmp"
+    _dump_json(staging, ordered)
+    os.replace(staging, folder / MANIFEST_FILE)
+    return folder
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from service.bundle import Manifest, load_bundle, measure_inputs, read_manifest
+from service.bundle import (
+    BundleError,
+    Manifest,
+    load_bundle,
+    measure_inputs,
+    read_manifest,
+    record_in_manifest,
+)
 from service.bundle.drift import distribution, quantile
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "store" / "tiny-zh" / "1"
 
 
 def test_quantiles_interpolate_between_ranks() -> None:
@@ -62,3 +71,37 @@ def test_training_writes_the_training_split_distribution(
 
     assert bundle.manifest.drift == measure_inputs(bundle.tokenizer, [example.text for example in train])
     assert bundle.manifest.drift.texts == len(train) > 0
+
+
+def test_a_bundle_written_before_drift_gets_it_recorded_without_changing_what_it_is(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(FIXTURE, tmp_path / "store" / "tiny-zh" / "1"))
+    bundle = load_bundle(folder)
+    drift = measure_inputs(bundle.tokenizer, ["质量真的差", "物流快"])
+
+    record_in_manifest(folder, dataclasses.replace(bundle.manifest, drift=drift))
+    again = load_bundle(folder)  # checksums still verified
+
+    assert again.manifest.drift == drift
+    assert dataclasses.replace(again.manifest, drift=None) == bundle.manifest
+    for change in (
+        {"version": 2},
+        {"model": {**bundle.manifest.model, "hidden_dim": 9}},
+        {"task": "multi-label"},
+    ):
+        with pytest.raises(BundleError, match="new version"):
+            record_in_manifest(folder, dataclasses.replace(bundle.manifest, **change))
+
+
+def test_the_backfill_command_measures_the_rebuilt_training_split(
+    tmp_path: Path, tiny_bundle: Callable[..., Path]
+) -> None:
+    from training.drift import record_drift
+
+    folder = tiny_bundle(tmp_path / "store", "drift-zh", language="zh", tokenizer="char")
+    measured = load_bundle(folder).manifest
+    record_in_manifest(folder, dataclasses.replace(measured, drift=None))
+    assert load_bundle(folder).manifest.drift is None
+
+    record_drift(folder)
+
+    assert load_bundle(folder).manifest.drift == measured.drift
