@@ -11,15 +11,16 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from service.api.bodies import document_bodies
+from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.hotpath import ClassifyFastPath
+from service.api.hotpath import HotRoute, HotRoutes
 from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.api.oip import routes as oip
 from service.api.responses import OrjsonResponse
-from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tokenize
+from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tei, tokenize
 from service.api.routes import inspect as inspector
 from service.api.routes import metrics as metrics_route
-from service.api.oip import routes as oip
-from service.api.routes import tei
 from service.api.schemas import error_responses
 from service.api.security import require_api_key
 from service.engine.inference import BatchingOptions, Inference
@@ -63,6 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             on_batch=metrics.on_batch,
         )
     app.state.inference = Inference(settings.inference_threads, batching_options, serves=registry.serves)
+    app.state.services = Services(settings, registry, app.state.inference)
     metrics.track_queue(app.state.inference.queued)
     metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
     ready = "ready" if registry.ready else "NOT ready (see /readyz)"
@@ -75,7 +77,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     poller = None
     if settings.reload_interval_seconds > 0:
-        poller = asyncio.create_task(StorePoller(registry, settings.reload_interval_seconds).run())
+        app.state.poller = StorePoller(registry, settings.reload_interval_seconds)  # tests read .polls
+        poller = asyncio.create_task(app.state.poller.run())
     try:
         yield
     finally:
@@ -85,8 +88,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application for ``settings`` (default: from the environment); also uvicorn's factory."""
+# Routes answered past FastAPI (see service.api.hotpath); each also has its documented FastAPI route.
+HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE,)
+
+
+def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+    """The application for ``settings`` (default: from the environment); also uvicorn's factory.
+
+    ``hot_routes=False`` leaves every request to FastAPI's routes (the tests compare both doors).
+    """
     settings = settings if settings is not None else get_settings()
     app = FastAPI(
         title="lstm-service",
@@ -97,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(ClassifyFastPath)  # innermost: answers POST /classify without the router
+    if hot_routes:
+        app.add_middleware(HotRoutes, routes=HOT_ROUTES)  # innermost: answers its routes without the router
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware, timeout_seconds=settings.request_timeout_seconds
@@ -115,4 +126,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tei.router, **guarded)
     app.include_router(oip.health_router)
     app.include_router(oip.repository_router)
+    document_bodies(app)
+    _check_documented(app, HOT_ROUTES)
     return app
+
+
+def _check_documented(app: FastAPI, routes: tuple[HotRoute, ...]) -> None:
+    """Every hot route must have its FastAPI twin: the OpenAPI document and ``hot_routes=False`` use it."""
+    paths = app.openapi()["paths"]
+    missing = [
+        f"{hot.method} {hot.path}" for hot in routes if hot.method.lower() not in paths.get(hot.path, {})
+    ]
+    if missing:
+        raise RuntimeError(
+            f"hot routes without a FastAPI route (for the documentation): {', '.join(missing)}"
+        )

@@ -1,11 +1,14 @@
 """What a route needs, as annotated types: a route's signature is the list of its dependencies.
 
-The getters are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and three
-thread hops per request were a fifth of the event loop's time under load (py-spy, bench/).
+:class:`Services` is what the lifespan builds (settings, registry, inference); route handlers that also
+serve as hot routes (:mod:`service.api.hotpath`) take it whole. The getters are ``async`` on purpose:
+FastAPI runs a plain ``def`` dependency in a worker thread, and three thread hops per request were a fifth
+of the event loop's time under load (py-spy, bench/).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +16,19 @@ from fastapi import Depends, Request
 from service.engine.inference import Inference
 from service.engine.registry import Registry
 from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The application's long-lived parts, built by the lifespan (``app.state.services``)."""
+
+    settings: Settings
+    registry: Registry
+    inference: Inference
+
+
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
 
 
 async def get_registry(request: Request) -> Registry:
@@ -27,6 +43,7 @@ async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

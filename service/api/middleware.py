@@ -104,7 +104,10 @@ class RequestContextMiddleware:
         finally:
             metrics.IN_FLIGHT.dec()
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")  # the template, e.g. /models/{name}
+            # The template, e.g. /models/{name}: named by the hot route that answered, else by the router.
+            route: str = (
+                record.route if record.route is not None else getattr(scope.get("route"), "path", "unmatched")
+            )
             metrics.observe_request(route, scope["method"], status, seconds)
             _log_access(scope, route, status, seconds, record)
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):

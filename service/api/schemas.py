@@ -128,8 +128,8 @@ class ModelResponse(BaseModel):
 # -- /classify --------------------------------------------------------------------------------------
 
 
-class ClassifyRequest(TextsRequest):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose after the results."}]})
+class ModelTextsRequest(TextsRequest):
+    """Texts the model itself runs on: each needs a token (a character that is not whitespace)."""
 
     text: TokenText | None = Field(None, description="One text. Send either `text` or `texts`.")
     texts: list[TokenText] | None = Field(
@@ -137,6 +137,10 @@ class ClassifyRequest(TextsRequest):
         min_length=1,
         description="Several texts, answered in the same order (at most LSTM_SERVICE_MAX_TEXTS).",
     )
+
+
+class ClassifyRequest(ModelTextsRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose after the results."}]})
 
 
 class ClassifyResult(BaseModel):
@@ -240,11 +244,10 @@ class EmbedResponse(ModelResponse):
 # -- /hidden-states ---------------------------------------------------------------------------------
 
 
-class HiddenStatesRequest(TextsRequest):
+class HiddenStatesRequest(ModelTextsRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose."}]})
 
-    text: TokenText | None = Field(None, description="One text. Send either `text` or `texts`.")
-    texts: list[TokenText] | None = Field(
+    texts: list[TokenText] | None = Field(  # the same field, with this route's own limit
         None,
         min_length=1,
         description="Several texts, answered in order (at most LSTM_SERVICE_MAX_VECTOR_TEXTS).",

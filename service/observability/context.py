@@ -17,6 +17,7 @@ class RequestRecord:
     """What one request did, filled in as it runs; the middleware turns it into headers, a log line and
     metrics. Mutated in place (also from inference threads), so every copy of the context sees one record."""
 
+    route: str | None = None  # the route template a hot route answered (FastAPI routes: scope["route"])
     model: str | None = None
     version: int | None = None
     queue_seconds: float | None = None  # waiting for a model call (pool thread or batch) to start
@@ -36,15 +37,15 @@ def seconds_left() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def note_route(template: str) -> None:
+    """Record the route template that answers the current request (no-op outside a request)."""
+    record = RECORD.get()
+    if record is not None:
+        record.route = template
+
+
 def note_model(name: str, version: int) -> None:
     """Record which model version answers the current request (no-op outside a request)."""
     record = RECORD.get()
     if record is not None:
         record.model, record.version = name, version
-
-
-def add_model_time(queue_seconds: float, inference_seconds: float) -> None:
-    """Add a model call's queue and run time to the current request (no-op outside a request)."""
-    record = RECORD.get()
-    if record is not None:
-        record.add_model_time(queue_seconds, inference_seconds)

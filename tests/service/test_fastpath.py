@@ -1,6 +1,6 @@
-"""``POST /classify`` answered by the plain-ASGI fast path is indistinguishable from the FastAPI route.
+"""``POST /classify`` answered as a hot route (plain ASGI) is indistinguishable from the FastAPI route.
 
-The same bodies go to the app as built (fast path in front) and to one whose fast path is taken out (the
+The same bodies go to the app as built (hot routes on) and to one built with ``hot_routes=False`` (the
 FastAPI route answers): status, body and header names must match, errors included.
 """
 
@@ -15,7 +15,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from service.api.app import create_app
-from service.api.hotpath import ClassifyFastPath
+from service.api.hotpath import HotRoute, HotRoutes
+from service.api.schemas import ClassifyRequest
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -60,10 +61,8 @@ BODIES = [
 
 
 @asynccontextmanager
-async def _client(settings: Settings, fast_path: bool) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    if not fast_path:
-        app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not ClassifyFastPath]
+async def _client(settings: Settings, hot_routes: bool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, hot_routes=hot_routes)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
@@ -81,11 +80,11 @@ async def _answers(client: httpx.AsyncClient) -> list[tuple[int, object, list[st
 
 
 @pytest.mark.parametrize("api_key", [None, "secret"])
-async def test_the_fast_path_answers_exactly_as_the_fastapi_route(
+async def test_the_hot_route_answers_exactly_as_the_fastapi_route(
     tiny_store: Path, api_key: str | None
 ) -> None:
     settings = Settings(model_store=tiny_store, api_key=api_key)
-    async with _client(settings, fast_path=True) as fast, _client(settings, fast_path=False) as slow:
+    async with _client(settings, hot_routes=True) as fast, _client(settings, hot_routes=False) as slow:
         if api_key is not None:
             for client in (fast, slow):
                 client.headers["Authorization"] = f"Bearer {api_key}"
@@ -101,7 +100,42 @@ async def test_the_fast_path_answers_exactly_as_the_fastapi_route(
             assert refused[0].headers.get("www-authenticate") == refused[1].headers.get("www-authenticate")
 
 
-async def test_the_fast_path_keeps_the_request_metrics_label(client: httpx.AsyncClient) -> None:
-    await client.post("/classify", json={"text": "good"})
-    metrics = (await client.get("/metrics")).text
-    assert 'lstm_service_requests_total{method="POST",route="/classify",status="200"}' in metrics
+@pytest.mark.parametrize("hot_routes", [True, False])
+async def test_both_doors_label_the_request_metrics_with_the_route(
+    tiny_store: Path, hot_routes: bool
+) -> None:
+    async with _client(Settings(model_store=tiny_store), hot_routes=hot_routes) as client:
+        await client.post("/classify", json={"text": "good"})
+        await client.post("/classify", json={"text": ""})
+        metrics = (await client.get("/metrics")).text
+    for status in (200, 422):
+        assert f'lstm_service_requests_total{{method="POST",route="/classify",status="{status}"}}' in metrics
+
+
+async def _echo(request: ClassifyRequest, services: object, path_params: dict[str, object]) -> object:
+    return {"params": dict(path_params), "items": request.items}
+
+
+def test_a_hot_route_matches_its_method_and_path_template_only() -> None:
+    exact = HotRoute("POST", "/classify", ClassifyRequest, _echo)
+    templated = HotRoute("POST", "/v2/models/{name}/versions/{version:int}/infer", ClassifyRequest, _echo)
+    table = HotRoutes(app=None, routes=[exact, templated])  # type: ignore[arg-type]
+
+    assert table.match("POST", "/classify") == (exact, {})
+    assert table.match("GET", "/classify") is None
+    assert table.match("POST", "/classify/") is None
+    assert table.match("POST", "/v2/models/tiny-en/versions/3/infer") == (
+        templated,
+        {"name": "tiny-en", "version": 3},
+    )
+    assert table.match("POST", "/v2/models/tiny-en/versions/x/infer") is None
+    assert table.match("PUT", "/v2/models/tiny-en/versions/3/infer") is None
+
+
+def test_a_hot_route_without_a_fastapi_route_is_refused(tiny_store: Path, monkeypatch) -> None:
+    from service.api import app as app_module
+
+    orphan = HotRoute("POST", "/nowhere", ClassifyRequest, _echo)
+    monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, orphan))
+    with pytest.raises(RuntimeError, match="POST /nowhere"):
+        create_app(Settings(model_store=tiny_store))

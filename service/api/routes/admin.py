@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from service.api.bodies import json_body, request_body
 from service.api.deps import RegistryDep
 from service.api.errors import error_body
 from service.api.responses import OrjsonResponse
@@ -42,9 +43,16 @@ def _model_body(status: ModelStatus) -> dict[str, Any]:
     }
 
 
-@router.post("/models/{name}/load", response_model=AdminModelResponse, responses=_LOAD_RESPONSES)
+@router.post(
+    "/models/{name}/load",
+    response_model=AdminModelResponse,
+    responses=_LOAD_RESPONSES,
+    openapi_extra=request_body(LoadModelRequest, optional=True),
+)
 async def load_model(
-    name: ModelNamePath, registry: RegistryDep, request: LoadModelRequest | None = None
+    name: ModelNamePath,
+    registry: RegistryDep,
+    request: Annotated[LoadModelRequest | None, json_body(LoadModelRequest, optional=True)],
 ) -> Response:
     """Load and verify a version beside the one serving, then swap it in (a given version is pinned)."""
     version = request.version if request is not None else None

@@ -2,91 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated
 
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.answers import EmbedToken, embed_answer
+from service.api.bodies import json_body, request_body
+from service.api.deps import Services, ServicesDep
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ERROR_RESPONSES, EmbedRequest, EmbedResponse
-from service.engine.inference import Inference
-from service.engine.preprocess import check_texts, is_unknown, lookup_tokens
+from service.api.texts import prepare_texts, resolve_model
+from service.engine.preprocess import lookup_tokens
 from service.engine.runtime import ModelRuntime
-from service.observability.context import note_model
 
 router = APIRouter(tags=["inspection"])
 
 
-class _Item(NamedTuple):
-    id: int
-    text: str
-    start: int | None
-    stop: int | None
-
-
-async def _items(
-    request: EmbedRequest, runtime: ModelRuntime, inference: Inference
-) -> tuple[list[list[_Item]], list[bool]]:
-    """The tokens of each result and whether its text was truncated (``tokens`` input: one result)."""
+async def _tokens(
+    request: EmbedRequest, services: Services
+) -> tuple[ModelRuntime, list[list[EmbedToken]], list[bool]]:
+    """The model, the tokens of each result, and whether its text was truncated (``tokens``: one result)."""
+    settings = services.settings
     if request.tokens is not None:
+        runtime = resolve_model(request, services, settings.max_texts)
         ids = lookup_tokens(runtime, request.tokens)
-        return [
-            [_Item(token_id, text, None, None) for token_id, text in zip(ids, request.tokens, strict=True)]
-        ], [False]
-    encodings = await inference.encode(
-        runtime, request.items, request.locations, request.truncate, require_tokens=False
+        tokens = [
+            EmbedToken(token_id, text, None, None) for token_id, text in zip(ids, request.tokens, strict=True)
+        ]
+        return runtime, [tokens], [False]
+    runtime, encodings = await prepare_texts(
+        request, services, max_texts=settings.max_vector_texts, require_tokens=False
     )
     groups = [
         [
-            _Item(token_id, span.text, span.start, span.stop)
+            EmbedToken(token_id, span.text, span.start, span.stop)
             for token_id, span in zip(e.ids, e.spans, strict=True)
         ]
         for e in encodings
     ]
-    return groups, [encoding.truncated for encoding in encodings]
+    return runtime, groups, [encoding.truncated for encoding in encodings]
 
 
-@router.post("/embed", response_model=EmbedResponse, responses=ERROR_RESPONSES)
-async def embed(
-    request: EmbedRequest, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
-) -> Response:
+@router.post(
+    "/embed",
+    response_model=EmbedResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=request_body(EmbedRequest),
+)
+async def embed(request: Annotated[EmbedRequest, json_body(EmbedRequest)], services: ServicesDep) -> Response:
     """The embedding vectors the model uses for tokens or a text's tokens, and their neighbours."""
-    limit = settings.max_texts if request.tokens is not None else settings.max_vector_texts
-    check_texts(request.items, request.locations, limit, settings.max_text_chars)
-    runtime = registry.get(request.model, request.version)
-    note_model(runtime.name, runtime.version)
-    groups, truncated = await _items(request, runtime, inference)
-    all_ids = [item.id for group in groups for item in group]
+    runtime, groups, truncated = await _tokens(request, services)
+    all_ids = [token.id for group in groups for token in group]
     vectors = runtime.embeddings(all_ids)  # (tokens, embedding_dim)
     neighbors = None
     if request.neighbors is not None and all_ids:
-        neighbors = await inference.neighbors(runtime, all_ids, request.neighbors)
-    vocabulary = runtime.tokenizer.vocabulary
-    results: list[dict[str, Any]] = []
-    position = 0
-    for group, was_truncated in zip(groups, truncated, strict=True):
-        tokens = []
-        for item in group:
-            entry: dict[str, Any] = {
-                **item._asdict(),
-                "unk": is_unknown(item.id),
-                "vector": vectors[position],
-            }
-            entry["neighbors"] = (
-                None
-                if neighbors is None
-                else [
-                    {"id": neighbor_id, "token": vocabulary[neighbor_id], "similarity": similarity}
-                    for neighbor_id, similarity in zip(
-                        neighbors.ids[position].tolist(),
-                        neighbors.similarities[position].tolist(),
-                        strict=True,
-                    )
-                ]
-            )
-            tokens.append(entry)
-            position += 1
-        results.append({"tokens": tokens, "truncated": was_truncated})
-    payload = {"model": runtime.name, "version": runtime.version, "embedding_dim": runtime.embedding_dim}
-    return OrjsonResponse({**payload, "results": results})
+        neighbors = await services.inference.neighbors(runtime, all_ids, request.neighbors)
+    return OrjsonResponse(embed_answer(runtime, groups, truncated, vectors, neighbors))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -14,7 +16,7 @@ from service.errors import STATUS_CODES, ErrorType
 from service.lifecycle import is_draining
 
 router = APIRouter(tags=["health"])
-_NOT_READY = {
+_NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": NotReadyResponse, "description": "A model is not loaded and verified, or it drains"},
 }
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.api.answers import model_detail, model_summary
 from service.api.deps import RegistryDep
-from service.api.metadata import model_detail, model_summary
 from service.api.responses import OrjsonResponse
 from service.api.schemas import ERROR_RESPONSES, ModelDetailResponse, ModelListResponse
 from service.bundle import list_versions

@@ -1,0 +1,190 @@
+"""The answers of the routes, built as plain data beside the schemas that document them
+(:mod:`service.api.schemas`): orjson serialises them, numpy arrays included."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from service.engine.preprocess import is_unknown
+from service.engine.registry import ModelState, ModelStatus
+from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
+from service.tokenizer import Encoding
+
+
+def _model(runtime: ModelRuntime) -> dict[str, Any]:
+    return {"model": runtime.name, "version": runtime.version}
+
+
+# -- /classify --------------------------------------------------------------------------------------
+
+
+def classify_answer(
+    runtime: ModelRuntime, encodings: Sequence[Encoding], probabilities: np.ndarray
+) -> dict[str, Any]:
+    labels = runtime.labels
+    results = []
+    for encoding, row in zip(encodings, probabilities.tolist(), strict=True):
+        best = max(range(len(labels)), key=row.__getitem__)
+        results.append(
+            {
+                "label": labels[best],
+                "score": row[best],
+                "scores": dict(zip(labels, row, strict=True)),
+                "truncated": encoding.truncated,
+            }
+        )
+    return {**_model(runtime), "results": results}
+
+
+# -- /tokenize --------------------------------------------------------------------------------------
+
+
+def token_list(encoding: Encoding) -> list[dict[str, Any]]:
+    """The tokens of an encoding in the wire shape of :class:`service.api.schemas.Token`."""
+    return [
+        {
+            "id": token_id,
+            "text": span.text,
+            "start": span.start,
+            "stop": span.stop,
+            "unk": is_unknown(token_id),
+        }
+        for token_id, span in zip(encoding.ids, encoding.spans, strict=True)
+    ]
+
+
+def tokenize_answer(runtime: ModelRuntime, encodings: Sequence[Encoding]) -> dict[str, Any]:
+    results = [
+        {
+            "tokens": token_list(encoding),
+            "truncated": encoding.truncated,
+            "num_tokens": len(encoding.ids),
+            "num_tokens_before_truncation": encoding.num_tokens_before_truncation,
+        }
+        for encoding in encodings
+    ]
+    return {**_model(runtime), "results": results}
+
+
+# -- /hidden-states ---------------------------------------------------------------------------------
+
+
+def hidden_states_answer(
+    runtime: ModelRuntime, encodings: Sequence[Encoding], states: HiddenStates
+) -> dict[str, Any]:
+    # h_n, c_n: (layers * directions, batch, hidden) → per text (layers * directions, hidden)
+    layers_by_directions, _, hidden_dim = states.h_n.shape
+    directions = states.per_text[0].shape[1] // hidden_dim  # hidden_states: (tokens, hidden * directions)
+    results = [
+        {
+            "tokens": token_list(encoding),
+            "hidden_states": per_text,
+            "h_n": states.h_n[:, row].copy(),  # copy: orjson serialises only contiguous arrays
+            "c_n": states.c_n[:, row].copy(),
+            "truncated": encoding.truncated,
+        }
+        for row, (encoding, per_text) in enumerate(zip(encodings, states.per_text, strict=True))
+    ]
+    return {
+        **_model(runtime),
+        "num_layers": layers_by_directions // directions,
+        "directions": directions,
+        "hidden_dim": hidden_dim,
+        "results": results,
+    }
+
+
+# -- /embed -----------------------------------------------------------------------------------------
+
+
+class EmbedToken(NamedTuple):
+    """A token to embed: its id, its text, and its offsets in the text (None for ``tokens`` input)."""
+
+    id: int
+    text: str
+    start: int | None
+    stop: int | None
+
+
+def embed_answer(
+    runtime: ModelRuntime,
+    groups: Sequence[Sequence[EmbedToken]],
+    truncated: Sequence[bool],
+    vectors: np.ndarray,
+    neighbors: Neighbors | None,
+) -> dict[str, Any]:
+    """One result per group; ``vectors`` and ``neighbors`` hold one row per token of all groups, in order."""
+    vocabulary = runtime.tokenizer.vocabulary
+    results: list[dict[str, Any]] = []
+    position = 0
+    for group, was_truncated in zip(groups, truncated, strict=True):
+        tokens = []
+        for token in group:
+            entry: dict[str, Any] = {
+                **token._asdict(),
+                "unk": is_unknown(token.id),
+                "vector": vectors[position],
+            }
+            entry["neighbors"] = (
+                None
+                if neighbors is None
+                else [
+                    {"id": neighbor_id, "token": vocabulary[neighbor_id], "similarity": similarity}
+                    for neighbor_id, similarity in zip(
+                        neighbors.ids[position].tolist(),
+                        neighbors.similarities[position].tolist(),
+                        strict=True,
+                    )
+                ]
+            )
+            tokens.append(entry)
+            position += 1
+        results.append({"tokens": tokens, "truncated": was_truncated})
+    return {**_model(runtime), "embedding_dim": runtime.embedding_dim, "results": results}
+
+
+# -- /models ----------------------------------------------------------------------------------------
+
+# Manifest sections passed through as they are (they describe the model, they are not the model).
+_PASSED_THROUGH = ("parameters", "metrics", "training", "libraries", "parity")
+
+
+def model_summary(
+    status: ModelStatus, runtime: ModelRuntime | None, default_model: str | None
+) -> dict[str, Any]:
+    return {
+        "name": status.name,
+        "state": status.state.value,
+        "version": status.version,
+        "reason": status.reason,
+        "default": status.name == default_model,
+        "pinned": status.pinned,
+        "task": runtime.manifest.get("task") if runtime else None,
+        "labels": list(runtime.labels) if runtime else None,
+    }
+
+
+def model_detail(
+    status: ModelStatus, runtime: ModelRuntime | None, default_model: str | None, versions: list[int]
+) -> dict[str, Any]:
+    detail = model_summary(status, runtime, default_model)
+    detail["versions"] = versions
+    if runtime is None or status.state is not ModelState.ready:
+        return detail | dict.fromkeys(
+            ("tokenizer", "dimensions", *_PASSED_THROUGH, "checksums", "created_at")
+        )
+    manifest, tokenizer = runtime.manifest, runtime.tokenizer
+    detail["tokenizer"] = {
+        "mode": tokenizer.mode,
+        "lowercase": tokenizer.lowercase,
+        "max_length": tokenizer.max_length,
+        "vocab_size": tokenizer.vocab_size,
+    }
+    detail["dimensions"] = dict(manifest.get("model") or {})
+    detail.update((key, manifest.get(key)) for key in _PASSED_THROUGH)
+    detail["checksums"] = dict(manifest["files"])
+    detail["created_at"] = manifest.get("created_at")
+    return detail
