@@ -29,7 +29,6 @@ from service.errors import InvalidRequest, Overloaded
 from service.tokenizer import UNK_ID
 
 MULTI_LABEL = "multi-label"
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,26 +56,11 @@ class Explanation:
     trajectory: Trajectory | None
 
 
-def thresholds(runtime: ModelRuntime) -> list[float]:
-    """Per-label decision thresholds of a multi-label model (the manifest's, else 0.5 each)."""
-    recorded = runtime.manifest.get("thresholds")
-    labels = runtime.labels
-    if isinstance(recorded, dict):
-        return [float(recorded.get(label, DEFAULT_THRESHOLD)) for label in labels]
-    if isinstance(recorded, list) and len(recorded) == len(labels):
-        return [float(value) for value in recorded]
-    return [DEFAULT_THRESHOLD] * len(labels)
-
-
-def is_multi_label(runtime: ModelRuntime) -> bool:
-    return runtime.manifest.get("task") == MULTI_LABEL
-
-
 def decision(runtime: ModelRuntime, scores: np.ndarray) -> tuple[int, ...]:
-    """The predicted label indices of one row: the best label, or (multi-label) every one over threshold."""
-    if is_multi_label(runtime):
-        limits = thresholds(runtime)
-        return tuple(index for index, score in enumerate(scores) if score >= limits[index])
+    """The predicted label indices of one row of scores: the best label, or (multi-label) every label whose
+    score reaches its threshold, best first (possibly none)."""
+    if runtime.task == MULTI_LABEL:
+        return tuple(runtime.decide(scores[None, :])[0])
     return (int(np.argmax(scores)),)
 
 
@@ -107,7 +91,7 @@ def chunks(sequences: Sequence[list[int]], max_tokens: int, max_items: int) -> l
 
 
 def trajectory_of(runtime: ModelRuntime, scores: np.ndarray) -> Trajectory:
-    decisions = [decision(runtime, row) for row in scores]
+    decisions = [tuple(sorted(decision(runtime, row))) for row in scores]  # a set of labels each
     flips = tuple(
         Flip(index, decisions[index - 1], decisions[index])
         for index in range(1, len(decisions))

@@ -33,7 +33,9 @@ _ASSETS = {
 
 
 def _asset(name: str) -> Response:
-    content = resources.files("service.api").joinpath("static", "inspector", name).read_bytes()
+    content = (
+        resources.files("service.api").joinpath("static").joinpath("inspector").joinpath(name).read_bytes()
+    )
     return Response(content, media_type=_ASSETS[name], headers=_HEADERS)
 
 
