@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from service.bundle import DataSource, Manifest, load_bundle
-from training import distributed
+from training import distributed, multilabel
 from training.batches import encode_texts
 from training.cells import refuse_unexportable
 from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
@@ -124,7 +124,10 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
 
 def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSource | None) -> list[Example]:
     if data is not None and data.data is not None and args.part == "all":
-        return read_file(Path(data.data), data.text_column, data.label_column, data.format)
+        separator = data.label_separator or "|"
+        return read_file(
+            Path(data.data), data.text_column, data.label_column, data.format, data.task, separator
+        )
     if data is None:
         if not fallback:
             raise ValueError(
@@ -138,26 +141,37 @@ def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSou
 
 
 def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
+    thresholds = None
     if args.bundle is not None:
         bundle = load_bundle(args.bundle)
-        labels, tokenizer = bundle.labels, bundle.tokenizer
+        labels, tokenizer, thresholds = bundle.labels, bundle.tokenizer, bundle.manifest.thresholds
         examples = _examples(args, data, bundle.manifest.data_source)
-        predictions = ort_logits(
-            bundle.model_path, encode_texts(tokenizer, [e.text for e in examples])
-        ).argmax(1)
+        logits = ort_logits(bundle.model_path, encode_texts(tokenizer, [e.text for e in examples]))
         source = str(args.bundle)
     else:
         loaded = load_checkpoint_model(args.checkpoint)
         labels, tokenizer = loaded.labels, loaded.tokenizer
         examples = _examples(args, data, loaded.data_source)
-        sequences = encode_texts(tokenizer, [e.text for e in examples])
-        predictions = predict_logits(loaded.model, sequences).argmax(1)
+        logits = predict_logits(loaded.model, encode_texts(tokenizer, [e.text for e in examples]))
         source = str(loaded.path)
-    index = {label: position for position, label in enumerate(labels)}
-    unknown = sorted({e.label for e in examples} - set(index))
+    multi = any(not e.label for e in examples)  # multi-label examples carry label sets instead
+    given = {label for e in examples for label in (e.labels if multi else (e.label,))}
+    unknown = sorted(given - set(labels))
     if unknown:
         raise ValueError(f"the data has labels the model does not know: {unknown} (model labels: {labels})")
-    report = classification_metrics([index[e.label] for e in examples], np.asarray(predictions), labels)
+    if multi:
+        # a checkpoint has no tuned thresholds (they are tuned when the bundle is written): 0.5 each
+        decided = thresholds or dict.fromkeys(labels, multilabel.DEFAULT_THRESHOLD)
+        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        report = multilabel.multilabel_metrics(
+            multilabel.label_matrix([e.labels for e in examples], labels),
+            multilabel.predict(scores, decided, labels),
+            labels,
+        )
+        report["thresholds"] = decided
+    else:
+        index = {label: position for position, label in enumerate(labels)}
+        report = classification_metrics([index[e.label] for e in examples], logits.argmax(1), labels)
     report.update({"model": source, "part": args.part, "command": command})
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.output:
