@@ -2,9 +2,9 @@
 end; the texts not yet run are dropped, and the service keeps answering.
 
 The calls are made long for real: ``tiny-zh``'s tokenizer keeps 20,000 characters instead of 64 (the golden
-examples are short, so the bundle still verifies), and 32 such texts take the tiny model a few tenths of a
-second. The deadline is placed in the middle of the model call, measured first on an app with the default
-deadline, so the test holds on a fast or a slow machine."""
+examples are short, so the bundle still verifies): a text fills a batch, and 32 of them keep the tiny model
+busy for most of a second here. The deadline is placed half-way through those calls, measured first on an
+app with the default deadline, so the test holds on a fast or a slow machine."""
 
 from __future__ import annotations
 
