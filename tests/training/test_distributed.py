@@ -72,3 +72,11 @@ async def _classify(store: Path, text: str) -> httpx.Response:
 
     async with running_app(Settings(model_store=store)) as client:
         return await client.post("/classify", json={"model": "tiny-ddp", "text": text})
+
+
+def test_more_processes_than_training_texts_are_refused() -> None:
+    from training.distributed import Distributed, check_size
+
+    check_size(Distributed(rank=0, world_size=4), 4)
+    with pytest.raises(ValueError, match="4 processes but only 3 training texts"):
+        check_size(Distributed(rank=1, world_size=4), 3)
