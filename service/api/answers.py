@@ -162,7 +162,7 @@ def model_summary(
         "reason": status.reason,
         "default": status.name == default_model,
         "pinned": status.pinned,
-        "task": runtime.manifest.get("task") if runtime else None,
+        "task": runtime.manifest.task if runtime else None,
         "labels": list(runtime.labels) if runtime else None,
     }
 
@@ -183,8 +183,14 @@ def model_detail(
         "max_length": tokenizer.max_length,
         "vocab_size": tokenizer.vocab_size,
     }
-    detail["dimensions"] = dict(manifest.get("model") or {})
-    detail.update((key, manifest.get(key)) for key in _PASSED_THROUGH)
-    detail["checksums"] = dict(manifest["files"])
-    detail["created_at"] = manifest.get("created_at")
+    detail["dimensions"] = dict(manifest.model)
+    detail.update(
+        parameters=manifest.parameters,
+        metrics=manifest.metrics.to_dict(),
+        training=manifest.training.to_dict(),
+        libraries=dict(manifest.libraries),
+        parity=manifest.parity.to_dict() if manifest.parity else None,
+    )
+    detail["checksums"] = dict(manifest.files)
+    detail["created_at"] = manifest.created_at
     return detail
