@@ -57,7 +57,7 @@ def test_a_text_alone_and_inside_a_padded_batch_score_the_same(runtime: ModelRun
 
 def test_hidden_states_have_one_row_per_token_and_h_n_per_layer_and_direction(runtime: ModelRuntime) -> None:
     id_lists = [runtime.tokenizer.encode(text).ids for text in ("goal team", "the soup was tasty today")]
-    dimensions = runtime.manifest["model"]
+    dimensions = runtime.manifest.model
     directions = 2 if dimensions["bidirectional"] else 1
 
     states = runtime.hidden_states(id_lists)
@@ -72,7 +72,7 @@ def test_hidden_states_have_one_row_per_token_and_h_n_per_layer_and_direction(ru
 def test_embedding_matrix_is_read_once_with_one_row_per_vocabulary_entry(runtime: ModelRuntime) -> None:
     assert runtime.embedding_matrix.shape == (
         runtime.tokenizer.vocab_size,
-        runtime.manifest["model"]["embedding_dim"],
+        runtime.manifest.model["embedding_dim"],
     )
     assert not runtime.embedding_matrix.flags.writeable
     assert np.array_equal(runtime.embeddings([3, 4]), runtime.embedding_matrix[[3, 4]])
