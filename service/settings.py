@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "model ready (a failed bundle then leaves the others serving).",
     )
     max_vector_bytes: int = Field(
-        64 * MIB,
+        96 * MIB,
         ge=MIB,
         description="Bytes of /embed and /hidden-states answers one worker may build at once (estimated "
         "before the model runs); past it, 429 with Retry-After.",

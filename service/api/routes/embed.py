@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -10,9 +10,9 @@ from starlette.responses import Response
 from service.api.answers import EmbedToken, embed_answer
 from service.api.bodies import json_body, request_body
 from service.api.deps import Services, ServicesDep
-from service.api.responses import OrjsonResponse
 from service.api.schemas import ERROR_RESPONSES, EmbedRequest, EmbedResponse
 from service.api.texts import prepare_texts, resolve_model
+from service.api.vector_budget import embed_cost, vector_budget
 from service.engine.preprocess import lookup_tokens
 from service.engine.runtime import ModelRuntime
 
@@ -54,8 +54,14 @@ async def embed(request: Annotated[EmbedRequest, json_body(EmbedRequest)], servi
     """The embedding vectors the model uses for tokens or a text's tokens, and their neighbours."""
     runtime, groups, truncated = await _tokens(request, services)
     all_ids = [token.id for group in groups for token in group]
-    vectors = runtime.embeddings(all_ids)  # (tokens, embedding_dim)
-    neighbors = None
-    if request.neighbors is not None and all_ids:
-        neighbors = await services.inference.neighbors(runtime, all_ids, request.neighbors)
-    return OrjsonResponse(embed_answer(runtime, groups, truncated, vectors, neighbors))
+
+    async def answer() -> dict[str, Any]:
+        vectors = runtime.embeddings(all_ids)  # (tokens, embedding_dim)
+        neighbors = None
+        if request.neighbors is not None and all_ids:
+            neighbors = await services.inference.neighbors(runtime, all_ids, request.neighbors)
+        return embed_answer(runtime, groups, truncated, vectors, neighbors)
+
+    # built and sent within the worker's vector budget (429 with Retry-After past it, 413 if never)
+    cost = embed_cost(runtime, len(all_ids), request.neighbors)
+    return await vector_budget(services.settings.max_vector_bytes).answer(cost, answer)

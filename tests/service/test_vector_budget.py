@@ -1,0 +1,124 @@
+"""The per-worker bound on vector answers: 413 for an answer that could never fit, 429 with Retry-After
+while others use the budget, the reservation released once the answer is sent, and streamed answers
+byte for byte what one ``orjson.dumps`` gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from service.api.responses import OPTIONS
+from service.api.vector_budget import (
+    HIDDEN_STATES_OUTPUT,
+    VectorBudget,
+    _chunks,
+    embed_cost,
+    hidden_states_cost,
+    vector_budget,
+)
+from service.bundle.graph import OUTPUTS
+from service.errors import Overloaded, PayloadTooLarge
+from service.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def _streamed(content: dict[str, Any]) -> bytes:
+    return b"".join([chunk async for chunk in _chunks(content)])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"model": "m", "version": 1, "results": [{"v": np.arange(6, dtype=np.float32).reshape(2, 3)}] * 3},
+        {"model": "m", "results": []},
+        {"results": [{"a": 1}, {"b": [0.1, None]}]},
+    ],
+)
+async def test_a_streamed_answer_is_byte_for_byte_one_dumps(content: dict[str, Any]) -> None:
+    assert await _streamed(content) == orjson.dumps(content, option=OPTIONS)
+
+
+def test_reservations_refuse_past_the_limit_and_release_once() -> None:
+    budget = VectorBudget(limit=100)
+    release = budget.reserve(60)
+
+    with pytest.raises(Overloaded) as busy:
+        budget.reserve(50)
+    assert busy.value.headers == {"Retry-After": "1"}
+    with pytest.raises(PayloadTooLarge, match="LSTM_SERVICE_MAX_VECTOR_BYTES"):
+        budget.reserve(101)
+
+    release()
+    release()  # twice: still released once
+    assert budget.in_flight == 0
+    budget.reserve(100)()
+
+
+def test_costs_grow_with_the_answer(tiny_store: Path) -> None:
+    from service.engine.registry import open_model
+
+    runtime = open_model(tiny_store / "tiny-en" / "1")
+    assert HIDDEN_STATES_OUTPUT in OUTPUTS
+    # padded to the longest text: one long text among short ones costs as much as all long
+    assert hidden_states_cost(runtime, [1, 1, 50]) == hidden_states_cost(runtime, [50, 50, 50])
+    assert hidden_states_cost(runtime, [50] * 4) > hidden_states_cost(runtime, [50] * 2)
+    assert embed_cost(runtime, 100, 5) > embed_cost(runtime, 100) > embed_cost(runtime, 10)
+
+
+def _body(texts: int, words: int = 40) -> dict[str, Any]:
+    return {"model": "tiny-en", "texts": ["good movie " * words] * texts}
+
+
+@pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
+async def test_routes_answer_413_when_an_answer_can_never_fit(
+    start_app: Any, tiny_store: Path, route: str
+) -> None:
+    limit = 1 << 20  # the smallest budget allowed; 64 texts of the model's longest need more
+    big: dict[str, Any] = {"model": "tiny-en", "texts": ["good movie " * 1000] * 64}
+    if route == "/embed":
+        big["neighbors"] = 5  # the tiny model's vectors are short (8 floats): neighbours make it larger
+    settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_vector_texts=64)
+    async with start_app(settings) as client:
+        response = await client.post(route, json=big)
+        small = await client.post(route, json=_body(1, 5))
+
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["error_type"] == "payload_too_large"
+    assert "LSTM_SERVICE_MAX_VECTOR_BYTES" in response.json()["error"]
+    assert small.status_code == 200, small.text[:300]
+    assert vector_budget(limit).in_flight == 0
+
+
+@pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
+async def test_routes_answer_429_with_retry_after_while_the_budget_is_in_use(
+    start_app: Any, tiny_store: Path, route: str
+) -> None:
+    limit = 8 << 20
+    async with start_app(Settings(model_store=tiny_store, max_vector_bytes=limit)) as client:
+        budget = vector_budget(limit)
+        release = budget.reserve(limit - 1000)  # another request building a large answer
+        try:
+            busy = await client.post(route, json=_body(2))
+        finally:
+            release()
+        after = await client.post(route, json=_body(2))
+
+    assert busy.status_code == 429, busy.text[:300]
+    assert busy.headers["Retry-After"] == "1" and busy.json()["error_type"] == "overloaded"
+    assert after.status_code == 200, after.text[:300]
+    assert budget.in_flight == 0  # released once the body was sent
+
+
+async def test_the_streamed_answer_is_the_documented_json(start_app: Any, tiny_store: Path) -> None:
+    async with start_app(Settings(model_store=tiny_store)) as client:
+        response = await client.post("/hidden-states", json=_body(2, 3))
+
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["model"] == "tiny-en" and len(body["results"]) == 2
+    assert len(body["results"][0]["hidden_states"]) == len(body["results"][0]["tokens"])
