@@ -27,6 +27,8 @@ K8S = DOCKER / "k8s"
 # `sleep` action is on by default from 1.30). Validating against the oldest target catches fields a
 # newer schema would accept but an older cluster would refuse.
 KUBERNETES_VERSION = "1.30.0"
+# Not `container` (which tests/container implies): no engine needed, so these run in `make test`.
+pytestmark = pytest.mark.unit
 KUSTOMIZATIONS = [K8S / "base", *sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())]
 APP = "lstm-service"
 

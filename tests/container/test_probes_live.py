@@ -30,7 +30,8 @@ STORE = ROOT / "model_store"
 BROKEN, HEALTHY = "news-topic", "review-sentiment-zh"  # news-topic is the default model (first by name)
 STARTUP_DEADLINE_S = 90.0
 
-pytestmark = pytest.mark.timeout(300)
+# Not `container` (which tests/container implies): a real server process, no engine, so `make test` runs it.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _container() -> dict[str, Any]:
