@@ -40,6 +40,16 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected seeds like 13,14,15, got {text!r}") from error
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds repeat in {text!r}")
+    return seeds
+
+
 def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("data (one of --dataset, --data, or --train/--dev[/--test])")
     group.add_argument(
@@ -204,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
     loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
+    loop.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=(),
+        metavar="S1,S2,...",
+        help="train once per seed, bundle the best by dev score, record each seed's test figures with "
+        "their mean and standard deviation (replaces --seed)",
+    )
     loop.add_argument(
         "--length-pool",
         type=int,

@@ -96,6 +96,7 @@ def _train_bundle(
         pos_weight=args.pos_weight,
         calibrated=args.calibration,
         context=context,
+        seeds=args.seeds,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from training.model import LSTMClassifier, ModelConfig
 from training.multilabel import positive_weights
 from training.objectives import Objective
 from training.publish import BundleResult, evaluate_and_bundle
+from training.scoring import assess
 from training.summary import format_summary, parameter_summary
 from training.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
 
@@ -222,23 +224,44 @@ def train_bundle(
     pos_weight: bool = False,
     calibrated: bool = True,
     context: Distributed = SINGLE,
+    seeds: Sequence[int] = (),
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
     ``model`` gives the architecture; its ``vocab_size`` and ``num_labels`` come from the data. Under
-    torchrun only rank 0 evaluates, exports and writes the bundle; the other ranks return ``None``."""
-    fitted = fit(
-        data,
-        tokenizer=tokenizer,
-        model=model,
-        training=training,
-        pretrained=pretrained,
-        run_dir=run_dir,
-        resume=resume,
-        progress=progress,
-        pos_weight=pos_weight,
-        context=context,
-    )
+    torchrun only rank 0 evaluates, exports and writes the bundle; the other ranks return ``None``.
+
+    ``seeds``: train the recipe once per seed (run folders ``<run_dir>/seed-<seed>``), bundle the run with
+    the best *dev* score, and record every seed's test figures with their mean and standard deviation in
+    ``metrics.seeds``: the spread of the recipe, not of one lucky draw."""
+    options = {
+        "tokenizer": tokenizer,
+        "model": model,
+        "pretrained": pretrained,
+        "resume": resume,
+        "progress": progress,
+        "pos_weight": pos_weight,
+        "context": context,
+    }
+    extra_metrics = None
+    if seeds:
+        if resume:
+            raise ValueError("--seeds trains several runs from scratch; it cannot --resume")
+        splits = data.load() if isinstance(data, DataSpec) else data
+        training = training or TrainSettings()
+        runs = [
+            fit(
+                splits,
+                training=replace(training, seed=seed),
+                run_dir=Path(run_dir) / f"seed-{seed}" if run_dir is not None else None,
+                **options,
+            )
+            for seed in seeds
+        ]
+        fitted, extra_metrics = _pick_seed(runs)
+        run_dir = Path(run_dir) / f"seed-{fitted.record.seed}" if run_dir is not None else None
+    else:
+        fitted = fit(data, training=training, run_dir=run_dir, **options)
     if not context.is_main:
         return None
     return evaluate_and_bundle(
@@ -254,7 +277,38 @@ def train_bundle(
         quantize=quantize,
         run_dir=run_dir,
         calibrated=calibrated,
+        extra_metrics=extra_metrics,
     )
+
+
+def _pick_seed(runs: Sequence[FitResult]) -> tuple[FitResult, dict[str, Any]]:
+    """The run with the best dev score (ties: the first seed), and every run's test figures."""
+    rows = []
+    for run in runs:
+        test = assess(run.model, run.tokenizer, run.splits, baseline=False, calibrated=False).metrics
+        row = {"seed": run.record.seed, "dev_score": run.record.extra["best_dev_score"]}
+        row.update({key: test.get(key) for key in ("accuracy", "macro_f1", "micro_f1") if key in test})
+        rows.append(row)
+    chosen = max(range(len(runs)), key=lambda index: (rows[index]["dev_score"], -index))
+    summary: dict[str, Any] = {
+        "selected_by": runs[chosen].record.extra["objective"]["selected_by"],
+        "chosen_seed": rows[chosen]["seed"],
+        "per_seed": rows,
+    }
+    for key in ("accuracy", "macro_f1", "micro_f1"):
+        values = [row[key] for row in rows if row.get(key) is not None]
+        if values:
+            summary[f"{key}_mean"] = round(float(np.mean(values)), 4)
+            summary[f"{key}_std"] = round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 4)
+    logger.info(
+        "seeds %s: test accuracy %s ± %s; bundling seed %s (best dev %s)",
+        [row["seed"] for row in rows],
+        summary.get("accuracy_mean"),
+        summary.get("accuracy_std"),
+        summary["chosen_seed"],
+        rows[chosen]["dev_score"],
+    )
+    return runs[chosen], {"seeds": summary}
 
 
 def export_checkpoint(

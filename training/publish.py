@@ -76,12 +76,13 @@ def evaluate_and_bundle(
     quantize: bool = False,
     run_dir: Path | None = None,
     calibrated: bool = True,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> BundleResult:
     """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``; the run
     folder gets ``report.json`` and the pictures of :mod:`training.plots`."""
     model = model.eval()
     assessment = assess(model, tokenizer, splits, baseline, calibrated)
-    metrics = assessment.metrics
+    metrics = {**assessment.metrics, **(extra_metrics or {})}
     held_out = splits.test or splits.dev  # parity and golden texts never come from training data
     texts = [example.text for example in held_out]
     sequences = encode_texts(tokenizer, texts)
