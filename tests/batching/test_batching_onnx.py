@@ -43,7 +43,7 @@ def texts_of_mixed_lengths(golden_texts: list[str], count: int, seed: int) -> li
 def test_logits_are_the_same_alone_and_in_any_batch(tiny_store, model_name, max_batch_size, max_padding):
     bundle = load_bundle(tiny_store / model_name / "1")
     session = ort.InferenceSession(str(bundle.model_path), providers=["CPUExecutionProvider"])
-    golden = [example["text"] for example in bundle.manifest["golden"]]
+    golden = [example.text for example in bundle.manifest.golden]
     encoded = [
         bundle.tokenizer.encode(text).ids or [1] for text in texts_of_mixed_lengths(golden, 60, seed=7)
     ]
