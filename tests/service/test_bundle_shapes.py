@@ -1,7 +1,7 @@
 """Every committed fixture bundle served over HTTP in process: 2 stacked layers with one direction and
 last-state pooling, char bigrams with mean pooling, word and char BiLSTMs with max pooling. Each answers
 every route in the shape its architecture implies, and /classify reproduces the absolute scores of the
-manifest's golden examples (softmax of the logits recorded at export)."""
+manifest's golden examples (softmax of the logits recorded at export over the calibration temperature)."""
 
 from __future__ import annotations
 
@@ -89,19 +89,21 @@ async def test_scores_match_the_golden_logits_recorded_at_export(
     manifest = load_bundle(every_fixture_store / model / "1").manifest
     assert manifest.golden, "a bundle without golden examples proves nothing here"
     texts = [example.text for example in manifest.golden]
+    # Served probabilities are softmax(logits / T), T the calibration temperature fitted at training.
+    temperature = float(manifest.calibration["temperature"]) if manifest.calibration else 1.0
 
     answer = await shapes_client.post("/classify", json={"texts": texts, "model": model})
 
     assert answer.status_code == 200
     for example, result in zip(manifest.golden, answer.json()["results"], strict=True):
         scores = list(result["scores"].values())  # in label order, as the logits
-        expected = _softmax(example.logits)
+        expected = _softmax([logit / temperature for logit in example.logits])
         assert max(abs(a - b) for a, b in zip(scores, expected, strict=True)) <= PARITY_TOLERANCE, (
             example.text
         )
 
 
-def _softmax(logits: tuple[float, ...]) -> list[float]:
+def _softmax(logits: list[float]) -> list[float]:
     top = max(logits)
     exponentials = [math.exp(value - top) for value in logits]
     return [value / sum(exponentials) for value in exponentials]
