@@ -20,7 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from live_server import LiveServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the `support` helpers, as under pytest
+from support.live_server import LiveServer  # noqa: E402
 
 TEXTS = [
     "the striker scored a late goal for the team",

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from reliability_support import ADMIN, ADMIN_TOKEN, add_version
+from support.apps import ADMIN, ADMIN_TOKEN
+from support.stores import add_version
 
 from service.api.app import create_app
 from service.settings import Settings

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, Load, Reply
-from reliability_support import add_version
+from support.live_server import LiveServer, Load, Reply
+from support.stores import add_version
 
 DRAIN_SECONDS = 2.0
 REPETITIONS = range(int(os.environ.get("DRAIN_TEST_REPETITIONS", "1")))
