@@ -1,96 +1,43 @@
-"""End to end: ``python -m service serve`` in a subprocess on a free port, called with the stdlib."""
+"""End to end: ``python -m service serve`` in a subprocess on a free port (:mod:`support.live_server`),
+called with the stdlib."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.network import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_DEADLINE_SECONDS = 60
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], Any]:
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), json.loads(error.read())
-
-
-def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"the server exited with {server.process.returncode} before it was ready")
-        try:
-            if server.request("GET", "/readyz")[0] == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass  # not listening yet
-        time.sleep(0.1)
-    raise AssertionError(f"the server was not ready within {STARTUP_DEADLINE_SECONDS} s")
+from support.live_server import REPO, LiveServer
 
 
 @pytest.fixture(scope="module")
-def server(tiny_store: Path) -> Iterator[Server]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "service",
-        "serve",
-        "--model-store",
-        str(tiny_store),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--max-texts",
-        "8",
-        "--drain-seconds",
-        "0",
-    ]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    running = Server(process, port)
+def server(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    log = tmp_path_factory.mktemp("end-to-end") / "server.log"
+    flags = ["--log-level", "warning", "--max-texts", "8", "--drain-seconds", "0"]
+    running = LiveServer.start(tiny_store, log, flags)
     try:
-        _wait_until_ready(running)
         yield running
         # The module's last check: SIGTERM shuts the server down cleanly, with exit status 0.
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
+        running.terminate()
+        assert running.process.wait(timeout=15) == 0, running.log_text()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        running.kill()
 
 
-def test_every_route_answers(server: Server) -> None:
-    status, headers, classified = server.request("POST", "/classify", {"text": "the chef made soup"})
+def _request(
+    server: LiveServer, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    reply = server.call(method, path, body, headers=headers)
+    return reply.status, reply.headers, reply.body
+
+
+def test_every_route_answers(server: LiveServer) -> None:
+    status, headers, classified = _request(server, "POST", "/classify", {"text": "the chef made soup"})
     assert status == 200 and classified["results"][0]["label"] == "food"
     assert headers["x-request-id"]
 
@@ -106,26 +53,26 @@ def test_every_route_answers(server: Server) -> None:
         ("GET", "/openapi.json", None),
     ]
     for method, path, body in calls:
-        assert server.request(method, path, body)[0] == 200, path
+        assert _request(server, method, path, body)[0] == 200, path
 
 
-def test_curl_style_form_content_type_still_classifies(server: Server) -> None:
+def test_curl_style_form_content_type_still_classifies(server: LiveServer) -> None:
     body = json.dumps({"text": "这个东西很好", "model": "tiny-zh"}).encode()
 
-    status, _, answer = server.request(
-        "POST", "/classify", body, {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, answer = _request(
+        server, "POST", "/classify", body, {"Content-Type": "application/x-www-form-urlencoded"}
     )
 
     assert status == 200 and answer["model"] == "tiny-zh"
 
 
-def test_flags_reach_the_settings(server: Server) -> None:
-    status, _, answer = server.request("POST", "/classify", {"texts": ["goal"] * 9})
+def test_flags_reach_the_settings(server: LiveServer) -> None:
+    status, _, answer = _request(server, "POST", "/classify", {"texts": ["goal"] * 9})
 
     assert status == 422 and answer["error"] == "too many texts: 9 (at most 8 per request)"
 
 
-def test_a_chunked_body_over_the_limit_gets_413_and_the_server_keeps_serving(server: Server) -> None:
+def test_a_chunked_body_over_the_limit_gets_413_and_the_server_keeps_serving(server: LiveServer) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     chunks = (b"x" * 65_536 for _ in range(20))  # 1.25 MiB, no Content-Length
     try:
@@ -142,14 +89,14 @@ def test_a_chunked_body_over_the_limit_gets_413_and_the_server_keeps_serving(ser
         connection.close()
 
     assert status == 413 and answer["error_type"] == "payload_too_large"
-    assert server.request("POST", "/classify", {"text": "goal"})[0] == 200
+    assert _request(server, "POST", "/classify", {"text": "goal"})[0] == 200
 
 
-def test_a_declared_body_over_the_limit_gets_413(server: Server) -> None:
-    status, _, answer = server.request("POST", "/embed", {"text": "g" * (1 << 20)})
+def test_a_declared_body_over_the_limit_gets_413(server: LiveServer) -> None:
+    status, _, answer = _request(server, "POST", "/embed", {"text": "g" * (1 << 20)})
 
     assert (status, answer["error_type"]) == (413, "payload_too_large")
-    assert server.request("GET", "/readyz")[0] == 200
+    assert _request(server, "GET", "/readyz")[0] == 200
 
 
 def test_serve_refuses_settings_that_cannot_work(tmp_path: Path) -> None:
