@@ -6,6 +6,8 @@ Stores (real bundles, never a mock of onnxruntime; see :mod:`support.stores`):
   committed ``tests/fixtures/store``; needs no torch
 - ``shapes_store``: ``tiny-deep/1`` (2 layers, one direction) and ``tiny-bigram/1`` (char bigrams)
 - ``tiny_bundle(store, name, ...)``: trains a bundle at test time (needs torch; skips without it)
+- ``store_copy``: a private copy of ``tiny_store``, free to damage or to add versions to
+- ``start_app``: ``async with start_app(settings) as client``, the real app in process
 
 Markers, set here by where a test lives and what it uses unless the test sets one itself:
 
@@ -22,11 +24,16 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
 import pytest
+from support.apps import running_app
 from support.data import tiny_examples
 from support.stores import SHAPES, STORE, copy_store
+
+from service.settings import Settings
 
 KINDS = ("unit", "api", "e2e", "train", "container")
 FOLDER_KINDS = {"container": "container", "training": "train"}
@@ -98,3 +105,20 @@ def shapes_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``tiny-deep/1`` (word, 2 layers, one direction, last-state pooling) and ``tiny-bigram/1``
     (char-bigram BiLSTM, mean pooling)."""
     return copy_store(SHAPES, tmp_path_factory.mktemp("shapes") / "store")
+
+
+@pytest.fixture
+def store_copy(tiny_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny store, free to add versions to and to damage."""
+    return copy_store(tiny_store, tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def start_app() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """``async with start_app(settings) as client``: a private app, for other stores or settings."""
+    return running_app

@@ -1,33 +1,20 @@
 """Fixtures for the service tests: the real app over the real tiny bundles (``tiny_store``), no mocks.
 
 ``client`` is one app with its real lifespan, shared by the whole session (loading is the slow part);
-tests that need another store or other settings build their own with ``start_app``.
+tests that need another store or other settings build their own with ``start_app`` (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 from support.apps import running_app
-from support.stores import copy_store
 from support.stores import rewrite_manifest as _rewrite_manifest
 
 from service.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def start_app() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
-    """``async with start_app(settings) as client``: a private app, for other stores or settings."""
-    return running_app
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +26,6 @@ def service_settings(tiny_store: Path) -> Settings:
 async def client(service_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(service_settings) as client:
         yield client
-
-
-@pytest.fixture
-def store_copy(tiny_store: Path, tmp_path: Path) -> Path:
-    """A private copy of the tiny store, free to damage."""
-    return copy_store(tiny_store, tmp_path / "store")
 
 
 @pytest.fixture
