@@ -49,10 +49,6 @@ class Encoding:
     truncated: bool
     num_tokens_before_truncation: int
 
-    @property
-    def unknown_count(self) -> int:
-        return sum(1 for token_id in self.ids if token_id == UNK_ID)
-
 
 def jieba_missing_message(what: str) -> str | None:
     """Why ``what`` cannot work without jieba, or None if jieba is installed (found, not imported)."""

@@ -83,7 +83,7 @@ def hidden_states_answer(
             "tokens": token_list(encoding),
             "hidden_states": per_text,
             "h_n": states.h_n[:, row].copy(),  # copy: orjson serialises only contiguous arrays
-            "c_n": states.c_n[:, row].copy(),
+            "c_n": None if states.c_n is None else states.c_n[:, row].copy(),  # None: a cell without one
             "truncated": encoding.truncated,
         }
         for row, (encoding, per_text) in enumerate(zip(encodings, states.per_text, strict=True))

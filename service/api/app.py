@@ -23,7 +23,8 @@ from service.api.routes import inspect as inspector
 from service.api.routes import metrics as metrics_route
 from service.api.schemas import error_responses
 from service.api.security import require_api_key
-from service.engine.inference import BatchingOptions, Inference
+from service.engine.batching import BatchLimits
+from service.engine.inference import Inference
 from service.engine.registry import Registry
 from service.engine.reloader import StorePoller
 from service.observability import metrics
@@ -54,16 +55,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
     app.state.registry = registry
-    batching_options = None
-    if settings.batching:
-        batching_options = BatchingOptions(
-            max_batch_size=settings.max_batch_size,
-            max_wait_ms=settings.max_wait_ms,
-            max_queued=settings.max_queued,
-            max_batch_tokens=settings.max_batch_tokens,
-            on_batch=metrics.on_batch,
-        )
-    app.state.inference = Inference(settings.inference_threads, batching_options, serves=registry.serves)
+    app.state.inference = Inference(
+        settings.inference_threads, _batch_limits(settings), on_batch=metrics.on_batch, serves=registry.serves
+    )
     app.state.services = Services(settings, registry, app.state.inference)
     metrics.track_queue(app.state.inference.queued)
     metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
@@ -86,6 +80,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
         await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
+
+
+def _batch_limits(settings: Settings) -> BatchLimits | None:
+    """The micro-batchers' limits, from the settings; None when batching is off."""
+    if not settings.batching:
+        return None
+    return BatchLimits(
+        max_batch_size=settings.max_batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_wait_ms=settings.max_wait_ms,
+        max_queued=settings.max_queued,
+    )
 
 
 # Routes answered past FastAPI (see service.api.hotpath); each also has its documented FastAPI route.

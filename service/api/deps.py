@@ -28,19 +28,23 @@ class Services:
 
 
 async def get_services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+    registry: Registry = request.app.state.registry
+    return registry
 
 
 async def get_inference(request: Request) -> Inference:
-    return request.app.state.inference
+    inference: Inference = request.app.state.inference
+    return inference
 
 
 async def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -46,8 +46,9 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
+from starlette.convertors import Convertor
 from starlette.requests import Request
-from starlette.routing import Convertor, compile_path
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.bodies import parse_body, read_body

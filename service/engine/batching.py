@@ -23,32 +23,72 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
 
-class Overloaded(Exception):
-    """The queue is full; the caller should answer 429 with ``Retry-After: retry_after``."""
+class BatcherError(Exception):
+    """Why a request's items got no results; the caller turns each kind into its own answer."""
+
+
+class QueueFull(BatcherError):
+    """Admitting the request would queue more than ``max_queued`` items; retry in ``retry_after`` s."""
 
     def __init__(self, queued: int, max_queued: int, retry_after: int = 1) -> None:
         super().__init__(f"{queued} texts are already queued (limit {max_queued}); retry in {retry_after} s")
         self.queued, self.max_queued, self.retry_after = queued, max_queued, retry_after
 
 
-class DeadlineExceeded(Exception):
+class Expired(BatcherError):
     """The request's deadline passed before all of its items ran."""
 
 
-class BatchFailed(Exception):
+class BatchFailed(BatcherError):
     """``run_batch`` raised for a batch holding this request's items; the cause is chained."""
 
 
-class BatcherStopped(Exception):
+class BatcherStopped(BatcherError):
     """The batcher is stopping or stopped and takes no new work (the service is shutting down)."""
+
+
+class ModelTime(Protocol):
+    """Where a request's share of model time goes (:class:`service.observability.context.RequestRecord`)."""
+
+    def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Every limit of a batcher, checked once here (the service builds one from its settings)."""
+
+    max_batch_size: int = 32  # items per model call
+    max_batch_tokens: int = 2048  # padded tokens (items x longest) per call; a longer item runs alone
+    max_padding: float = 0.5  # padding may add at most this fraction of the real tokens
+    max_wait_ms: float = 2.0  # how long the oldest item may wait for its batch to fill, under concurrency
+    max_queued: int = 1024  # items waiting; past it, submit() raises QueueFull
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.max_batch_tokens < 1:
+            raise ValueError(
+                f"max_batch_tokens must be >= 1 (padded tokens per call), got {self.max_batch_tokens}"
+            )
+        if self.max_padding < 0:
+            raise ValueError(
+                "max_padding must be >= 0 (0.5 = padding may add half the real tokens), "
+                f"got {self.max_padding}"
+            )
+        if self.max_wait_ms < 0:
+            raise ValueError(
+                f"max_wait_ms must be >= 0 (0 = never wait for a batch to fill), got {self.max_wait_ms}"
+            )
+        if self.max_queued < 1:
+            raise ValueError(f"max_queued must be >= 1, got {self.max_queued}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +121,7 @@ class _Request:
     results: list[Any]
     pending: int
     deadline: float | None  # time.monotonic() seconds
+    model_time: ModelTime | None  # told the run time of every batch holding one of its items
 
     def fail(self, error: BaseException) -> bool:
         """Fail the request unless it already finished; True if this call failed it."""
@@ -111,13 +152,6 @@ class _Item:
 class _Plan:
     batches: list[list[_Item]] = field(default_factory=list)
     expired: list[_Item] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    max_batch_size: int = 32  # items per model call
-    max_batch_tokens: int = 2048  # padded tokens (items x longest) per call; a longer item runs alone
-    max_padding: float = 0.5  # padding may add at most this fraction of the real tokens
 
 
 def collate(queue: deque[_Item], now: float, limits: BatchLimits) -> _Plan:
@@ -160,43 +194,23 @@ class MicroBatcher:
     Items that arrive while a batch runs always form the next one. ``max_wait_ms`` is how much longer
     the oldest queued item may wait for the batch to fill up to ``max_batch_size``; the batcher waits only
     when the previous drain held several requests, so a lone client never pays it (0: never wait).
-    ``max_queued`` bounds the items waiting: past it, :meth:`submit` raises :class:`Overloaded` at once.
+    ``max_queued`` bounds the items waiting: past it, :meth:`submit` raises :class:`QueueFull` at once.
+    The limits come in one :class:`BatchLimits`.
     """
 
     def __init__(
         self,
-        run_batch: Callable[[list[Any]], Sequence[Any]],
+        run_batch: Callable[[list[Any]], Collection[Any]],
+        limits: BatchLimits = BatchLimits(),
         *,
-        max_batch_size: int = 32,
-        max_wait_ms: float = 2.0,
-        max_queued: int = 1024,
-        max_batch_tokens: int = 2048,
-        max_padding: float = 0.5,
         size: Callable[[Any], int] = len,
         executor: Executor | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         name: str = "batcher",
     ) -> None:
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
-        if max_wait_ms < 0:
-            raise ValueError(
-                f"max_wait_ms must be >= 0 (0 = never wait for a batch to fill), got {max_wait_ms}"
-            )
-        if max_queued < 1:
-            raise ValueError(f"max_queued must be >= 1, got {max_queued}")
-        if max_batch_tokens < 1:
-            raise ValueError(
-                f"max_batch_tokens must be >= 1 (padded tokens per call), got {max_batch_tokens}"
-            )
-        if max_padding < 0:
-            raise ValueError(
-                f"max_padding must be >= 0 (0.5 = padding may add half the real tokens), got {max_padding}"
-            )
         self._run_batch, self._size, self._on_batch, self.name = run_batch, size, on_batch, name
-        self.limits = BatchLimits(max_batch_size, max_batch_tokens, max_padding)
-        self.max_batch_size, self.max_queued = max_batch_size, max_queued
-        self.max_wait = max_wait_ms / 1000
+        self.limits = limits
+        self.max_wait = limits.max_wait_ms / 1000
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._queue: deque[_Item] = deque()
@@ -254,24 +268,27 @@ class MicroBatcher:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def submit(self, items: Sequence[Any], deadline: float | None = None) -> list[Any]:
+    async def submit(
+        self, items: Sequence[Any], deadline: float | None = None, model_time: ModelTime | None = None
+    ) -> list[Any]:
         """Queue ``items`` and return their results in order.
 
-        ``deadline`` is a ``time.monotonic()`` instant: the request fails with :class:`DeadlineExceeded`
-        when it passes, whether its items are still queued or running. Raises :class:`Overloaded` at
-        once if admitting the items would queue more than ``max_queued`` (a request is always admitted
-        into an empty queue, so one larger than the bound is not refused forever).
+        ``deadline`` is a ``time.monotonic()`` instant: the request fails with :class:`Expired` when it
+        passes, whether its items are still queued or running. Raises :class:`QueueFull` at once if
+        admitting the items would queue more than ``max_queued`` (a request is always admitted into an
+        empty queue, so one larger than the bound is not refused forever). ``model_time`` is told the
+        run time of every batch that holds one of the items (before the results are handed over).
         """
         if self._stopping or self._task is None or self._task.done():
             raise BatcherStopped(f"{self.name} is not running (call start() first; stop() is final)")
         if not items:
             return []
-        if self._queue and len(self._queue) + len(items) > self.max_queued:
+        if self._queue and len(self._queue) + len(items) > self.limits.max_queued:
             self.counters.rejected_requests += 1
-            raise Overloaded(len(self._queue), self.max_queued)
+            raise QueueFull(len(self._queue), self.limits.max_queued)
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        request = _Request(loop.create_future(), [None] * len(items), len(items), deadline)
+        request = _Request(loop.create_future(), [None] * len(items), len(items), deadline, model_time)
         self._queue.extend(
             _Item(request, index, payload, self._size(payload), now) for index, payload in enumerate(items)
         )
@@ -323,10 +340,10 @@ class MicroBatcher:
         if (
             self._concurrent
             and remaining > 0
-            and len(self._queue) < self.max_batch_size
+            and len(self._queue) < self.limits.max_batch_size
             and not self._stopping
         ):
-            await self._wait_until(self.max_batch_size, remaining)
+            await self._wait_until(self.limits.max_batch_size, remaining)
         plan = collate(self._queue, time.monotonic(), self.limits)
         self._concurrent = len({id(item.request) for batch in plan.batches for item in batch}) > 1
         for item in plan.expired:
@@ -335,7 +352,7 @@ class MicroBatcher:
             await self._run(batch)
 
     def _expire(self, request: _Request, when: str) -> None:
-        if request.fail(DeadlineExceeded(f"the request's deadline passed {when}")):
+        if request.fail(Expired(f"the request's deadline passed {when}")):
             self.counters.expired_requests += 1
 
     async def _run(self, batch: list[_Item]) -> None:
@@ -350,9 +367,12 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         error: BaseException | None = None
         try:
-            results = await loop.run_in_executor(
-                self._executor, self._run_batch, [item.payload for item in batch]
-            )
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self._run_batch, [item.payload for item in batch]
+                )
+            finally:
+                self._add_model_time(batch, time.monotonic() - now)
             if len(results) != len(batch):
                 raise ValueError(f"run_batch returned {len(results)} results for {len(batch)} items")
         except asyncio.CancelledError:  # stop(drain=False) or a drain timeout
@@ -370,6 +390,13 @@ class MicroBatcher:
             for item, result in zip(batch, results, strict=True):
                 item.request.deliver(item.index, result)
         self._record(batch, now, time.monotonic() - now, failed=error is not None)
+
+    @staticmethod
+    def _add_model_time(batch: list[_Item], run_seconds: float) -> None:
+        requests = {id(item.request): item.request for item in batch}
+        for request in requests.values():
+            if request.model_time is not None:
+                request.model_time.add_model_time(0.0, run_seconds)
 
     def _record(self, batch: list[_Item], started: float, run_seconds: float, failed: bool) -> None:
         self.counters.batches += 1

@@ -12,7 +12,6 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -20,9 +19,9 @@ import numpy as np
 from service.engine import batching
 from service.engine.preprocess import encode_texts
 from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
-from service.errors import DeadlineExceeded, Overloaded, Unavailable
+from service.errors import DeadlineExceeded, Overloaded, ServiceError, Unavailable
 from service.observability import timing
-from service.observability.context import DEADLINE, seconds_left
+from service.observability.context import DEADLINE, RECORD, seconds_left
 from service.tokenizer import Encoding
 
 T = TypeVar("T")
@@ -31,28 +30,24 @@ T = TypeVar("T")
 _INLINE_TOKENIZE_CHARS = 2_000
 
 
-@dataclass(frozen=True)
-class BatchingOptions:
-    """How classification requests are grouped (see :class:`service.engine.batching.MicroBatcher`)."""
-
-    max_batch_size: int = 32
-    max_wait_ms: float = 2.0
-    max_queued: int = 1024
-    max_batch_tokens: int = 2048
-    on_batch: Callable[[ModelRuntime, batching.BatchStats], None] | None = None
-
-
 class Inference:
-    """``batching=None`` runs every classification request as its own model call."""
+    """``batch_limits=None`` runs every classification request as its own model call.
+
+    ``on_batch(runtime, stats)`` hears about every batch a micro-batcher ran (metrics); ``serves(runtime)``
+    says whether a runtime is still loaded (batchers of unloaded or replaced runtimes are retired).
+    """
 
     def __init__(
         self,
         threads: int,
-        batching_options: BatchingOptions | None = None,
+        batch_limits: batching.BatchLimits | None = None,
+        *,
+        on_batch: Callable[[ModelRuntime, batching.BatchStats], None] | None = None,
         serves: Callable[[ModelRuntime], bool] | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference")
-        self._batching = batching_options
+        self._batch_limits = batch_limits
+        self._on_batch = on_batch
         # (name, version) -> the runtime a batcher was made for, and the batcher. A reload that brings a
         # new runtime for the same key gets a new batcher; the old one drains in the background.
         self._batchers: dict[tuple[str, int], tuple[ModelRuntime, batching.MicroBatcher]] = {}
@@ -99,16 +94,9 @@ class Inference:
             return await self.run(runtime.classify, id_lists)
         try:
             with timing.waiting_for_model():
-                rows = await batcher.submit(timing.tag(id_lists), deadline=DEADLINE.get())
-        except batching.Overloaded as error:
-            raise Overloaded(
-                f"the server is overloaded ({error.queued} texts queued); retry in {error.retry_after} s",
-                headers={"Retry-After": str(error.retry_after)},
-            ) from None
-        except batching.DeadlineExceeded:
-            raise DeadlineExceeded("the request did not finish within its deadline") from None
-        except batching.BatcherStopped:
-            raise Unavailable("the server is shutting down; retry on another instance") from None
+                rows = await batcher.submit(id_lists, deadline=DEADLINE.get(), model_time=RECORD.get())
+        except (batching.QueueFull, batching.Expired, batching.BatcherStopped) as error:
+            raise service_error(error) from None
         return np.stack(rows)
 
     def queued(self) -> int:
@@ -116,7 +104,7 @@ class Inference:
         return sum(batcher.queued for _, batcher in self._batchers.values())
 
     def _batcher(self, runtime: ModelRuntime) -> batching.MicroBatcher | None:
-        if self._batching is None:
+        if self._batch_limits is None:
             return None
         self._retire_unserved()  # a few dict lookups per request
         if self._serves is not None and not self._serves(runtime):
@@ -125,14 +113,10 @@ class Inference:
         current = self._batchers.get(key)
         if current is not None and current[0] is runtime:
             return current[1]
-        options = self._batching
-        on_batch = options.on_batch
+        on_batch = self._on_batch
         batcher = batching.MicroBatcher(
-            timing.timed_batches(runtime.classify),
-            max_batch_size=options.max_batch_size,
-            max_wait_ms=options.max_wait_ms,
-            max_queued=options.max_queued,
-            max_batch_tokens=options.max_batch_tokens,
+            runtime.classify,
+            self._batch_limits,
             on_batch=None if on_batch is None else functools.partial(on_batch, runtime),
             name=f"batcher-{runtime.name}-{runtime.version}",
         )
@@ -174,6 +158,20 @@ class Inference:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def service_error(error: batching.BatcherError) -> ServiceError:
+    """The one translation of the batcher's refusals into the error vocabulary (429, 504, 503)."""
+    if isinstance(error, batching.QueueFull):
+        return Overloaded(
+            f"the server is overloaded ({error.queued} texts queued); retry in {error.retry_after} s",
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    if isinstance(error, batching.Expired):
+        return DeadlineExceeded("the request did not finish within its deadline")
+    if isinstance(error, batching.BatcherStopped):
+        return Unavailable("the server is shutting down; retry on another instance")
+    raise TypeError(f"no answer for {type(error).__name__}") from error
 
 
 def _classify_one_by_one(runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:

@@ -111,7 +111,7 @@ def observe_batch(
 
 
 def on_batch(runtime: Any, stats: Any) -> None:
-    """``BatchingOptions.on_batch``: one :class:`service.engine.batching.BatchStats` of a batcher."""
+    """``Inference(on_batch=...)``: one :class:`service.engine.batching.BatchStats` of a batcher."""
     observe_batch(
         runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds, stats.failed
     )

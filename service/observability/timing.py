@@ -3,19 +3,19 @@
 ``inference``: the model calls that served the request (and tokenizing long texts in the pool); ``queue``:
 the rest of the time it waited for them (a free pool thread, or its turn in the micro-batcher). The times
 land on the request's :class:`service.observability.context.RequestRecord`; outside a request everything
-here is a no-op. Pool threads and the batcher's thread do not inherit context variables, so the record
-travels explicitly: captured when the work is handed over, and for the batcher inside the payload itself
-(:func:`tag`).
+here is a no-op. Pool threads do not inherit context variables, so :func:`timed` captures the record when
+the work is handed over; the micro-batcher is handed the record with the request's texts and adds each
+batch's run time to it (:meth:`service.engine.batching.MicroBatcher.submit`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from service.observability.context import RECORD, RequestRecord
+from service.observability.context import RECORD
 
 T = TypeVar("T")
 
@@ -32,41 +32,6 @@ def timed(call: Callable[[], T]) -> Callable[[], T]:
             return call()
         finally:
             record.add_model_time(started - submitted, time.perf_counter() - started)
-
-    return run
-
-
-class _TaggedIds(list):  # type: ignore[type-arg]
-    """A text's token ids that remember which request they belong to (a list, so the model reads them)."""
-
-    __slots__ = ("record",)
-    record: RequestRecord | None
-
-
-def tag(id_lists: Sequence[Sequence[int]]) -> list[list[int]]:
-    """The batcher's payloads for the current request's texts."""
-    record = RECORD.get()
-    payloads = []
-    for ids in id_lists:
-        payload = _TaggedIds(ids)
-        payload.record = record
-        payloads.append(payload)
-    return payloads  # type: ignore[return-value]
-
-
-def timed_batches(run_batch: Callable[[list[Any]], T]) -> Callable[[list[Any]], T]:
-    """A batcher's ``run_batch`` that adds each batch's run time to every request with a text in it."""
-
-    def run(payloads: list[Any]) -> T:
-        started = time.perf_counter()
-        try:
-            return run_batch(payloads)
-        finally:
-            seconds = time.perf_counter() - started
-            tagged = (getattr(payload, "record", None) for payload in payloads)
-            records = {id(record): record for record in tagged if record is not None}
-            for record in records.values():
-                record.add_model_time(0.0, seconds)
 
     return run
 

@@ -18,9 +18,9 @@ from service.engine.batching import (
     BatchFailed,
     BatchLimits,
     BatchStats,
-    DeadlineExceeded,
+    Expired,
     MicroBatcher,
-    Overloaded,
+    QueueFull,
     _Item,
     _Request,
     collate,
@@ -67,7 +67,9 @@ async def settle() -> None:
 def test_results_come_back_in_order_for_concurrent_requests():
     async def scenario():
         model = FakeModel()
-        async with MicroBatcher(model, max_batch_size=4, max_wait_ms=1, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=4, max_wait_ms=1), size=lambda _: 1
+        ) as batcher:
             requests = [
                 list(range(start, start + count)) for start, count in ((0, 1), (10, 7), (100, 3), (7, 0))
             ]
@@ -83,7 +85,10 @@ def test_a_request_larger_than_a_batch_is_split_and_reassembled():
         model = FakeModel()
         sizes = []
         async with MicroBatcher(
-            model, max_batch_size=3, max_wait_ms=0, size=lambda _: 1, on_batch=lambda s: sizes.append(s.size)
+            model,
+            BatchLimits(max_batch_size=3, max_wait_ms=0),
+            size=lambda _: 1,
+            on_batch=lambda s: sizes.append(s.size),
         ) as batcher:
             result = await batcher.submit(list(range(10)))
         assert result == [item * 2 for item in range(10)]
@@ -95,7 +100,9 @@ def test_a_request_larger_than_a_batch_is_split_and_reassembled():
 def test_each_batch_holds_items_of_similar_length():
     async def scenario():
         model = FakeModel(hold=True)
-        async with MicroBatcher(model, max_batch_size=32, max_wait_ms=0, max_padding=0.5) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=32, max_wait_ms=0, max_padding=0.5)
+        ) as batcher:
             first = asyncio.create_task(batcher.submit(["x"]))
             await model.wait_until_running()  # everything below queues behind this batch
             texts = ["a" * length for length in (120, 3, 4, 118, 5, 3, 125, 4)]
@@ -122,7 +129,7 @@ def _item(size: int, deadline: float | None = None, done: bool = False) -> _Item
     if done:
         future.cancel()
     loop.close()
-    return _Item(_Request(future, [None], 1, deadline), 0, "x" * size, size, 0.0)
+    return _Item(_Request(future, [None], 1, deadline, None), 0, "x" * size, size, 0.0)
 
 
 def test_collate_cuts_by_size_and_padding_and_splits_off_expired_and_finished_items():
@@ -156,7 +163,7 @@ def test_collate_cuts_by_size_and_padding_and_splits_off_expired_and_finished_it
 def test_stop_drains_every_queued_item():
     async def scenario():
         model = FakeModel(hold=True)
-        batcher = MicroBatcher(model, max_batch_size=2, max_wait_ms=0, size=lambda _: 1)
+        batcher = MicroBatcher(model, BatchLimits(max_batch_size=2, max_wait_ms=0), size=lambda _: 1)
         batcher.start()
         tasks = [asyncio.create_task(batcher.submit([index, index + 100])) for index in range(6)]
         await model.wait_until_running()
@@ -176,7 +183,7 @@ def test_stop_drains_every_queued_item():
 def test_stop_without_drain_fails_the_queued_requests():
     async def scenario():
         model = FakeModel(hold=True)
-        batcher = MicroBatcher(model, max_batch_size=1, max_wait_ms=0, size=lambda _: 1)
+        batcher = MicroBatcher(model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1)
         batcher.start()
         running = asyncio.create_task(batcher.submit([1]))
         await model.wait_until_running()
@@ -195,13 +202,13 @@ def test_overloaded_past_the_bound_and_admitted_again_once_drained():
     async def scenario():
         model = FakeModel(hold=True)
         async with MicroBatcher(
-            model, max_batch_size=8, max_wait_ms=0, max_queued=4, size=lambda _: 1
+            model, BatchLimits(max_batch_size=8, max_wait_ms=0, max_queued=4), size=lambda _: 1
         ) as batcher:
             running = asyncio.create_task(batcher.submit([0]))
             await model.wait_until_running()
             queued = asyncio.create_task(batcher.submit([1, 2, 3]))
             await settle()
-            with pytest.raises(Overloaded) as refused:
+            with pytest.raises(QueueFull) as refused:
                 await batcher.submit([4, 5])
             assert refused.value.retry_after >= 1 and batcher.counters.rejected_requests == 1
             fits = asyncio.create_task(batcher.submit([4]))
@@ -218,12 +225,14 @@ def test_overloaded_past_the_bound_and_admitted_again_once_drained():
 def test_a_request_whose_deadline_passes_while_queued_fails_and_never_runs():
     async def scenario():
         model = FakeModel(hold=True)
-        async with MicroBatcher(model, max_batch_size=8, max_wait_ms=0, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=8, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
             running = asyncio.create_task(batcher.submit([1]))
             await model.wait_until_running()
-            with pytest.raises(DeadlineExceeded):
+            with pytest.raises(Expired):
                 await batcher.submit([2], deadline=time.monotonic() + 0.01)
-            with pytest.raises(DeadlineExceeded):
+            with pytest.raises(Expired):
                 await batcher.submit([3], deadline=time.monotonic() - 1)
             model.release.set()
             assert await running == [2]
@@ -237,7 +246,9 @@ def test_a_request_whose_deadline_passes_while_queued_fails_and_never_runs():
 def test_a_failing_batch_fails_only_its_requests_and_the_loop_goes_on():
     async def scenario():
         model = FakeModel()
-        async with MicroBatcher(model, max_batch_size=1, max_wait_ms=0, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
             outcomes = await asyncio.gather(
                 batcher.submit([1]), batcher.submit(["boom"]), batcher.submit([3]), return_exceptions=True
             )
@@ -252,7 +263,9 @@ def test_a_failing_batch_fails_only_its_requests_and_the_loop_goes_on():
 def test_a_failing_batch_fails_every_request_inside_it():
     async def scenario():
         model = FakeModel(hold=True)
-        async with MicroBatcher(model, max_batch_size=8, max_wait_ms=0, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=8, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
             first = asyncio.create_task(batcher.submit([0]))
             await model.wait_until_running()
             together = [asyncio.create_task(batcher.submit(items)) for items in ([1], ["boom"], [3, 4])]
@@ -269,7 +282,9 @@ def test_a_failing_batch_fails_every_request_inside_it():
 def test_cancelled_requests_are_skipped_and_do_not_break_the_loop():
     async def scenario():
         model = FakeModel(hold=True)
-        async with MicroBatcher(model, max_batch_size=8, max_wait_ms=0, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=8, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
             running = asyncio.create_task(batcher.submit([1, 2]))
             await model.wait_until_running()
             queued = asyncio.create_task(batcher.submit([3]))
@@ -295,7 +310,9 @@ def test_stats_hook_sees_every_batch_and_a_broken_hook_is_harmless():
             seen.append(stats)
             raise RuntimeError("metrics backend down")
 
-        async with MicroBatcher(FakeModel(), max_batch_size=4, max_wait_ms=0, on_batch=hook) as batcher:
+        async with MicroBatcher(
+            FakeModel(), BatchLimits(max_batch_size=4, max_wait_ms=0), on_batch=hook
+        ) as batcher:
             assert await batcher.submit(["ab", "abcd"]) == ["abab", "abcdabcd"]
             assert await batcher.submit(["c"]) == ["cc"]
         assert sum(stats.size for stats in seen) == 3
@@ -307,9 +324,9 @@ def test_stats_hook_sees_every_batch_and_a_broken_hook_is_harmless():
 
 def test_settings_are_checked_up_front():
     with pytest.raises(ValueError, match="max_batch_size"):
-        MicroBatcher(FakeModel(), max_batch_size=0)
+        MicroBatcher(FakeModel(), BatchLimits(max_batch_size=0))
     with pytest.raises(ValueError, match="max_wait_ms"):
-        MicroBatcher(FakeModel(), max_wait_ms=-1)
+        MicroBatcher(FakeModel(), BatchLimits(max_wait_ms=-1))
     with pytest.raises(BatcherStopped):
         run(MicroBatcher(FakeModel()).submit([1]))
 
@@ -317,7 +334,9 @@ def test_settings_are_checked_up_front():
 def test_a_lone_client_never_waits_for_the_batch_to_fill():
     async def scenario():
         model = FakeModel()
-        async with MicroBatcher(model, max_batch_size=32, max_wait_ms=60_000, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=32, max_wait_ms=60_000), size=lambda _: 1
+        ) as batcher:
             for item in range(3):  # each would hang for a minute if the batcher waited for company
                 assert await asyncio.wait_for(batcher.submit([item, item]), WAIT / 2) == [item * 2, item * 2]
 
@@ -327,7 +346,9 @@ def test_a_lone_client_never_waits_for_the_batch_to_fill():
 def test_after_concurrent_requests_the_batch_waits_to_fill():
     async def scenario():
         model = FakeModel()
-        async with MicroBatcher(model, max_batch_size=4, max_wait_ms=60_000, size=lambda _: 1) as batcher:
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=4, max_wait_ms=60_000), size=lambda _: 1
+        ) as batcher:
             assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
             first = asyncio.create_task(batcher.submit([3]))
             await settle()
@@ -337,3 +358,43 @@ def test_after_concurrent_requests_the_batch_waits_to_fill():
         assert model.batches[-1] == [3, 4, 5, 6]
 
     run(scenario())
+
+
+class Stopwatch:
+    """A request's model-time record, as the service's RequestRecord receives it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float]] = []
+
+    def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None:
+        self.calls.append((queue_seconds, inference_seconds))
+
+
+def test_each_request_is_told_the_run_time_of_every_batch_that_held_its_items():
+    async def scenario():
+        model = FakeModel()
+        split, alone, untimed = Stopwatch(), Stopwatch(), None
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=2, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
+            assert await batcher.submit([1, 2, 3, 4, 5], model_time=split) == [2, 4, 6, 8, 10]
+            assert await batcher.submit([6], model_time=alone) == [12]
+            assert await batcher.submit([7], model_time=untimed) == [14]
+        assert len(split.calls) == 3  # five items, batches of two: three model calls
+        assert len(alone.calls) == 1
+        assert all(queue == 0.0 and run >= 0.0 for queue, run in split.calls + alone.calls)
+
+    run(scenario())
+
+
+def test_the_batcher_refusals_become_the_service_errors_in_one_place():
+    from service.engine.inference import service_error
+    from service.errors import ErrorType
+
+    full = service_error(QueueFull(7, 4, retry_after=2))
+    assert full.error_type is ErrorType.overloaded and full.headers == {"Retry-After": "2"}
+    assert "7 texts queued" in full.message
+    assert service_error(Expired("late")).error_type is ErrorType.timeout
+    assert service_error(BatcherStopped("bye")).error_type is ErrorType.unavailable
+    with pytest.raises(TypeError):
+        service_error(BatchFailed("inference failed"))  # a failed batch is a 500, answered elsewhere

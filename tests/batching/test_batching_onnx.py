@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from service.bundle import load_bundle
-from service.engine.batching import MicroBatcher
+from service.engine.batching import BatchLimits, MicroBatcher
 
 CONTRACT_TOLERANCE = 1e-5  # service/bundle.py contract: a text alone and inside a padded batch
 
@@ -66,9 +66,7 @@ def test_logits_are_the_same_alone_and_in_any_batch(tiny_store, model_name, max_
         sizes: list[int] = []
         async with MicroBatcher(
             run_batch,
-            max_batch_size=max_batch_size,
-            max_wait_ms=5,
-            max_padding=max_padding,
+            BatchLimits(max_batch_size=max_batch_size, max_wait_ms=5, max_padding=max_padding),
             on_batch=lambda stats: sizes.append(stats.size),
         ) as batcher:
             results = await asyncio.gather(*(batcher.submit(request) for request in requests))
