@@ -11,7 +11,7 @@ import numpy as np
 from service.engine.preprocess import is_unknown
 from service.engine.registry import ModelState, ModelStatus
 from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
-from service.tokenizer import Encoding
+from service.tokenizer import UNK_ID, Encoding
 
 
 def _model(runtime: ModelRuntime) -> dict[str, Any]:
@@ -22,8 +22,9 @@ def _model(runtime: ModelRuntime) -> dict[str, Any]:
 
 
 def classify_answer(
-    runtime: ModelRuntime, encodings: Sequence[Encoding], probabilities: np.ndarray
+    runtime: ModelRuntime, encodings: Sequence[Encoding], probabilities: np.ndarray, unk_ratio: bool = False
 ) -> dict[str, Any]:
+    """``unk_ratio``: each result also says which share of its tokens are ``<unk>`` (input drift)."""
     labels = runtime.labels
     results = []
     for encoding, row in zip(encodings, probabilities.tolist(), strict=True):
@@ -36,6 +37,8 @@ def classify_answer(
                 "truncated": encoding.truncated,
             }
         )
+        if unk_ratio:
+            results[-1]["unk_ratio"] = encoding.ids.count(UNK_ID) / len(encoding.ids)
     return {**_model(runtime), "results": results}
 
 
@@ -83,7 +86,7 @@ def hidden_states_answer(
             "tokens": token_list(encoding),
             "hidden_states": per_text,
             "h_n": states.h_n[:, row].copy(),  # copy: orjson serialises only contiguous arrays
-            "c_n": None if states.c_n is None else states.c_n[:, row].copy(),  # None: a cell without one
+            "c_n": states.c_n[:, row].copy(),
             "truncated": encoding.truncated,
         }
         for row, (encoding, per_text) in enumerate(zip(encodings, states.per_text, strict=True))
@@ -174,7 +177,7 @@ def model_detail(
     detail["versions"] = versions
     if runtime is None or status.state is not ModelState.ready:
         return detail | dict.fromkeys(
-            ("tokenizer", "dimensions", *_PASSED_THROUGH, "checksums", "created_at")
+            ("tokenizer", "dimensions", *_PASSED_THROUGH, "checksums", "created_at", "drift")
         )
     manifest, tokenizer = runtime.manifest, runtime.tokenizer
     detail["tokenizer"] = {
@@ -193,4 +196,5 @@ def model_detail(
     )
     detail["checksums"] = dict(manifest.files)
     detail["created_at"] = manifest.created_at
+    detail["drift"] = manifest.drift.to_dict() if manifest.drift is not None else None
     return detail

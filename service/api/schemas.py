@@ -142,12 +142,21 @@ class ModelTextsRequest(TextsRequest):
 class ClassifyRequest(ModelTextsRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Shares rose after the results."}]})
 
+    unk_ratio: bool = Field(
+        False,
+        description="Also give each text's share of tokens the vocabulary does not hold (<unk>), the figure "
+        "/metrics tracks for input drift (lstm_service_unknown_token_ratio).",
+    )
+
 
 class ClassifyResult(BaseModel):
     label: str = Field(description="The most probable label.")
     score: float = Field(description="Its probability.")
     scores: dict[str, float] = Field(description="Every label's probability (softmax), in label order.")
     truncated: bool = Field(description="True if the text was cut to the model's max_length.")
+    unk_ratio: float | None = Field(
+        None, description="Share of the text's tokens that are <unk> (only when the request asked for it)."
+    )
 
 
 class ClassifyResponse(ModelResponse):
@@ -314,6 +323,11 @@ class ModelDetailResponse(ModelSummary):
     parity: dict[str, Any] | None = Field(description="torch vs onnxruntime agreement measured at export.")
     checksums: dict[str, str] | None = Field(description="sha256 of each bundle file, verified at load.")
     created_at: str | None = Field(description="When the bundle was written.")
+    drift: dict[str, Any] | None = Field(
+        None,
+        description="The training split's unknown-token ratio and tokens per text (p10, p50, p90, p99, mean, "
+        "max), to compare served inputs with; null for bundles that did not record it.",
+    )
 
 
 # -- health -----------------------------------------------------------------------------------------

@@ -85,3 +85,47 @@ def test_the_documented_alert_rule_uses_series_the_service_exports() -> None:
         "lstm_service_tokens_per_text_bucket",
         "lstm_service_training_tokens_per_text",
     }
+
+
+async def test_classify_gives_the_unknown_ratio_when_asked(client: httpx.AsyncClient) -> None:
+    texts = ["质量真的差", "ＸＹＺ＠＃质量"]
+    asked = await client.post("/classify", json={"model": "tiny-zh", "texts": texts, "unk_ratio": True})
+    plain = await client.post("/classify", json={"model": "tiny-zh", "texts": texts})
+    tokenized = (await client.post("/tokenize", json={"model": "tiny-zh", "texts": texts})).json()
+
+    assert asked.status_code == plain.status_code == 200
+    expected = [
+        sum(token["unk"] for token in result["tokens"]) / len(result["tokens"])
+        for result in tokenized["results"]
+    ]
+    assert [result["unk_ratio"] for result in asked.json()["results"]] == expected
+    assert expected[0] == 0 and expected[1] == 5 / 7
+    assert all("unk_ratio" not in result for result in plain.json()["results"])  # unchanged unless asked
+    for asked_result, plain_result in zip(asked.json()["results"], plain.json()["results"], strict=True):
+        assert {key: value for key, value in asked_result.items() if key != "unk_ratio"} == plain_result
+
+
+async def test_unk_ratio_must_be_a_boolean(client: httpx.AsyncClient) -> None:
+    response = await client.post("/classify", json={"model": "tiny-zh", "text": "好", "unk_ratio": "yes"})
+
+    assert response.status_code == 422 and response.json()["error_type"] == "validation"
+
+
+async def test_the_model_detail_shows_the_training_distribution(
+    client: httpx.AsyncClient, drift_store: Path
+) -> None:
+    detail = (await client.get("/models/tiny-zh")).json()
+    drift = load_bundle(drift_store / "tiny-zh" / "1").manifest.drift
+
+    assert drift is not None and detail["drift"] == drift.to_dict()
+    assert detail["drift"]["texts"] == len(TRAINING_TEXTS)
+
+
+async def test_the_default_models_show_their_recorded_distribution(default_client: httpx.AsyncClient) -> None:
+    news = (await default_client.get("/models/news-topic")).json()["drift"]
+    reviews = (await default_client.get("/models/review-sentiment-zh")).json()["drift"]
+
+    assert (news["split"], news["texts"], reviews["texts"]) == ("train", 1703, 13891)
+    assert 0 < news["unknown_token_ratio"]["p50"] < news["unknown_token_ratio"]["p90"] < 0.1
+    assert reviews["unknown_token_ratio"]["max"] == 0  # every training character is in the vocabulary
+    assert news["tokens_per_text"]["p50"] == 385 and reviews["tokens_per_text"]["p50"] == 45

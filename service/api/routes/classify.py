@@ -29,7 +29,7 @@ async def classify_texts(
         request, services, max_texts=services.settings.max_texts, require_tokens=True, spans=False
     )
     probabilities = await services.inference.classify(runtime, [encoding.ids for encoding in encodings])
-    return classify_answer(runtime, encodings, probabilities)
+    return classify_answer(runtime, encodings, probabilities, unk_ratio=request.unk_ratio)
 
 
 HOT_ROUTE = HotRoute("POST", "/classify", ClassifyRequest, classify_texts)
