@@ -131,18 +131,13 @@ class Registry:
         for name in names:
             self.reload(name, self.pinned.get(name), kind="initial")
 
-    def load(self, name: str, version: int | None = None) -> ModelStatus:
-        """Open and verify ``name`` (default: its highest version) beside what serves, then swap it in.
-
-        On failure the version already serving (if any) keeps serving; the reason is logged and recorded.
-        """
-        return self.reload(name, version).status
-
     def reload(
         self, name: str, version: int | None = None, *, pin: bool | None = None, kind: str = "reload"
     ) -> LoadOutcome:
-        """:meth:`load`, saying whether the version loaded and why not.
+        """Open and verify ``name`` (default: its highest version) beside what serves, then swap it in;
+        say whether the version loaded and why not.
 
+        On failure the version already serving (if any) keeps serving; the reason is logged and recorded.
         ``pin``: True pins the version once it serves, False unpins the model, None leaves the pin as it is.
         """
         with self._load_lock:

@@ -73,7 +73,7 @@ def test_a_failed_reload_keeps_the_version_that_serves(store_copy: Path) -> None
     registry.load_all()
     serving = registry.get("tiny-en")
 
-    status = registry.load("tiny-en", 9)  # no such version
+    status = registry.reload("tiny-en", 9).status  # no such version
 
     assert status.state is ModelState.ready and "version 9 was not loaded" in (status.reason or "")
     assert registry.get("tiny-en") is serving and registry.ready
