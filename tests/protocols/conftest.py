@@ -52,7 +52,9 @@ def server(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "LSTM_SERVICE_ADMIN_TOKEN": ADMIN_TOKEN,
         "LSTM_SERVICE_DEFAULT_MODEL": "tiny-en",
     }
+    # One worker: a repository call (like /admin) reaches the one worker that answers it.
     command = [sys.executable, "-m", "service", "serve", "--model-store", str(store), "--port", str(port)]
+    command += ["--workers", "1"]
     process = subprocess.Popen(
         command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -3,7 +3,8 @@
 Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them and, when only ``PROBS``,
 ``LABEL`` or their classification are asked for, scored by the same micro-batcher: the same text gets the
 same probabilities, bit for bit. ``LOGITS`` and the hidden states run in the inference pool; ``PROBS``
-then come from those logits through the same softmax the batcher applies.
+then come from those logits through the runtime's own ``scores`` (softmax over the calibrated logits), as
+in the batcher.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from service.api.oip.signature import (
 from service.engine.inference import Inference
 from service.engine.preprocess import check_texts
 from service.engine.registry import Registry
-from service.engine.runtime import ModelRuntime, softmax
+from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest, ServiceError
 from service.observability import metrics
 from service.observability.context import note_model
@@ -234,7 +235,7 @@ async def run_model(
             runtime.name, runtime.version, len(id_lists), (), time.perf_counter() - started
         )
         results[LOGITS] = logits
-        results[PROBS] = softmax(logits)  # what runtime.classify computes from the same logits
+        results[PROBS] = runtime.scores(logits)  # what runtime.classify computes from the same logits
     elif names & {PROBS, LABEL}:
         results[PROBS] = await inference.classify(runtime, id_lists)  # the micro-batcher, as /classify
     if names & _HIDDEN:

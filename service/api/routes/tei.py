@@ -12,7 +12,7 @@ ignored, as TEI ignores them.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -34,7 +34,15 @@ from service.settings import Settings
 router = APIRouter(tags=["text-embeddings-inference"])
 TEI_VERSION = "0.1.0"
 
-Inputs = StrictStr | list[StrictStr | list[StrictStr]]
+# A text the model runs on needs a token: a character that is not whitespace (documented; the route's check
+# names the text). TEI's batch form wraps each text in a list of one (a list of two would be a pair).
+TeiText = Annotated[StrictStr, Field(min_length=1, json_schema_extra={"pattern": r"\S"})]
+Inputs = (
+    TeiText
+    | Annotated[
+        list[TeiText | Annotated[list[TeiText], Field(min_length=1, max_length=1)]], Field(min_length=1)
+    ]
+)
 
 
 class PredictRequest(BaseModel):
