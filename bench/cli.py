@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import report
+from bench import oip_client, report
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
 from bench.texts import TextSample, latest_bundle, sample_texts
 from service.bundle import list_models
@@ -130,10 +130,16 @@ def _classify_once(port: int, body: bytes) -> dict:
         return json.loads(response.read())
 
 
-def _drive(server: RunningServer, bodies_file: Path, concurrency: int, args: argparse.Namespace) -> dict:
+def _drive(
+    server: RunningServer,
+    bodies_file: Path,
+    concurrency: int,
+    args: argparse.Namespace,
+    client: tuple[str, ...] = ("-m", "bench.loadgen"),
+) -> dict:
     """One closed-loop step from the client CPUs; adds the server's and client's CPU use to the result."""
     command = python_command(
-        "-m", "bench.loadgen", "--port", str(server.spec.port), "--requests", str(bodies_file),
+        *client, "--port", str(server.spec.port), "--requests", str(bodies_file),
         "--concurrency", str(concurrency), "--duration", str(args.duration), "--warmup", str(args.warmup),
         "--texts-per-request", str(args.texts_per_request),
     )  # fmt: skip
@@ -192,6 +198,15 @@ def _run_server(
                 row.update(_drive(server, files[sample.model], concurrency, args))
                 rows.append(row)
                 print(report.load_table([row]).splitlines()[-1], flush=True)
+            # The same texts over the Open Inference Protocol, sent as tritonclient sends them.
+            if spec.name == "service":
+                for concurrency in args.concurrency_levels:
+                    row = {"server": oip_client.ROW_NAME, "model": sample.model, "concurrency": concurrency}
+                    row.update(
+                        _drive(server, files[sample.model], concurrency, args, oip_client.LOADGEN_MODULE)
+                    )
+                    rows.append(row)
+                    print(report.load_table([row]).splitlines()[-1], flush=True)
         memory = server.memory_mb()
         info["peak_rss_mb_per_process"] = [memory["largest_peak_rss_mb"]]
     return info, rows, answers
@@ -305,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         for sample in samples:
             results["ceilings"].append(_run_ceiling(store, sample, out, args))
     results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    results["notes"] = _agreement_notes(answers) + failures
+    results["notes"] = _agreement_notes(answers) + oip_client.notes(results["load"]) + failures
     if _cpu_set(args.server_cpus) & _cpu_set(args.client_cpus):
         results["notes"].append("server and load generator shared CPUs: the figures understate the server")
     markdown = report.markdown_report(results)
