@@ -264,6 +264,8 @@ def train_bundle(
         fitted = fit(data, training=training, run_dir=run_dir, **options)
     if not context.is_main:
         return None
+    if quantize and fitted.splits.task != "single-label":
+        raise ValueError("--quantize writes int8 variants of single-label models only; train without it")
     return evaluate_and_bundle(
         fitted.model,
         fitted.tokenizer,
