@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import signal
+import socket
 import time
 from types import FrameType
 from typing import Any
@@ -112,6 +113,19 @@ def grace_seconds(settings: Settings) -> float:
     """The longest a SIGTERM'd server takes to exit: the drain window, then the longest a request may run
     (plus a second of margin). A container's termination grace period must be at least this."""
     return settings.drain_seconds + math.ceil(settings.request_timeout_seconds) + 1
+
+
+def listening_socket(settings: Settings, log_config: dict[str, Any]) -> socket.socket:
+    """The bound listening socket for ``settings`` (and logging set up), without loading the app: what a
+    supervisor needs, which serves nothing itself."""
+    config = uvicorn.Config(
+        "service.api.app:create_app",  # never loaded here
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config,
+        log_level=settings.log_level,
+    )
+    return config.bind_socket()
 
 
 def uvicorn_config(settings: Settings, log_config: dict[str, Any]) -> uvicorn.Config:

@@ -27,7 +27,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from service.server import STARTUP_FAILURE, DrainingServer, uvicorn_config
+from service.server import STARTUP_FAILURE, DrainingServer, listening_socket, uvicorn_config
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ class _Supervisor:
     def __init__(self, settings: Settings, log_config: dict[str, Any]) -> None:
         self.settings = settings
         self.log_config = log_config
-        # Building the config sets up logging in this process too.
-        self.listener = uvicorn_config(settings, log_config).bind_socket()
+        self.listener = listening_socket(settings, log_config)
         self.workers: list[_Worker] = []
         self.signals: list[int] = []  # received, not yet acted on
         self.order_given: str | None = None
