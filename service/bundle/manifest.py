@@ -416,23 +416,3 @@ class Manifest(_Record):
     def data_source(self) -> DataSource | None:
         """Where the training data came from, if recorded (rebuilds the same split)."""
         return self.training.data_source
-
-    # Dict-style reads for callers not yet moved to the attributes (the JSON form of one field, or an
-    # unknown key); to be removed once every reader uses the attributes.
-    def __getitem__(self, key: str) -> JSON:
-        if key in self._known():
-            return _to_json(getattr(self, key))
-        return self.extra[key]
-
-    def get(self, key: str, default: JSON = None) -> JSON:
-        try:
-            value = self[key]
-        except KeyError:
-            return default
-        return default if value is None else value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.to_dict()
-
-    def items(self) -> Any:
-        return self.to_dict().items()

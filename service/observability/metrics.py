@@ -209,9 +209,9 @@ class _TrainingDrift:
                 runtime = registry.get(name)
             except Exception:  # unloaded or replaced since the listing: skip it this scrape
                 continue
-            drift = runtime.manifest.get("drift")
-            if isinstance(drift, Mapping):
-                yield runtime.name, runtime.version, drift
+            drift = runtime.manifest.drift
+            if drift is not None:
+                yield runtime.name, runtime.version, drift.to_dict()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ("model", "version", "quantile")
