@@ -1,8 +1,8 @@
 """torch → ONNX (native LSTM / GRU / RNN nodes), parity against onnxruntime, golden examples, int8 variant.
 
 The TorchScript exporter (``dynamo=False``) is used on purpose: in torch 2.13 the dynamo exporter fails
-on ``pack_padded_sequence``, while the TorchScript one turns packing into the LSTM node's
-``sequence_lens`` input (``shared/reference.md`` §3).
+on ``pack_padded_sequence`` (its shapes depend on the data), while the TorchScript one turns packing into
+the LSTM node's ``sequence_lens`` input.
 """
 
 from __future__ import annotations
