@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.api.responses import OPTIONS, OrjsonResponse
-from service.engine.runtime import ModelRuntime
+from service.engine.runtime import NEIGHBOR_CHUNK, ModelRuntime
 from service.errors import Overloaded, PayloadTooLarge
 
 HIDDEN_STATES_OUTPUT = "hidden_states"  # one of the graph's outputs (service.bundle.graph.OUTPUTS)
@@ -34,6 +34,8 @@ HIDDEN_STATES_OUTPUT = "hidden_states"  # one of the graph's outputs (service.bu
 # with 16 texts of 600 tokens, rounded up.
 HIDDEN_STATES_BYTES_PER_FLOAT = 32
 EMBED_BYTES_PER_FLOAT = 24
+NEIGHBOR_BYTES = 400  # per neighbour of a token: a dict of id, token and similarity, then its JSON
+NEIGHBOR_SEARCH_BYTES = 16  # per (token, vocabulary entry) pair: similarity, its negation, sort index
 # Per request, whatever its size: the parsed body, the encodings, the answer's small parts.
 BASE_COST = 256 * 1024
 RETRY_AFTER_SECONDS = 1
@@ -56,9 +58,14 @@ def hidden_states_cost(runtime: ModelRuntime, token_counts: Sequence[int]) -> in
 
 
 def embed_cost(runtime: ModelRuntime, token_count: int, neighbors: int | None = None) -> int:
-    """Bytes to answer /embed for ``token_count`` tokens (all texts together), with ``neighbors`` each."""
-    floats = token_count * (runtime.embedding_dim + 2 * (neighbors or 0))  # a neighbour: id, similarity
-    return BASE_COST + floats * EMBED_BYTES_PER_FLOAT
+    """Bytes to answer /embed for ``token_count`` tokens (all texts together), with ``neighbors`` each:
+    the vectors, the neighbours (Python lists in the answer), and the neighbour search, which holds a
+    similarity row and its sort indices per vocabulary entry for up to ``NEIGHBOR_CHUNK`` tokens."""
+    cost = BASE_COST + token_count * runtime.embedding_dim * EMBED_BYTES_PER_FLOAT
+    if neighbors:
+        search = min(token_count, NEIGHBOR_CHUNK) * runtime.tokenizer.vocab_size * NEIGHBOR_SEARCH_BYTES
+        cost += token_count * neighbors * NEIGHBOR_BYTES + search
+    return cost
 
 
 async def _chunks(content: dict[str, Any]) -> AsyncIterator[bytes]:

@@ -152,6 +152,10 @@ def _read_embedding_matrix(session: ort.InferenceSession) -> np.ndarray:
     return matrix
 
 
+# Tokens per step of the neighbour search: with a 14,000-word vocabulary, 64 tokens hold about 14 MB.
+NEIGHBOR_CHUNK = 64
+
+
 def _inverse_norms(matrix: np.ndarray) -> np.ndarray:
     """1 / row norm, 0 for all-zero rows (<pad>): cosine similarity without a normalised copy."""
     norms = np.linalg.norm(matrix, axis=1)
@@ -302,7 +306,19 @@ class ModelRuntime:
         return self.embedding_matrix[np.asarray(token_ids, dtype=np.int64)]
 
     def neighbors(self, token_ids: Sequence[int], k: int) -> Neighbors:
-        """The ``k`` nearest vocabulary entries of each token by cosine similarity (not <pad>, not itself)."""
+        """The ``k`` nearest vocabulary entries of each token by cosine similarity (not <pad>, not itself).
+
+        In chunks of :data:`NEIGHBOR_CHUNK` tokens: the search holds a (tokens, vocabulary) similarity
+        matrix and its sort indices, about 16 bytes per pair (134 MB for 600 tokens and 14,000 words)."""
+        if len(token_ids) > NEIGHBOR_CHUNK:
+            parts = [
+                self.neighbors(token_ids[start : start + NEIGHBOR_CHUNK], k)
+                for start in range(0, len(token_ids), NEIGHBOR_CHUNK)
+            ]
+            return Neighbors(
+                np.concatenate([part.ids for part in parts]),
+                np.concatenate([part.similarities for part in parts]),
+            )
         queries = np.asarray(token_ids, dtype=np.int64)
         matrix, inverse_norms = self._embedding_arrays()
         similarity = (matrix[queries] @ matrix.T) * inverse_norms  # (queries, vocab)

@@ -122,3 +122,25 @@ async def test_the_streamed_answer_is_the_documented_json(start_app: Any, tiny_s
     body = response.json()
     assert body["model"] == "tiny-en" and len(body["results"]) == 2
     assert len(body["results"][0]["hidden_states"]) == len(body["results"][0]["tokens"])
+
+
+def test_the_neighbour_search_in_chunks_equals_one_token_at_a_time(tiny_store: Path) -> None:
+    from service.engine.registry import open_model
+    from service.engine.runtime import NEIGHBOR_CHUNK
+
+    runtime = open_model(tiny_store / "tiny-en" / "1")
+    ids = [index % runtime.tokenizer.vocab_size for index in range(2, 2 + 2 * NEIGHBOR_CHUNK + 5)]
+
+    chunked = runtime.neighbors(ids, 3)
+    alone = [runtime.neighbors([token_id], 3) for token_id in ids]
+
+    assert chunked.ids.shape == (len(ids), 3)
+    assert np.array_equal(chunked.ids, np.concatenate([one.ids for one in alone]))
+    assert np.allclose(chunked.similarities, np.concatenate([one.similarities for one in alone]))
+
+
+async def test_embed_with_many_neighbours_costs_what_it_holds(tiny_store: Path) -> None:
+    from service.engine.registry import open_model
+
+    runtime = open_model(tiny_store / "tiny-en" / "1")
+    assert embed_cost(runtime, 600, 100) - embed_cost(runtime, 600) >= 600 * 100 * 400
