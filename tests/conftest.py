@@ -13,7 +13,7 @@ Markers, set here by where a test lives and what it uses unless the test sets on
 
 - ``container``  tests/container: builds and runs the image
 - ``train``      tests/training, and any test that trains a bundle (``tiny_bundle``): needs torch
-- ``e2e``        a real server process: the modules in :data:`E2E_MODULES`
+- ``e2e``        a real server process: modules that import ``LiveServer``, and :data:`E2E_MODULES`
 - ``api``        the app in process over HTTP (the ``client`` or ``start_app`` fixture)
 - ``unit``       everything else: functions and classes called directly
 
@@ -31,13 +31,15 @@ import httpx
 import pytest
 from support.apps import running_app
 from support.data import tiny_examples
+from support.live_server import LiveServer
 from support.stores import SHAPES, STORE, copy_store
 
 from service.settings import Settings
 
 KINDS = ("unit", "api", "e2e", "train", "container")
 FOLDER_KINDS = {"container": "container", "training": "train"}
-E2E_MODULES = frozenset({"test_end_to_end.py", "test_shutdown.py"})
+# Modules that start a real server process without importing support.live_server's LiveServer.
+E2E_MODULES = frozenset({"test_explain_load.py"})
 APP_FIXTURES = frozenset({"client", "start_app"})
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 NO_TORCH = "needs torch (the train extra: pip install -e '.[train]'); the serving extra alone has none"
@@ -51,7 +53,8 @@ def _kind(item: pytest.Item) -> str:
         return FOLDER_KINDS[folder]
     if "tiny_bundle" in fixtures:
         return "train"
-    if path.name in E2E_MODULES:
+    module = getattr(item, "module", None)
+    if path.name in E2E_MODULES or getattr(module, "LiveServer", None) is LiveServer:
         return "e2e"
     if fixtures & APP_FIXTURES:
         return "api"
