@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/lstm-service:test"
@@ -117,12 +120,67 @@ def image(engine: Engine, container_report: dict[str, str]) -> str:
     for name in BUILD_ENV:
         if os.environ.get(name):
             args += ["--build-arg", name]  # value taken from the environment, never written down
+    for name, value in build_labels().items():
+        args += ["--build-arg", f"{name}={value}"]
     started = time.monotonic()
     engine(*args, str(ROOT), timeout=1500)
     container_report["engine"] = engine.name
     container_report["base image"] = base or "Dockerfile default (python:3.12-slim)"
     container_report["image build"] = f"{time.monotonic() - started:.0f} s (with the engine's layer cache)"
     return IMAGE
+
+
+def _git(*args: str) -> str:
+    try:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def build_labels() -> dict[str, str]:
+    """The build arguments behind the OCI labels, as docker/README.md says to pass them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return {
+        "VERSION": project["version"],
+        "REVISION": _git("rev-parse", "HEAD") or "unknown",
+        "CREATED": _git("log", "-1", "--format=%cI") or "unknown",
+        "SOURCE": _git("remote", "get-url", "origin") or "local",
+    }
+
+
+def test_image_carries_the_oci_labels(engine: Engine, image: str) -> None:
+    labels = engine.inspect("image", image)["Config"]["Labels"]
+    expected = build_labels()
+    for name in ("version", "revision", "created", "source"):
+        assert labels[f"org.opencontainers.image.{name}"] == expected[name.upper()], name
+
+
+def test_installed_versions_are_the_locked_ones(engine: Engine, image: str) -> None:
+    """Every distribution in the image is pinned by requirements/serve.txt at that version (for the
+    image's Python), and every pin that applies is installed: two builds install the same versions."""
+    listing = engine(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        image,
+        "-c",
+        "import importlib.metadata as m, platform; print(platform.python_version()); "
+        "print('\\n'.join(sorted(f'{d.name}=={d.version}' for d in m.distributions())))",
+    ).stdout.split()
+    python, installed = listing[0], dict(line.split("==") for line in listing[1:])
+    installed = {canonicalize_name(name): version for name, version in installed.items()}
+    assert installed.pop("lstm-service") == build_labels()["VERSION"]
+    environment = {"python_full_version": python, "python_version": ".".join(python.split(".")[:2])}
+    locked = {}
+    for line in (ROOT / "requirements" / "serve.txt").read_text(encoding="utf-8").splitlines():
+        if line[:1].isalnum():
+            requirement = Requirement(line.rstrip(" \\"))
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                (version,) = [spec.version for spec in requirement.specifier]
+                locked[canonicalize_name(requirement.name)] = version
+    assert installed == locked
 
 
 def test_image_config(engine: Engine, image: str, container_report: dict[str, str]) -> None:
@@ -305,7 +363,7 @@ def check_classify(running: Running, store: Path, name: str) -> None:
     for example, result in zip(golden, body["results"], strict=True):
         assert set(result["scores"]) == set(labels)
         assert result["label"] == max(result["scores"], key=result["scores"].get)
-        if manifest.get("variant") is None:  # a quantized variant's golden logits are its own
+        if manifest.get("variant", "fp32") == "fp32":  # an int8 variant's golden logits are its own
             expected = dict(zip(labels, softmax(example["logits"]), strict=True))
             for label in labels:
                 assert result["scores"][label] == pytest.approx(expected[label], abs=1e-4), example["text"]
