@@ -431,8 +431,8 @@ class ExplainRequest(_Request):
     )
     label: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
         None,
-        description="The label to explain; default: the predicted label (multi-label: every label over "
-        "its threshold).",
+        description="The label to explain (404 if the model has no such label); default: the predicted "
+        "label (multi-label: every label over its threshold).",
     )
     method: Literal["occlusion"] = Field(
         "occlusion",

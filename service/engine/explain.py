@@ -25,7 +25,7 @@ import numpy as np
 
 from service.engine.inference import Inference
 from service.engine.runtime import ModelRuntime
-from service.errors import InvalidRequest, Overloaded
+from service.errors import InvalidRequest, NotFound, Overloaded
 from service.tokenizer import UNK_ID
 
 MULTI_LABEL = "multi-label"
@@ -149,8 +149,8 @@ class Explainer:
         if not ids:
             raise InvalidRequest("text: no tokens (the text is empty or only whitespace)")
         labels = runtime.labels
-        if label is not None and label not in labels:
-            raise InvalidRequest(
+        if label is not None and label not in labels:  # like an unknown version: 404
+            raise NotFound(
                 f"label {label[:80]!r} is not a label of model {runtime.name} ({', '.join(labels)})"
             )
         async with self.gate:

@@ -163,3 +163,11 @@ async def test_explain_needs_the_api_key_when_one_is_set(in_process: object) -> 
 
     assert without.status_code == 401 and without.json()["error_type"] == "unauthorized"
     assert with_key.status_code == 200
+
+
+async def test_a_label_the_model_does_not_have_is_not_found(default_client: httpx.AsyncClient) -> None:
+    response = await default_client.post("/explain", json={**NEWS, "label": "pos"})
+
+    assert response.status_code == 404
+    assert response.json()["error_type"] == "not_found"
+    assert "business, entertainment, politics, sports, tech" in response.json()["error"]

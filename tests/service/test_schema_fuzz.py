@@ -25,6 +25,7 @@ OPERATIONS = [
     ("POST", "/tokenize"),
     ("POST", "/embed"),
     ("POST", "/hidden-states"),
+    ("POST", "/explain"),
     ("GET", "/models"),
     ("GET", "/models/{name}"),
     ("GET", "/livez"),

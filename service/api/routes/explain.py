@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.bodies import json_body, request_body
+from service.api.deps import ServicesDep
 from service.api.responses import OrjsonResponse
 from service.api.routes.tokenize import token_list
 from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ExplainRequest, ExplainResponse
@@ -33,15 +34,17 @@ def _explainer(request: Request, inference: Inference, settings: Settings) -> Ex
     return explainer
 
 
-@router.post("/explain", response_model=ExplainResponse, responses=CLASSIFY_ERROR_RESPONSES)
+@router.post(
+    "/explain",
+    response_model=ExplainResponse,
+    responses=CLASSIFY_ERROR_RESPONSES,
+    openapi_extra=request_body(ExplainRequest),
+)
 async def explain(
-    body: ExplainRequest,
-    request: Request,
-    registry: RegistryDep,
-    inference: InferenceDep,
-    settings: SettingsDep,
+    body: Annotated[ExplainRequest, json_body(ExplainRequest)], request: Request, services: ServicesDep
 ) -> Response:
     """Why the model chose a label: each token's occlusion attribution, optionally the prefix trajectory."""
+    settings, registry, inference = services.settings, services.registry, services.inference
     check_texts([body.text], ["text"], 1, settings.max_text_chars)
     runtime = registry.get(body.model, body.version)
     note_model(runtime.name, runtime.version)
