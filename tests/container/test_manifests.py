@@ -306,7 +306,10 @@ def test_resources_have_requests_and_limits(rendered: list[dict[str, Any]]) -> N
             request, limit = resources["requests"][name], resources["limits"][name]
             assert 0 < quantity(request) <= quantity(limit), f"{container['name']} {name}"
     (server,) = pod["containers"]
-    assert quantity(server["resources"]["limits"]["memory"]) >= 256 * 2**20  # runtime + two models
+    # the runtime and two models (about 160 MiB at most without vector answers), plus the bytes of vector
+    # answers a worker may build at once
+    budget = float(env_of(server).get("LSTM_SERVICE_MAX_VECTOR_BYTES", 96 * 2**20))
+    assert quantity(server["resources"]["limits"]["memory"]) >= 160 * 2**20 + budget
     # onnxruntime's threads fit in the CPU limit
     assert int(env_of(server).get("LSTM_SERVICE_INTRA_OP_THREADS", "1")) <= max(
         1, quantity(server["resources"]["limits"]["cpu"])
@@ -430,7 +433,8 @@ def test_compose_mounts_the_model_store_read_only(compose_service: dict[str, Any
 
 def test_compose_limits_and_hardening(compose_service: dict[str, Any]) -> None:
     limits = compose_service["deploy"]["resources"]["limits"]
-    assert quantity(limits["cpus"]) > 0 and quantity(limits["memory"]) >= 256 * 2**20
+    budget = float(compose_service["environment"].get("LSTM_SERVICE_MAX_VECTOR_BYTES", 96 * 2**20))
+    assert quantity(limits["cpus"]) > 0 and quantity(limits["memory"]) >= 160 * 2**20 + budget
     assert compose_service["read_only"] is True
     assert any(entry.split(":")[0] == "/tmp" for entry in compose_service["tmpfs"])
     assert compose_service["cap_drop"] == ["ALL"]
