@@ -2,6 +2,8 @@
 
 - :mod:`service.bundle.graph`     the ONNX graph's input and output names, the parity tolerance
 - :mod:`service.bundle.manifest`  :class:`Manifest`, the typed ``manifest.json``
+- :mod:`service.bundle.sections`  its sections (golden examples, parity, metrics, training, drift)
+- :mod:`service.bundle.record`    the machinery every record shares (JSON in and out, unknown keys kept)
 - :mod:`service.bundle.store`     :func:`write_bundle` / :func:`load_bundle` and the store's layout
 - :mod:`service.bundle.drift`     the training split's unknown-token ratio and length quantiles
 
