@@ -12,7 +12,7 @@ import pytest
 from service.bundle import load_bundle
 from service.engine.batching import BatchLimits, MicroBatcher
 
-CONTRACT_TOLERANCE = 1e-5  # service/bundle.py contract: a text alone and inside a padded batch
+CONTRACT_TOLERANCE = 1e-5  # the bundle contract: a text alone and inside a padded batch
 
 
 def pad(batch: list[list[int]]) -> dict[str, np.ndarray]:
