@@ -62,7 +62,8 @@ RUN cd /opt/venv/lib/python3*/site-packages \
 # command proves that what is left imports and runs an event loop.
 RUN /opt/venv/bin/python -c "import asyncio, anyio._backends._asyncio, anyio.streams.memory, fastapi, \
 fastapi.openapi.docs, fastapi.openapi.utils, fastapi.responses, httptools, numpy, onnxruntime, orjson, \
-prometheus_client, pydantic_settings, uvicorn.lifespan.on, uvicorn.loops.uvloop, uvicorn.main, \
+prometheus_client, prometheus_client.core, pydantic.v1, pydantic_settings, uvicorn.lifespan.on, \
+uvicorn.loops.uvloop, uvicorn.main, \
 uvicorn.protocols.http.httptools_impl, uvicorn.supervisors, uvloop; uvloop.run(asyncio.sleep(0)); \
 assert 'CPUExecutionProvider' in onnxruntime.get_available_providers()"
 # The service's own code goes to /opt/app (the app stage); this .pth file puts it on the venv's path.
