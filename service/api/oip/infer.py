@@ -29,9 +29,9 @@ from service.api.oip.signature import (
     LABEL,
     LENGTHS,
     LOGITS,
-    OUTPUT_NAMES,
     PROBS,
     TEXT,
+    output_names,
 )
 from service.engine.inference import Inference
 from service.engine.preprocess import check_texts
@@ -83,7 +83,8 @@ async def _answer(
     try:
         request = InferRequest.model_validate(raw)
     except ValidationError as error:
-        raise InvalidRequest(describe_validation_errors(list(error.errors(include_url=False)))) from None
+        errors: list[dict[str, Any]] = [dict(detail) for detail in error.errors(include_url=False)]
+        raise InvalidRequest(describe_validation_errors(errors)) from None
     tensors = decode_inputs(request, binary, runtime, settings)
     wanted = wanted_outputs(request, runtime)
     if TEXT in tensors:
@@ -166,12 +167,13 @@ def _decode(tensor: RequestInput, chunk: memoryview | None, count: int) -> codec
 def wanted_outputs(request: InferRequest, runtime: ModelRuntime) -> list[Wanted]:
     """The outputs named in the request (all of them when none is named), in the request's order."""
     binary_default = bool(request.parameters and request.parameters.binary_data_output)
+    names = output_names(runtime)
     if not request.outputs:
-        return [Wanted(name, binary_default) for name in OUTPUT_NAMES]
+        return [Wanted(name, binary_default) for name in names]
     wanted, seen = [], set()
     for output in request.outputs:
-        if output.name not in OUTPUT_NAMES:
-            raise InvalidRequest(f"unknown output {output.name[:80]!r} (outputs: {', '.join(OUTPUT_NAMES)})")
+        if output.name not in names:
+            raise InvalidRequest(f"unknown output {output.name[:80]!r} (outputs: {', '.join(names)})")
         if output.name in seen:
             raise InvalidRequest(f"output {output.name} is asked for twice")
         seen.add(output.name)
@@ -251,7 +253,8 @@ async def run_model(
             padded[row, : len(text_states)] = text_states
         results[HIDDEN_STATES] = padded
         results[H_N] = np.ascontiguousarray(states.h_n.transpose(1, 0, 2))  # (L*D, N, H) -> (N, L*D, H)
-        results[C_N] = np.ascontiguousarray(states.c_n.transpose(1, 0, 2))
+        if states.c_n is not None:  # LSTM cells only
+            results[C_N] = np.ascontiguousarray(states.c_n.transpose(1, 0, 2))
     if PROBS in results:
         results[LABEL] = np.argmax(results[PROBS], axis=1)  # the first best on ties, as /classify
     return results

@@ -3,7 +3,8 @@
 Inputs: ``TEXT`` (BYTES ``[N]`` or ``[N, 1]``; the service tokenizes it as ``/classify`` does), or
 ``INPUT_IDS`` (INT64 ``[N, T]``) with ``LENGTHS`` (INT64 ``[N]``) for clients that tokenize themselves.
 Outputs: ``PROBS``/``LOGITS`` (FP32 ``[N, C]``), ``LABEL`` (BYTES ``[N]``), ``HIDDEN_STATES`` (FP32
-``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``). ``-1`` marks a variable dimension.
+``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``; ``C_N`` for LSTM cells only). ``-1``
+marks a variable dimension.
 """
 
 from __future__ import annotations
@@ -56,14 +57,21 @@ def outputs(runtime: ModelRuntime) -> list[TensorSpec]:
     classes = len(runtime.labels)
     features = _graph_shape(runtime, "hidden_states")[-1]  # hidden size x directions
     layers_directions, _, hidden = _graph_shape(runtime, "h_n")  # (L*D, batch, H) in the graph
-    return [
+    specs = [
         TensorSpec(PROBS, "FP32", (-1, classes)),
         TensorSpec(LOGITS, "FP32", (-1, classes)),
         TensorSpec(LABEL, "BYTES", (-1,)),
         TensorSpec(HIDDEN_STATES, "FP32", (-1, -1, features)),
         TensorSpec(H_N, "FP32", (-1, layers_directions, hidden)),
-        TensorSpec(C_N, "FP32", (-1, layers_directions, hidden)),
     ]
+    if runtime.has_cell_state:  # only an LSTM has a cell state; GRU and RNN graphs have no c_n
+        specs.append(TensorSpec(C_N, "FP32", (-1, layers_directions, hidden)))
+    return specs
+
+
+def output_names(runtime: ModelRuntime) -> tuple[str, ...]:
+    """The outputs this model gives: every one of :data:`OUTPUT_NAMES` but ``C_N`` for a GRU or RNN."""
+    return OUTPUT_NAMES if runtime.has_cell_state else tuple(name for name in OUTPUT_NAMES if name != C_N)
 
 
 def model_metadata(runtime: ModelRuntime, versions: list[int]) -> dict[str, Any]:

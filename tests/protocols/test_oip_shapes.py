@@ -1,0 +1,54 @@
+"""The tensors follow each model's graph: 2 layers and one direction (H_N is [N, L*D, H]), char bigrams, and
+a GRU, which has no cell state (no C_N: not in the metadata, not answered, refused by name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from support.apps import running_app
+
+from service.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def _text(texts: list[str]) -> dict[str, object]:
+    return {"name": "TEXT", "datatype": "BYTES", "shape": [len(texts)], "data": texts}
+
+
+async def _check_outputs_match_metadata(client: httpx.AsyncClient, model: str, texts: list[str]) -> dict:
+    metadata = (await client.get(f"/v2/models/{model}")).json()
+    answer = await client.post(f"/v2/models/{model}/infer", json={"inputs": [_text(texts)]})
+    assert answer.status_code == 200, answer.text
+    outputs = {output["name"]: output for output in answer.json()["outputs"]}
+    assert [tensor["name"] for tensor in metadata["outputs"]] == list(outputs)
+    for tensor in metadata["outputs"]:
+        shape = outputs[tensor["name"]]["shape"]
+        assert len(shape) == len(tensor["shape"]) and shape[0] == len(texts)
+        assert all(expected in (-1, got) for expected, got in zip(tensor["shape"], shape, strict=True))
+    config = (await client.get(f"/v2/models/{model}/config")).json()
+    assert [tensor["name"] for tensor in config["output"]] == list(outputs)
+    return outputs
+
+
+async def test_two_layers_one_direction_and_char_bigrams(shapes_store: Path) -> None:
+    async with running_app(Settings(model_store=shapes_store)) as client:
+        deep = await _check_outputs_match_metadata(client, "tiny-deep", ["goal for the team", "bread"])
+        assert (
+            deep["H_N"]["shape"][:2] == [2, 2] and deep["C_N"]["shape"] == deep["H_N"]["shape"]
+        )  # 2 layers x 1
+        assert deep["HIDDEN_STATES"]["shape"][2] == deep["H_N"]["shape"][2]  # one direction: H, not 2H
+        await _check_outputs_match_metadata(client, "tiny-bigram", ["这个东西很好", "太差了"])
+
+
+async def test_a_gru_has_no_cell_state(tiny_bundle: Callable[..., Path], tmp_path: Path) -> None:
+    tiny_bundle(tmp_path, "tiny-gru", cell="gru", epochs=2)
+    async with running_app(Settings(model_store=tmp_path)) as client:
+        outputs = await _check_outputs_match_metadata(client, "tiny-gru", ["goal for the team"])
+        assert "C_N" not in outputs and outputs["H_N"]["shape"] == [1, 2, 16]
+        asked = {"inputs": [_text(["goal"])], "outputs": [{"name": "C_N"}]}
+        refused = await client.post("/v2/models/tiny-gru/infer", json=asked)
+        assert refused.status_code == 422 and "unknown output 'C_N'" in refused.json()["error"]
