@@ -32,9 +32,13 @@ Adding a hot route is one line beside the route it speeds up, and one entry in
     HOT_ROUTE = HotRoute("POST", "/v2/models/{name}/infer", InferRequest, infer)
 
 with ``async def infer(request: InferRequest, services: Services, path_params: Mapping[str, Any]) -> Any``
-returning the 200 answer as plain data (numpy arrays allowed; errors are raised as
-:class:`service.errors.ServiceError`). Path templates use Starlette's syntax (``{name}``,
-``{version:int}``); the metrics label is the template. The FastAPI twin (``create_app`` refuses a hot route
+returning the 200 answer as plain data (numpy arrays allowed), or a Starlette ``Response`` for any other
+answer (another status, media type or headers); errors are raised as :class:`service.errors.ServiceError`.
+A route whose body is not one JSON document (binary tensors) declares ``request_model=None``: its handler
+gets a :class:`RawBody` (the bytes and the headers) and parses it itself. Path templates use Starlette's
+syntax (``{name}``, ``{version:int}``); path parameters arrive converted by the template (strings unless
+it says otherwise), so a handler checks them as the FastAPI route's ``Path(...)`` would. The metrics label
+is the template. The FastAPI twin (``create_app`` refuses a hot route
 without one) takes the same body with ``Annotated[InferRequest, json_body(InferRequest)]`` and
 ``openapi_extra=request_body(InferRequest)`` (:mod:`service.api.bodies`) and calls the same handler.
 ``guarded=False`` for a route that stays open when an API key is configured.
@@ -50,7 +54,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 from starlette.convertors import Convertor
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -66,13 +72,21 @@ HotHandler = Callable[[Any, Services, Mapping[str, Any]], Awaitable[Any]]
 _JSON_HEADER = (b"content-type", b"application/json")
 
 
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """What a hot route with ``request_model=None`` receives: the body as sent, and the request headers."""
+
+    body: bytes
+    headers: Headers
+
+
 @dataclass(frozen=True)
 class HotRoute:
     """One route answered past FastAPI: the request's method and path template, its body, its handler."""
 
     method: str
     path: str
-    request_model: type[BaseModel]
+    request_model: type[BaseModel] | None  # None: the handler gets a RawBody
     handler: HotHandler
     guarded: bool = True  # needs the API key when LSTM_SERVICE_API_KEY is set
 
@@ -129,10 +143,17 @@ class HotRoutes:
             body = await read_body(receive)
             if body is None:
                 return  # the client left; nobody to answer
-            request = parse_body(route.request_model, body)
+            request: Any
+            if route.request_model is None:
+                request = RawBody(body, Headers(scope=scope))
+            else:
+                request = parse_body(route.request_model, body)
             content = await route.handler(request, services, path_params)
         except ServiceError as error:
             await error_response(error.error_type, error.message, error.headers)(scope, receive, send)
+            return
+        if isinstance(content, Response):
+            await content(scope, receive, send)
             return
         payload = orjson.dumps(content, option=OPTIONS)
         await send(

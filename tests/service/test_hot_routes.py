@@ -13,10 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from starlette.responses import JSONResponse, Response
 
 from service.api.app import create_app
-from service.api.hotpath import HotRoute, HotRoutes
+from service.api.deps import Services
+from service.api.hotpath import HotRoute, HotRoutes, RawBody
 from service.api.schemas import ClassifyRequest
+from service.errors import InvalidRequest
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +142,37 @@ def test_a_hot_route_without_a_fastapi_route_is_refused(tiny_store: Path, monkey
     monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, orphan))
     with pytest.raises(RuntimeError, match="POST /nowhere"):
         create_app(Settings(model_store=tiny_store))
+
+
+async def _raw_echo(request: RawBody, services: Services, path_params: dict[str, object]) -> Response:
+    """A stand-in for a binary protocol route: reads the raw body and a header, answers its own way."""
+    if request.body == b"refuse":
+        raise InvalidRequest("refused by the handler")
+    answer = {
+        "name": path_params["name"],
+        "bytes": len(request.body),
+        "header": request.headers.get("x-probe"),
+    }
+    return JSONResponse(answer, status_code=202, headers={"x-answered-by": "hot-route"})
+
+
+async def test_a_templated_raw_body_hot_route_joins_with_one_line(tiny_store: Path, monkeypatch) -> None:
+    from service.api import app as app_module
+
+    # The OIP infer route's path has a FastAPI twin, so a hot route may take it over in this test.
+    raw = HotRoute("POST", "/v2/models/{name}/infer", None, _raw_echo)
+    monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, raw))
+    async with _client(Settings(model_store=tiny_store), hot_routes=True) as client:
+        answered = await client.post(
+            "/v2/models/tiny-en/infer", content=b"\x00\x01binary", headers={"X-Probe": "42"}
+        )
+        refused = await client.post("/v2/models/tiny-en/infer", content=b"refuse")
+        metrics = (await client.get("/metrics")).text
+
+    assert answered.status_code == 202 and answered.headers["x-answered-by"] == "hot-route"
+    assert answered.json() == {"name": "tiny-en", "bytes": 8, "header": "42"}
+    assert answered.headers["x-request-id"]  # the request middleware still wraps the hot route
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "refused by the handler", "error_type": "validation"}
+    label = 'lstm_service_requests_total{method="POST",route="/v2/models/{name}/infer",status="202"}'
+    assert label in metrics
