@@ -1,9 +1,9 @@
 """A burst of long-text explanations under /classify load: /classify keeps answering.
 
-A real uvicorn process serves the default models; 4 clients send short reviews to /classify for a few
-seconds alone, then again while 4 clients send 256-token news explanations with trajectories (each about
-100k padded tokens through the same micro-batcher). The figures are printed (``-s``) and written to
-``load-figures.json`` in the test's temporary folder.
+A real uvicorn process serves the default models; 4 clients send news headlines to /classify for a few
+seconds alone, then again while 4 clients send 256-token news explanations with trajectories to the same
+model (each about 100k padded tokens through the same micro-batcher as the headlines). The figures are
+printed (``-s``) and written to ``load-figures.json`` in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from inspector_server import Server
 from service.bundle import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-REVIEWS = [
-    "质量很好，物流也快，非常满意",
-    "太差了，用了两天就坏了",
-    "一般般吧，价格还可以",
-    "书很好看，孩子喜欢",
+HEADLINES = [
+    "The striker scored twice in the cup final",
+    "Shares fell sharply after the bank reported a loss",
+    "The minister resigned before the election",
+    "A new phone with a faster chip goes on sale",
 ]
 SECONDS = 6.0
 
@@ -54,7 +54,7 @@ def _clients(server: Server, count: int, body_of, until: float, into: list) -> l
 
 
 def _classify(index: int, number: int) -> tuple[str, dict]:
-    return "/classify", {"model": "review-sentiment-zh", "text": REVIEWS[(index + number) % len(REVIEWS)]}
+    return "/classify", {"model": "news-topic", "text": HEADLINES[(index + number) % len(HEADLINES)]}
 
 
 def _summary(outcomes: list[tuple[int, float]], seconds: float) -> dict[str, float]:
@@ -110,6 +110,7 @@ def test_classify_keeps_answering_during_a_burst_of_long_explanations(tmp_path: 
     assert figures["explanations"]["answered_200"] >= 1, figures
     assert during["answered_200"] >= 0.95 * during["requests"], figures
     # Each explanation hands the batcher one batch at a time, so a classification waits behind at most
-    # about one batch per running explanation, not behind a whole explanation (about 1 s each here).
+    # about one batch per running explanation, not behind a whole explanation (seconds each here).
     assert during["p50_ms"] < 250, figures
-    assert during["per_second"] >= 0.2 * figures["classify_alone"]["per_second"], figures
+    # Submitted all at once (no chunks, no gate), the same burst left /classify 4 answers/s at p50 1.2 s.
+    assert during["per_second"] >= 0.1 * figures["classify_alone"]["per_second"], figures
