@@ -14,7 +14,7 @@ import yaml
 from service.bundle import load_bundle, measure_inputs, write_bundle
 from service.settings import Settings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.api]
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "store" / "tiny-zh" / "1"

@@ -13,7 +13,7 @@ from service.engine.registry import open_model
 from service.settings import Settings
 from service.tokenizer import UNK_ID
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.api]
 
 ZH = {"model": "review-sentiment-zh", "text": "质量很好，物流也快，非常满意"}
 NEWS = {"model": "news-topic", "text": "The striker scored twice in the cup final"}

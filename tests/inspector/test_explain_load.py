@@ -28,7 +28,7 @@ HEADLINES = [
 ]
 SECONDS = 6.0
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _clients(server: Server, count: int, body_of, until: float, into: list) -> list[threading.Thread]:

@@ -16,7 +16,7 @@ from service.engine.registry import open_model
 from service.settings import Settings
 from service.tokenizer import UNK_ID
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.api]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BUNDLES = {

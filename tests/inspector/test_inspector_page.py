@@ -8,7 +8,7 @@ from importlib import resources
 import httpx
 import pytest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.api]
 
 ASSETS = ("index.html", "inspector.css", "inspector.js")
 
