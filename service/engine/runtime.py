@@ -96,7 +96,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (batch, labels) logits (task single-label), computed in float64."""
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def _check_decision(bundle: Bundle) -> None:
 
 def _read_embedding_matrix(session: ort.InferenceSession) -> np.ndarray:
     ids, lengths = pad_batch([[PAD_ID]])  # ORT wants every input fed, even for an output that ignores it
-    (matrix,) = session.run(["embedding_matrix"], {"ids": ids, "lengths": lengths})
+    matrix: np.ndarray = session.run(["embedding_matrix"], {"ids": ids, "lengths": lengths})[0]
     return matrix
 
 
@@ -159,7 +160,8 @@ NEIGHBOR_CHUNK = 64
 def _inverse_norms(matrix: np.ndarray) -> np.ndarray:
     """1 / row norm, 0 for all-zero rows (<pad>): cosine similarity without a normalised copy."""
     norms = np.linalg.norm(matrix, axis=1)
-    return np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    inverse: np.ndarray = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return inverse.astype(np.float32)
 
 
 class ModelRuntime:
@@ -242,7 +244,8 @@ class ModelRuntime:
 
     def _run(self, outputs: list[str], id_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
         ids, lengths = pad_batch(id_lists)
-        return self.session.run(outputs, {"ids": ids, "lengths": lengths})
+        arrays: list[np.ndarray] = self.session.run(outputs, {"ids": ids, "lengths": lengths})
+        return arrays
 
     def logits(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
         """(batch, labels) float32 raw scores."""
