@@ -95,7 +95,7 @@ def _batch_limits(settings: Settings) -> BatchLimits | None:
 
 
 # Routes answered past FastAPI (see service.api.hotpath); each also has its documented FastAPI route.
-HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE,)
+HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE, *oip.HOT_ROUTES)
 
 
 def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:

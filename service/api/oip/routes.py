@@ -10,13 +10,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 from starlette.responses import Response
 
-from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
 from service.api.errors import error_body
+from service.api.hotpath import HotRoute, RawBody
 from service.api.oip import codec, infer, signature, statistics
 from service.api.oip.schemas import (
     HealthResponse,
@@ -41,7 +43,7 @@ SERVER_NAME = "lstm-service"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
-ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]
+ModelVersion = Annotated[int, Path(description="Model version (404 for one that is not loaded).")]
 OptionalBody = Annotated[dict[str, Any] | None, Body(description="Optional; Triton's clients send one.")]
 
 health_router = APIRouter(tags=["open inference protocol"])
@@ -199,7 +201,7 @@ async def version_config(
     return OrjsonResponse(signature.model_config(runtime, settings.max_texts, runtime.version))
 
 
-# -- inference ------------------------------------------------------------------------------------------
+# -- inference: a hot route (service.api.hotpath), its FastAPI twins document it -----------------------
 
 
 def infer_response(body: bytes, header_length: int | None) -> Response:
@@ -210,19 +212,43 @@ def infer_response(body: bytes, header_length: int | None) -> Response:
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
+async def infer_raw(request: RawBody, services: Services, path_params: Mapping[str, Any]) -> Response:
+    """Both doors' handler: the body as sent (JSON, or JSON then binary tensors) for the model in the path."""
+    version = path_params.get("version")
+    if isinstance(version, str):  # the hot route's template passes it as text, the FastAPI twin as an int
+        if not (version.isascii() and version.isdigit()):
+            raise InvalidRequest(
+                "path.version: Input should be a valid integer, unable to parse string as an integer"
+            )
+        version = int(version)
+    answer = await infer.answer(
+        request.body,
+        request.headers.get(codec.HEADER_LENGTH),
+        path_params["name"],
+        version,
+        services.registry,
+        services.inference,
+        services.settings,
+    )
+    return infer_response(*answer)
+
+
+HOT_ROUTES = (
+    HotRoute("POST", "/v2/models/{name}/infer", None, infer_raw),
+    HotRoute("POST", "/v2/models/{name}/versions/{version}/infer", None, infer_raw),
+)
+
+
 @router.post(
     "/v2/models/{name}/infer",
     response_model=InferResponse,
     responses=CLASSIFY_ERROR_RESPONSES,
     openapi_extra=_INFER_BODY,
 )
-async def model_infer(
-    name: ModelName, request: Request, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
-) -> Response:
+async def model_infer(name: ModelName, request: Request, services: ServicesDep) -> Response:
     """Run the model on TEXT (tokenized as /classify) or INPUT_IDS with LENGTHS; JSON or binary tensors."""
-    body = await request.body()
-    header_length = request.headers.get(codec.HEADER_LENGTH)
-    return infer_response(*await infer.answer(body, header_length, name, None, registry, inference, settings))
+    raw = RawBody(await request.body(), request.headers)
+    return await infer_raw(raw, services, {"name": name})
 
 
 @router.post(
@@ -232,19 +258,11 @@ async def model_infer(
     openapi_extra=_INFER_BODY,
 )
 async def version_infer(
-    name: ModelName,
-    version: ModelVersion,
-    request: Request,
-    registry: RegistryDep,
-    inference: InferenceDep,
-    settings: SettingsDep,
+    name: ModelName, version: ModelVersion, request: Request, services: ServicesDep
 ) -> Response:
     """Inference on one version."""
-    body = await request.body()
-    header_length = request.headers.get(codec.HEADER_LENGTH)
-    return infer_response(
-        *await infer.answer(body, header_length, name, version, registry, inference, settings)
-    )
+    raw = RawBody(await request.body(), request.headers)
+    return await infer_raw(raw, services, {"name": name, "version": version})
 
 
 # -- model repository extension (admin token) -----------------------------------------------------------
