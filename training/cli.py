@@ -40,6 +40,14 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or tab), got {text!r}")
+    return value
+
+
 def _seed_list(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(part) for part in text.split(","))
@@ -62,6 +70,19 @@ def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group.add_argument("--text-column", default="text", help="text column/field name (default: text)")
     group.add_argument("--label-column", default="label", help="label column/field name (default: label)")
     group.add_argument("--format", choices=FORMATS, help="file format (default: from the file suffix)")
+    group.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        metavar="CHAR",
+        help="CSV/TSV field delimiter, e.g. ';' or tab (default: the one of , ; tab | that splits the header "
+        "into the text and label columns, else the suffix's)",
+    )
+    group.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="text encoding of the data files, e.g. latin-1, cp1252, utf-16 (default: UTF-8, or UTF-16 "
+        "with a byte-order mark)",
+    )
     group.add_argument(
         "--task",
         choices=("auto", "single-label", "multi-label"),
@@ -111,6 +132,8 @@ def _data_spec(args: argparse.Namespace) -> DataSpec | None:
         seed=args.split_seed,
         task=None if args.task == "auto" else args.task,
         label_separator=None if args.label_separator == "|" else args.label_separator,
+        delimiter=args.delimiter,
+        encoding=args.encoding,
     )
 
 

@@ -127,7 +127,14 @@ def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSou
     if data is not None and data.data is not None and args.part == "all":
         separator = data.label_separator or "|"
         return read_file(
-            Path(data.data), data.text_column, data.label_column, data.format, data.task, separator
+            Path(data.data),
+            data.text_column,
+            data.label_column,
+            data.format,
+            data.task,
+            separator,
+            delimiter=data.delimiter,
+            encoding=data.encoding,
         )
     if data is None:
         if not fallback:

@@ -256,15 +256,35 @@ class DataSpec(DataSource):
             splits = make_splits(load_builtin(self.dataset), tuple(self.split), self.seed)
         elif self.data is not None:
             rows, task = read_labelled(
-                Path(self.data), self.text_column, self.label_column, self.format, self.task, separator
+                Path(self.data),
+                self.text_column,
+                self.label_column,
+                self.format,
+                self.task,
+                separator,
+                **self._reading(),
             )
             splits = make_splits(rows, tuple(self.split), self.seed, task)
         else:
             train, task = read_labelled(
-                Path(self.train), self.text_column, self.label_column, self.format, self.task, separator
+                Path(self.train),
+                self.text_column,
+                self.label_column,
+                self.format,
+                self.task,
+                separator,
+                **self._reading(),
             )
             parts = [
-                read_file(Path(path), self.text_column, self.label_column, self.format, task, separator)
+                read_file(
+                    Path(path),
+                    self.text_column,
+                    self.label_column,
+                    self.format,
+                    task,
+                    separator,
+                    **self._reading(),
+                )
                 if path
                 else []
                 for path in (self.dev, self.test)
@@ -272,3 +292,6 @@ class DataSpec(DataSource):
             splits = make_given_splits(train, *parts, task=task)
         splits.report["source"] = self.to_dict()
         return splits
+
+    def _reading(self) -> dict[str, str | None]:
+        return {"delimiter": self.delimiter, "encoding": self.encoding}

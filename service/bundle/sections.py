@@ -99,10 +99,23 @@ class DataSource(Record):
     seed: int = 13
     task: str | None = None  # None: inferred from the label cells when read
     label_separator: str | None = None  # multi-label CSV/TSV cells; None: "|"
+    delimiter: str | None = None  # CSV/TSV; None: found in the header, else the suffix's
+    encoding: str | None = None  # None: UTF-8 (UTF-16 with a byte-order mark)
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
     _OMIT_WHEN_NONE = frozenset(
-        {"dataset", "data", "train", "dev", "test", "format", "task", "label_separator"}
+        {
+            "dataset",
+            "data",
+            "train",
+            "dev",
+            "test",
+            "format",
+            "task",
+            "label_separator",
+            "delimiter",
+            "encoding",
+        }
     )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"split": floats}
 
