@@ -154,3 +154,30 @@ def test_the_page_fits_a_phone(browser, server: Server) -> None:  # type: ignore
         browser.set_window_size(1280, 1800)
     assert overflow <= 0
     assert _severe_console_messages(browser) == []
+
+
+def test_with_an_api_key_the_page_asks_for_it_and_then_works(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    key = "inspector-test-key-0123456789"
+    guarded = Server.start(REPO / "model_store", tmp_path / "server.log", env={"LSTM_SERVICE_API_KEY": key})
+    try:
+        browser.get(f"{guarded.url}/inspect")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda page: "API key" in page.find_element(By.ID, "status").text)
+        assert browser.find_element(By.ID, "api-key-box").get_attribute("open") is not None
+        assert browser.find_elements(By.CSS_SELECTOR, "#model option") == []
+
+        browser.find_element(By.ID, "api-key").send_keys(key)
+        browser.find_element(By.ID, "text").click()  # leaving the field fires its change event
+        wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#model option[value='news-topic']"))
+        box = browser.find_element(By.ID, "text")
+        box.send_keys("The striker scored twice in the cup final")
+        browser.find_element(By.ID, "explain").click()
+        wait.until(lambda page: page.find_element(By.TAG_NAME, "body").get_attribute("data-explained"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#tokens .token")) > 0
+        # the 401s before the key was typed are the only console errors
+        assert all("401" in message for message in _severe_console_messages(browser))
+    finally:
+        guarded.stop()

@@ -287,5 +287,14 @@ async function explain(event) {
 document.addEventListener("DOMContentLoaded", () => {
   $("explain-form").addEventListener("submit", explain);
   $("model").addEventListener("change", () => showCard($("model").value).catch((error) => setStatus(error.message, true)));
-  loadModels().catch((error) => setStatus(`${error.message} (set the API key, then reload the page)`, true));
+  const listModels = () =>
+    loadModels()
+      .then(() => setStatus(""))
+      .catch((error) => {
+        const needsKey = / 401 /.test(error.message);
+        if (needsKey) $("api-key-box").open = true;
+        setStatus(needsKey ? `${error.message}: type this service's API key under "API key"` : error.message, true);
+      });
+  $("api-key").addEventListener("change", listModels);  // the key is kept in the page only, never stored
+  listModels();
 });
