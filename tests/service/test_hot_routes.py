@@ -159,9 +159,9 @@ async def _raw_echo(request: RawBody, services: Services, path_params: dict[str,
 async def test_a_templated_raw_body_hot_route_joins_with_one_line(tiny_store: Path, monkeypatch) -> None:
     from service.api import app as app_module
 
-    # The OIP infer route's path has a FastAPI twin, so a hot route may take it over in this test.
+    # The OIP infer route is a hot route with a FastAPI twin; a hot route listed before it takes it over here.
     raw = HotRoute("POST", "/v2/models/{name}/infer", None, _raw_echo)
-    monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, raw))
+    monkeypatch.setattr(app_module, "HOT_ROUTES", (raw, *app_module.HOT_ROUTES))
     async with _client(Settings(model_store=tiny_store), hot_routes=True) as client:
         answered = await client.post(
             "/v2/models/tiny-en/infer", content=b"\x00\x01binary", headers={"X-Probe": "42"}
