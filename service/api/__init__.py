@@ -11,4 +11,5 @@
 - :mod:`service.api.deps`        what a route needs (``Services``: settings, registry, inference)
 - :mod:`service.api.security`    the API key and the admin token
 - :mod:`service.api.errors`      the error vocabulary as HTTP answers, and the exception handlers
+- ``static/inspector/``          the page ``GET /inspect`` serves (:mod:`service.api.routes.inspect`)
 """
