@@ -90,7 +90,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]
 
     def build(store: Path, name: str, **options: object) -> Path:
         command = f"tests/conftest.py tiny_bundle({name!r}, language={options.get('language', 'en')!r})"
-        return train_tiny(store, name, data_folder=data_folder, command=command, **options)  # type: ignore[arg-type]
+        return train_tiny(store, name, data_folder=data_folder, command=command, **options)
 
     return build
 

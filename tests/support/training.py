@@ -45,7 +45,7 @@ def train_tiny(
         store,
         name,
         tokenizer=TokenizerSettings(mode=tokenizer, max_length=64, max_vocab=None),
-        model=ModelConfig(**settings),  # type: ignore[arg-type]
+        model=ModelConfig(**settings),
         training=TrainSettings(epochs=epochs, batch_size=16, learning_rate=1e-2, patience=epochs, seed=0),
         baseline=baseline,
         quantize=quantize,
