@@ -255,7 +255,7 @@ async def run_model(
         results[H_N] = np.ascontiguousarray(states.h_n.transpose(1, 0, 2))  # (L*D, N, H) -> (N, L*D, H)
         if states.c_n is not None:  # LSTM cells only
             results[C_N] = np.ascontiguousarray(states.c_n.transpose(1, 0, 2))
-    if PROBS in results:
+    if LABEL in names:
         results[LABEL] = np.argmax(results[PROBS], axis=1)  # the first best on ties, as /classify
     return results
 
