@@ -22,23 +22,48 @@ def _model(runtime: ModelRuntime) -> dict[str, Any]:
 
 
 def classify_answer(
-    runtime: ModelRuntime, encodings: Sequence[Encoding], probabilities: np.ndarray, unk_ratio: bool = False
+    runtime: ModelRuntime,
+    encodings: Sequence[Encoding],
+    probabilities: np.ndarray,
+    unk_ratio: bool = False,
+    *,
+    logits: np.ndarray | None = None,
+    top_k: int | None = None,
+    abstain_below: float | None = None,
 ) -> dict[str, Any]:
-    """``unk_ratio``: each result also says which share of its tokens are ``<unk>`` (input drift)."""
+    """One result per text. ``probabilities``: the runtime's scores (softmax or sigmoid by task).
+
+    ``unk_ratio``: each result also says which share of its tokens are ``<unk>`` (input drift);
+    ``logits``: also each label's logit; ``top_k``: only the k best labels, best first; ``abstain_below``
+    (single-label): ``label`` null when the best score is below it. A multi-label result also lists the
+    labels over their thresholds (``labels``); its ``label`` is the best of those, or null."""
     labels = runtime.labels
+    multi_label = runtime.task == "multi-label"
+    decided = runtime.decide(probabilities) if multi_label else None
+    rows = probabilities.tolist()
+    raw_rows = logits.tolist() if logits is not None else None
     results = []
-    for encoding, row in zip(encodings, probabilities.tolist(), strict=True):
+    for index, (encoding, row) in enumerate(zip(encodings, rows, strict=True)):
         best = max(range(len(labels)), key=row.__getitem__)
-        results.append(
-            {
-                "label": labels[best],
-                "score": row[best],
-                "scores": dict(zip(labels, row, strict=True)),
-                "truncated": encoding.truncated,
-            }
+        order = (
+            range(len(labels)) if top_k is None else sorted(range(len(labels)), key=lambda i: -row[i])[:top_k]
         )
+        result: dict[str, Any] = {
+            "label": labels[best],
+            "score": row[best],
+            "scores": {labels[i]: row[i] for i in order},
+            "truncated": encoding.truncated,
+        }
+        if decided is not None:
+            result["labels"] = [labels[i] for i in decided[index]]
+            result["label"] = result["labels"][0] if result["labels"] else None
+        elif abstain_below is not None and row[best] < abstain_below:
+            result["label"] = None
+        if raw_rows is not None:
+            result["logits"] = {labels[i]: raw_rows[index][i] for i in order}
         if unk_ratio:
-            results[-1]["unk_ratio"] = encoding.ids.count(UNK_ID) / len(encoding.ids)
+            result["unk_ratio"] = encoding.ids.count(UNK_ID) / len(encoding.ids)
+        results.append(result)
     return {**_model(runtime), "results": results}
 
 
@@ -86,13 +111,14 @@ def hidden_states_answer(
             "tokens": token_list(encoding),
             "hidden_states": per_text,
             "h_n": states.h_n[:, row].copy(),  # copy: orjson serialises only contiguous arrays
-            "c_n": states.c_n[:, row].copy(),
+            "c_n": None if states.c_n is None else states.c_n[:, row].copy(),  # None: a cell without one
             "truncated": encoding.truncated,
         }
         for row, (encoding, per_text) in enumerate(zip(encodings, states.per_text, strict=True))
     ]
     return {
         **_model(runtime),
+        "cell": runtime.cell,
         "num_layers": layers_by_directions // directions,
         "directions": directions,
         "hidden_dim": hidden_dim,
@@ -177,7 +203,16 @@ def model_detail(
     detail["versions"] = versions
     if runtime is None or status.state is not ModelState.ready:
         return detail | dict.fromkeys(
-            ("tokenizer", "dimensions", *_PASSED_THROUGH, "checksums", "created_at", "drift")
+            (
+                "tokenizer",
+                "dimensions",
+                *_PASSED_THROUGH,
+                "checksums",
+                "created_at",
+                "drift",
+                "thresholds",
+                "calibration",
+            )
         )
     manifest, tokenizer = runtime.manifest, runtime.tokenizer
     detail["tokenizer"] = {
@@ -197,4 +232,6 @@ def model_detail(
     detail["checksums"] = dict(manifest.files)
     detail["created_at"] = manifest.created_at
     detail["drift"] = manifest.drift.to_dict() if manifest.drift is not None else None
+    detail["thresholds"] = dict(manifest.thresholds) if manifest.thresholds is not None else None
+    detail["calibration"] = dict(manifest.calibration) if manifest.calibration is not None else None
     return detail

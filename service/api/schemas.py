@@ -147,12 +147,46 @@ class ClassifyRequest(ModelTextsRequest):
         description="Also give each text's share of tokens the vocabulary does not hold (<unk>), the figure "
         "/metrics tracks for input drift (lstm_service_unknown_token_ratio).",
     )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Return only the k best labels in `scores` (and `logits`), best first. "
+        "Default: every label, in label order.",
+    )
+    raw_scores: bool = Field(
+        False,
+        description="Also return each label's logit (the graph's raw output, before softmax or sigmoid "
+        "and before any calibration temperature).",
+    )
+    abstain_below: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Single-label models: when the best probability is below this, `label` is null "
+        "(the scores are still returned). Multi-label models decide per label by their thresholds and "
+        "refuse this option.",
+    )
 
 
 class ClassifyResult(BaseModel):
-    label: str = Field(description="The most probable label.")
-    score: float = Field(description="Its probability.")
-    scores: dict[str, float] = Field(description="Every label's probability (softmax), in label order.")
+    label: str | None = Field(
+        description="The most probable label; null when its score is below `abstain_below`, or for a "
+        "multi-label model when no label reaches its threshold."
+    )
+    score: float = Field(description="The best score.")
+    scores: dict[str, float] = Field(
+        description="Every label's score in label order (or the `top_k` best, best first): the softmax "
+        "probability (single-label, divided by the model's calibration temperature first), or each "
+        "label's own sigmoid (multi-label; they need not sum to 1)."
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="Multi-label models: the labels whose score reaches their threshold, best first "
+        "(possibly none). Absent for single-label models.",
+    )
+    logits: dict[str, float] | None = Field(
+        None, description="Each label's logit, in the order of `scores` (only with `raw_scores`)."
+    )
     truncated: bool = Field(description="True if the text was cut to the model's max_length.")
     unk_ratio: float | None = Field(
         None, description="Share of the text's tokens that are <unk> (only when the request asked for it)."
@@ -273,13 +307,17 @@ class HiddenStatesResult(BaseModel):
         description="[num_layers * directions][hidden_dim]: final hidden state; row = layer * directions + "
         "direction (direction 0 forward, 1 backward)."
     )
-    c_n: list[list[float]] = Field(description="[num_layers * directions][hidden_dim]: final cell state.")
+    c_n: list[list[float]] | None = Field(
+        description="[num_layers * directions][hidden_dim]: final cell state; null for GRU and RNN cells, "
+        "which have none."
+    )
     truncated: bool = Field(description="True if the text was cut to the model's max_length.")
 
 
 class HiddenStatesResponse(ModelResponse):
-    num_layers: int = Field(description="Stacked LSTM layers.")
-    directions: int = Field(description="2 for a bidirectional LSTM, else 1.")
+    cell: str = Field(description="The recurrent cell: lstm, gru or rnn (tanh).")
+    num_layers: int = Field(description="Stacked recurrent layers.")
+    directions: int = Field(description="2 for a bidirectional model, else 1.")
     hidden_dim: int = Field(description="Hidden units per direction.")
     results: list[HiddenStatesResult] = Field(description="One result per text, in request order.")
 
@@ -301,7 +339,10 @@ class ModelSummary(BaseModel):
     reason: str | None = Field(description="Why the model is not ready, or why a newer version was refused.")
     default: bool = Field(description="True for the model used when a request names none.")
     pinned: bool = Field(description="True if the version was pinned by LSTM_SERVICE_PINNED.")
-    task: str | None = Field(description="single-label (softmax over the labels).")
+    task: str | None = Field(
+        description="single-label (one softmax over the labels) or multi-label (one sigmoid per label, "
+        "each decided by its threshold)."
+    )
     labels: list[str] | None = Field(description="Class names, in score order.")
 
 
@@ -323,6 +364,15 @@ class ModelDetailResponse(ModelSummary):
     parity: dict[str, Any] | None = Field(description="torch vs onnxruntime agreement measured at export.")
     checksums: dict[str, str] | None = Field(description="sha256 of each bundle file, verified at load.")
     created_at: str | None = Field(description="When the bundle was written.")
+    thresholds: dict[str, float] | None = Field(
+        None, description="Multi-label models: each label's decision threshold, tuned on dev at training."
+    )
+    calibration: dict[str, Any] | None = Field(
+        None,
+        description="Single-label models: the temperature T the served probabilities use "
+        "(softmax(logits / T)), fitted on dev, with the expected calibration error before and after on "
+        "test; null when not calibrated.",
+    )
     drift: dict[str, Any] | None = Field(
         None,
         description="The training split's unknown-token ratio and tokens per text (p10, p50, p90, p99, mean, "

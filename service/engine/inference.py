@@ -84,14 +84,19 @@ class Inference:
         return await self.run(encode_texts, runtime, texts, locations, truncate, require_tokens, spans)
 
     async def classify(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(texts, labels) probabilities, through the model's micro-batcher when batching is on."""
+        """(texts, labels) scores: :meth:`ModelRuntime.scores` of :meth:`logits` (softmax probabilities,
+        or one sigmoid per label for a multi-label model)."""
+        return runtime.scores(await self.logits(runtime, id_lists))
+
+    async def logits(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """(texts, labels) logits, through the model's micro-batcher when batching is on."""
         if not runtime.batch_invariant:
             # Dynamically quantized graphs scale activations per batch: each text must run alone to get
             # the scores it gets alone (and that its golden examples were verified with).
-            return await self.run(_classify_one_by_one, runtime, id_lists)
+            return await self.run(_logits_one_by_one, runtime, id_lists)
         batcher = self._batcher(runtime)
         if batcher is None:
-            return await self.run(runtime.classify, id_lists)
+            return await self.run(runtime.logits, id_lists)
         try:
             with timing.waiting_for_model():
                 rows = await batcher.submit(id_lists, deadline=DEADLINE.get(), model_time=RECORD.get())
@@ -115,7 +120,7 @@ class Inference:
             return current[1]
         on_batch = self._on_batch
         batcher = batching.MicroBatcher(
-            runtime.classify,
+            runtime.logits,
             self._batch_limits,
             on_batch=None if on_batch is None else functools.partial(on_batch, runtime),
             name=f"batcher-{runtime.name}-{runtime.version}",
@@ -174,5 +179,5 @@ def service_error(error: batching.BatcherError) -> ServiceError:
     raise TypeError(f"no answer for {type(error).__name__}") from error
 
 
-def _classify_one_by_one(runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-    return np.concatenate([runtime.classify([ids]) for ids in id_lists])
+def _logits_one_by_one(runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+    return np.concatenate([runtime.logits([ids]) for ids in id_lists])

@@ -17,6 +17,7 @@ from service.api.hotpath import HotRoute
 from service.api.responses import OrjsonResponse
 from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ClassifyRequest, ClassifyResponse
 from service.api.texts import prepare_texts
+from service.errors import InvalidRequest
 
 router = APIRouter(tags=["inference"])
 
@@ -28,8 +29,21 @@ async def classify_texts(
     runtime, encodings = await prepare_texts(
         request, services, max_texts=services.settings.max_texts, require_tokens=True, spans=False
     )
-    probabilities = await services.inference.classify(runtime, [encoding.ids for encoding in encodings])
-    return classify_answer(runtime, encodings, probabilities, unk_ratio=request.unk_ratio)
+    if request.abstain_below is not None and runtime.task == "multi-label":
+        raise InvalidRequest(
+            f"abstain_below applies to single-label models; {runtime.name} is multi-label "
+            "(each of its labels is decided by its own threshold, see GET /models/{name})"
+        )
+    logits = await services.inference.logits(runtime, [encoding.ids for encoding in encodings])
+    return classify_answer(
+        runtime,
+        encodings,
+        runtime.scores(logits),
+        unk_ratio=request.unk_ratio,
+        logits=logits if request.raw_scores else None,
+        top_k=request.top_k,
+        abstain_below=request.abstain_below,
+    )
 
 
 HOT_ROUTE = HotRoute("POST", "/classify", ClassifyRequest, classify_texts)
@@ -44,5 +58,7 @@ HOT_ROUTE = HotRoute("POST", "/classify", ClassifyRequest, classify_texts)
 async def classify(
     request: Annotated[ClassifyRequest, json_body(ClassifyRequest)], services: ServicesDep
 ) -> Response:
-    """Classify one text or several: the best label, its probability, and every label's probability."""
+    """Classify one text or several: the best label, its score, and every label's score (softmax
+    probabilities, or one sigmoid per label and the labels over their thresholds for a multi-label
+    model); optionally only the `top_k` best, the raw logits, or no label below `abstain_below`."""
     return OrjsonResponse(await classify_texts(request, services))
