@@ -20,11 +20,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.bundle import NAME_PATTERN, list_models
+from service.bundle import DEFAULT_MODEL_STORE, NAME_PATTERN, list_models
 
 ENV_PREFIX = "LSTM_SERVICE_"
-# The repository's own store: <repo>/model_store, next to the ``service`` package.
-DEFAULT_MODEL_STORE = Path(__file__).resolve().parent.parent / "model_store"
 MIB = 1 << 20
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.bundle import STORE_VARIABLE
 from service.tokenizer import MODES
 from training.data import BUILTIN_DATASETS, FORMATS, DataError, DataSpec
 
@@ -28,6 +29,20 @@ EXAMPLES = """examples:
   lstm-train export --bundle model_store/my-model/1 --quantize
   lstm-train evaluate --bundle model_store/my-model/1 --data held_out.csv
 """
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" only where the help does not say its default already, and never for flags that
+    are off unless given (a default of None, False, or True for a --no-... switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        off = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if "default" in text or off or action.default == () or not action.option_strings:
+            return text
+        if isinstance(action, argparse._StoreFalseAction):
+            return text
+        return super()._get_help_string(action) or text
 
 
 def _ratios(text: str) -> tuple[float, float, float]:
@@ -146,13 +161,29 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
         + ("" if name_required else "; default: the checkpoint's run folder name, or the bundle's own name"),
     )
     group.add_argument(
-        "--store", type=Path, default=Path("model_store"), help="model store (default: model_store)"
+        "--store",
+        type=Path,
+        help=f"model store (default: ${STORE_VARIABLE} if set, else the repository's model_store: the store "
+        "lstm-service serves by default)",
     )
     group.add_argument("--version", type=int, help="bundle version (default: one above the highest present)")
     group.add_argument(
         "--quantize",
         action="store_true",
-        help="also write an int8 (dynamic quantization) variant as the next version",
+        help="also write an int8 (dynamic quantization) variant as the next version, not served unless "
+        "--promote",
+    )
+    group.add_argument(
+        "--promote",
+        action="store_true",
+        help="with --quantize: mark the int8 variant as the version to serve (default: the fp32 one serves)",
+    )
+    group.add_argument(
+        "--no-promote",
+        dest="promoted",
+        action="store_false",
+        help="write the new version without serving it: the service keeps serving the highest promoted "
+        "version until this one is pinned or loaded by version",
     )
     group.add_argument(
         "--no-baseline",
@@ -170,12 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate}")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsFormatter
     train = commands.add_parser(
         "train", formatter_class=defaults, help="data → tokenizer → model → train → evaluate → ONNX → bundle"
     )
     _add_data_options(train, required=True)
     _add_output_options(train)
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="write a new version even though its labels differ from the served version's",
+    )
     tokens = train.add_argument_group("tokenizer")
     tokens.add_argument(
         "--tokenizer",
@@ -196,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="lstm",
         help="recurrent cell: lstm, gru, or rnn (tanh); exported as the native ONNX node of that name",
     )
-    model.add_argument("--embedding-dim", type=int, default=128)
+    model.add_argument("--embedding-dim", type=int, default=128, help="size of each token's vector")
     model.add_argument("--hidden-dim", type=int, default=128, help="recurrent units per direction")
     model.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
     model.add_argument(
@@ -205,10 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="LSTM projection size: refused, since torch 2.13 cannot export it to ONNX faithfully",
     )
-    model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True)
+    model.add_argument(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read each text in both directions",
+    )
     model.add_argument("--pooling", choices=("max", "mean", "last"), default="max", help="pooling over time")
     model.add_argument("--dropout", type=float, default=0.3, help="before the classifier and between layers")
-    model.add_argument("--embedding-dropout", type=float, default=0.1)
+    model.add_argument(
+        "--embedding-dropout", type=float, default=0.1, help="dropout on the token vectors, in training only"
+    )
     vectors = train.add_argument_group("pretrained embeddings")
     vectors.add_argument(
         "--w2v",
@@ -216,7 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="none|train|FILE",
         help="none, train (word2vec on the training split), or a word2vec file",
     )
-    vectors.add_argument("--w2v-mode", choices=("finetune", "frozen"), default="finetune")
+    vectors.add_argument(
+        "--w2v-mode",
+        choices=("finetune", "frozen"),
+        default="finetune",
+        help="finetune: the pretrained vectors keep learning; frozen: they stay as loaded",
+    )
     vectors.add_argument(
         "--w2v-binary",
         action=argparse.BooleanOptionalAction,
@@ -226,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     vectors.add_argument("--w2v-epochs", type=int, default=10, help="epochs for --w2v train")
     loop = train.add_argument_group("training")
     loop.add_argument("--epochs", type=int, default=10, help="maximum epochs")
-    loop.add_argument("--batch-size", type=int, default=64)
+    loop.add_argument("--batch-size", type=int, default=64, help="texts per training step")
     loop.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     loop.add_argument("--clip", type=float, default=5.0, help="gradient norm clipping")
     loop.add_argument(
@@ -282,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="a checkpoint file or run folder (uses its best.pt)")
-    source.add_argument("--bundle", type=Path, help="an fp32 bundle folder to quantize (with --quantize)")
+    source.add_argument(
+        "--bundle",
+        type=Path,
+        help="an fp32 bundle folder to quantize (with --quantize); a model folder means its served version",
+    )
     _add_data_options(export, required=False)
     _add_output_options(export, name_required=False)
 
@@ -291,13 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target = evaluate.add_mutually_exclusive_group(required=True)
     target.add_argument("--checkpoint", type=Path, help="a checkpoint file or run folder")
-    target.add_argument("--bundle", type=Path, help="a bundle folder (runs through onnxruntime)")
+    target.add_argument(
+        "--bundle",
+        type=Path,
+        help="a bundle folder, or a model folder or name (its served version), run through onnxruntime",
+    )
     _add_data_options(evaluate, required=False)
     evaluate.add_argument(
         "--part",
         choices=("all", "train", "dev", "test"),
-        default="test",
-        help="which split to score (--data alone: 'all' scores every row)",
+        help="what to score (default: every row of a --data FILE given here; else the test split of the "
+        "data given or recorded in the model); the report says which",
+    )
+    evaluate.add_argument(
+        "--store",
+        type=Path,
+        help=f"store for a bare model NAME in --bundle (default: ${STORE_VARIABLE} or the repository's)",
     )
     evaluate.add_argument("--output", type=Path, help="write the JSON report here (default: stdout)")
     return parser

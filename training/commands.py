@@ -11,12 +11,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.bundle import DataSource, Manifest, load_bundle
-from training import distributed, multilabel
+from service.bundle import (
+    MANIFEST_FILE,
+    NAME_PATTERN,
+    DataSource,
+    Manifest,
+    default_store,
+    load_bundle,
+    promoted_versions,
+)
+from training import distributed, multilabel, preflight
 from training.batches import encode_texts
 from training.cells import refuse_unexportable
 from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
-from training.data import DataSpec, Example, read_file
+from training.data import DataError, DataSpec, Example, Splits, read_file
 from training.evaluate import classification_metrics
 from training.export import ort_logits
 from training.model import ModelConfig
@@ -34,18 +42,41 @@ def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
 
 def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     refuse_unexportable({"proj_size": args.proj_size})
+    _refuse_both_promotions(args)
+    plan = preflight.plan_training(
+        data,
+        _store(args),
+        args.name,
+        version=args.version,
+        run_dir=args.run_dir,
+        force=args.force,
+        promoted=args.promoted,
+    )
     context = distributed.start()  # a single process unless launched by torchrun
     try:
-        result = _train_bundle(args, data, command, context)
+        result = _train_bundle(args, plan, command, context)
     finally:
         distributed.stop(context)
     if result is not None:  # rank 0 (or the only process) wrote the bundle
         _print_summary(result.manifest, result.path, result.int8_path)
+        preflight.compare(plan, result.manifest, result.path)
+        _print_how_to_serve(plan.store, plan.name, result.manifest)
     return 0
 
 
+def _store(args: argparse.Namespace) -> Path:
+    """``--store``, else the store the service serves by default (``$LSTM_SERVICE_MODEL_STORE``, else the
+    repository's ``model_store``)."""
+    return Path(args.store).expanduser().resolve() if args.store is not None else default_store()
+
+
+def _refuse_both_promotions(args: argparse.Namespace) -> None:
+    if args.promote and not args.quantize:
+        raise ValueError("--promote serves the int8 variant instead of the fp32 one: it needs --quantize")
+
+
 def _train_bundle(
-    args: argparse.Namespace, data: DataSpec, command: str, context: distributed.Distributed
+    args: argparse.Namespace, plan: preflight.Plan, command: str, context: distributed.Distributed
 ) -> BundleResult | None:
     if context.enabled and args.quantize:
         raise ValueError(
@@ -53,9 +84,9 @@ def _train_bundle(
         )
     w2v = None if args.w2v in ("none", "") else args.w2v
     return train_bundle(
-        data,
-        args.store,
-        args.name,
+        plan.splits,
+        plan.store,
+        plan.name,
         tokenizer=TokenizerSettings(
             mode=args.tokenizer,
             lowercase=args.lowercase,
@@ -86,9 +117,9 @@ def _train_bundle(
         pretrained=PretrainedSettings(
             source=w2v, mode=args.w2v_mode, binary=args.w2v_binary, epochs=args.w2v_epochs
         ),
-        run_dir=args.run_dir or Path("runs") / args.name,
+        run_dir=plan.run_dir,
         resume=args.resume,
-        version=args.version,
+        version=plan.version,
         baseline=args.baseline,
         quantize=args.quantize,
         command=command,
@@ -97,36 +128,89 @@ def _train_bundle(
         calibrated=args.calibration,
         context=context,
         seeds=args.seeds,
+        promoted=None if args.promoted else False,
+        promote_int8=args.promote,
     )
 
 
 def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
+    _refuse_both_promotions(args)
     if args.bundle is not None:
         if not args.quantize:
             raise ValueError("--bundle exports nothing new without --quantize (a bundle is already exported)")
-        result = quantize_bundle(args.bundle, data.load() if data else None, args.version)
+        folder = bundle_folder(args.bundle, _store(args))
+        splits = data.load() if data else _recorded(load_bundle(folder).manifest.data_source, folder)
+        result = quantize_bundle(folder, splits, args.version, promote=args.promote)
         _print_summary(result.manifest, result.path)
+        _print_how_to_serve(result.path.parent.parent, result.manifest.name, result.manifest)
         return 0
     checkpoint = args.checkpoint
     name = args.name or (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve().name
+    if data is None:
+        data = _recorded(load_checkpoint_model(checkpoint).data_source, checkpoint)
+    store = _store(args)
     result = export_checkpoint(
         checkpoint,
-        args.store,
+        store,
         name,
         data,
         version=args.version,
         baseline=args.baseline,
         quantize=args.quantize,
         command=command,
+        promoted=None if args.promoted else False,
+        promote_int8=args.promote,
     )
     _print_summary(result.manifest, result.path, result.int8_path)
+    _print_how_to_serve(store, name, result.manifest)
     return 0
 
 
-def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSource | None) -> list[Example]:
-    if data is not None and data.data is not None and args.part == "all":
+def _recorded(source: DataSource | None, where: Path) -> Splits:
+    """The split recorded in a bundle or checkpoint, rebuilt; a moved data file says how to go on."""
+    if source is None:
+        raise ValueError(
+            f"{where} records no data source; pass --data FILE, --dataset or --train/--dev/--test"
+        )
+    try:
+        return DataSpec.of(source).load()
+    except DataError as error:
+        raise DataError(
+            f"{error} (the data {where} was trained on, as recorded); if the file moved, pass it again: "
+            "--data FILE (or --train/--dev/--test), with the same --text-column/--label-column"
+        ) from error
+
+
+def bundle_folder(path: Path, store: Path) -> Path:
+    """A bundle folder from what a user types: ``store/NAME/VERSION``, a model folder ``store/NAME`` (its
+    served version: the highest promoted one), or a bare model NAME in the store."""
+    path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and (store / path).is_dir():
+        path = store / path
+    if path.is_dir() and not (path / MANIFEST_FILE).is_file():
+        versions = promoted_versions(path.parent, path.name) if NAME_PATTERN.match(path.name) else []
+        if not versions:
+            raise ValueError(f"{path} is neither a bundle folder nor a model folder holding versions")
+        logger.info("%s: version %d (the version the service serves)", path, versions[0])
+        return path / str(versions[0])
+    return path
+
+
+def _part(args: argparse.Namespace, data: DataSpec | None) -> str:
+    """``--part``, else: every row of a ``--data`` file given here, the test split otherwise."""
+    if args.part is not None:
+        return str(args.part)
+    return "all" if data is not None and data.data is not None else "test"
+
+
+def _examples(
+    args: argparse.Namespace, data: DataSpec | None, fallback: DataSource | None, where: Path
+) -> tuple[list[Example], str]:
+    """The examples to score and what they are, in words."""
+    part = _part(args, data)
+    if data is not None and data.data is not None and part == "all":
         separator = data.label_separator or "|"
-        return read_file(
+        examples = read_file(
             Path(data.data),
             data.text_column,
             data.label_column,
@@ -136,32 +220,30 @@ def _examples(args: argparse.Namespace, data: DataSpec | None, fallback: DataSou
             delimiter=data.delimiter,
             encoding=data.encoding,
         )
-    if data is None:
-        if not fallback:
-            raise ValueError(
-                "no data to evaluate on: give --data FILE, --dataset NAME or --train/--dev/--test"
-            )
-        data = DataSpec.of(fallback)
-    splits = data.load()
-    if args.part == "all":
-        return splits.train + splits.dev + splits.test
-    return getattr(splits, args.part)
+        return examples, f"every row of {data.data}"
+    splits = data.load() if data is not None else _recorded(fallback, where)
+    source = (data or fallback or DataSpec(dataset="?")).describe()
+    if part == "all":
+        return splits.train + splits.dev + splits.test, f"every row of {source} (train, dev and test)"
+    return getattr(splits, part), f"the {part} split of {source} (--part all: every row)"
 
 
 def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
     thresholds = None
     if args.bundle is not None:
-        bundle = load_bundle(args.bundle)
+        folder = bundle_folder(args.bundle, _store(args))
+        bundle = load_bundle(folder)
         labels, tokenizer, thresholds = bundle.labels, bundle.tokenizer, bundle.manifest.thresholds
-        examples = _examples(args, data, bundle.manifest.data_source)
+        examples, scored = _examples(args, data, bundle.manifest.data_source, folder)
         logits = ort_logits(bundle.model_path, encode_texts(tokenizer, [e.text for e in examples]))
-        source = str(args.bundle)
+        source = str(folder)
     else:
         loaded = load_checkpoint_model(args.checkpoint)
         labels, tokenizer = loaded.labels, loaded.tokenizer
-        examples = _examples(args, data, loaded.data_source)
+        examples, scored = _examples(args, data, loaded.data_source, loaded.path)
         logits = predict_logits(loaded.model, encode_texts(tokenizer, [e.text for e in examples]))
         source = str(loaded.path)
+    logger.info("scoring %d texts: %s", len(examples), scored)
     multi = any(not e.label for e in examples)  # multi-label examples carry label sets instead
     given = {label for e in examples for label in (e.labels if multi else (e.label,))}
     unknown = sorted(given - set(labels))
@@ -180,7 +262,15 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
     else:
         index = {label: position for position, label in enumerate(labels)}
         report = classification_metrics([index[e.label] for e in examples], logits.argmax(1), labels)
-    report.update({"model": source, "part": args.part, "command": command})
+    report.update(
+        {
+            "model": source,
+            "part": _part(args, data),
+            "scored": scored,
+            "texts": len(examples),
+            "command": command,
+        }
+    )
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
@@ -207,3 +297,14 @@ def _print_summary(manifest: Manifest, path: Path, int8_path: Path | None = None
         )
     if int8_path is not None:
         print(f"int8 bundle {int8_path}")
+
+
+def _print_how_to_serve(store: Path, name: str, manifest: Manifest) -> None:
+    """The absolute bundle folder and the command that serves it."""
+    store = Path(store).resolve()
+    serve = "lstm-service serve" + ("" if store == default_store() else f" --model-store {store}")
+    print(f"bundle folder: {store / name / str(manifest.version)}")
+    if manifest.promoted is False:
+        print(f"serve it (not promoted, so by version): {serve} --pinned {name}={manifest.version}")
+    else:
+        print(f'serve it: {serve}  (then ask for it by name: {{"model": "{name}", "text": ...}})')

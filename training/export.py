@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 
 from service.bundle import INPUTS, PARITY_TOLERANCE, GoldenExample
+from training import quiet
 from training.batches import pad
 from training.cells import cell_of
 from training.model import LSTMClassifier, graph_outputs
@@ -48,7 +49,7 @@ def export_onnx(model: LSTMClassifier, path: Path) -> Path:
         "c_n": {1: "batch"},
     }
     dynamic_axes = {name: axes for name, axes in dynamic_axes.items() if name in INPUTS or name in outputs}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet.native_stderr_without(quiet.TORCH_EXPORT_NOISE):
         # the exporter warns that an LSTM with batch_first + packing cannot be re-scripted; not our use
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -191,7 +192,11 @@ def quantize_int8(source: Path, target: Path) -> Path:
     it is a lookup, not compute, and ``embedding_matrix`` must keep returning the vectors themselves."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"]
-    )
+    with quiet.root_log_without(quiet.ORT_QUANTIZATION_NOISE):  # harmless here: see training.quiet
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
+        )
     return Path(target)

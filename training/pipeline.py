@@ -225,6 +225,8 @@ def train_bundle(
     calibrated: bool = True,
     context: Distributed = SINGLE,
     seeds: Sequence[int] = (),
+    promoted: bool | None = None,
+    promote_int8: bool = False,
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
@@ -280,6 +282,8 @@ def train_bundle(
         run_dir=run_dir,
         calibrated=calibrated,
         extra_metrics=extra_metrics,
+        promoted=promoted,
+        promote_int8=promote_int8,
     )
 
 
@@ -323,6 +327,8 @@ def export_checkpoint(
     baseline: bool = True,
     quantize: bool = False,
     command: str | None = None,
+    promoted: bool | None = None,
+    promote_int8: bool = False,
 ) -> BundleResult:
     """Bundle the weights in ``checkpoint`` (``best.pt`` or ``last.pt``; a run folder means its ``best.pt``).
     The split is rebuilt from the data source recorded in the checkpoint unless ``data`` is given."""
@@ -359,4 +365,6 @@ def export_checkpoint(
         version=version,
         baseline=baseline,
         quantize=quantize,
+        promoted=promoted,
+        promote_int8=promote_int8,
     )

@@ -77,9 +77,13 @@ def evaluate_and_bundle(
     run_dir: Path | None = None,
     calibrated: bool = True,
     extra_metrics: dict[str, Any] | None = None,
+    promoted: bool | None = None,
+    promote_int8: bool = False,
 ) -> BundleResult:
     """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``; the run
-    folder gets ``report.json`` and the pictures of :mod:`training.plots`."""
+    folder gets ``report.json`` and the pictures of :mod:`training.plots`. ``promoted=False`` marks the
+    bundle as not served unless asked for by version; the int8 variant is so marked unless
+    ``promote_int8``."""
     model = model.eval()
     assessment = assess(model, tokenizer, splits, baseline, calibrated)
     metrics = {**assessment.metrics, **(extra_metrics or {})}
@@ -105,6 +109,7 @@ def evaluate_and_bundle(
             golden_source="torch, one text per run",
             parity=Parity.from_dict(parity),
             drift=measure_inputs(tokenizer, [example.text for example in splits.train]),
+            promoted=promoted,
         )
         path = write_bundle(store, name, onnx_path, tokenizer, splits.labels, manifest, version)
     logger.info("bundle written: %s", path)
@@ -112,7 +117,7 @@ def evaluate_and_bundle(
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
         write_run_plots(Path(run_dir), training.history, {**metrics, "best_epoch": training.best_epoch})
-    int8_path = quantize_bundle(path, splits, model=model).path if quantize else None
+    int8_path = quantize_bundle(path, splits, model=model, promote=promote_int8).path if quantize else None
     return BundleResult(path, load_bundle(path).manifest, int8_path)
 
 
@@ -121,8 +126,10 @@ def quantize_bundle(
     splits: Splits | None = None,
     version: int | None = None,
     model: LSTMClassifier | None = None,
+    promote: bool = False,
 ) -> BundleResult:
-    """Write the int8 variant of a bundle as the next version of the same model.
+    """Write the int8 variant of a bundle as the next version of the same model; unless ``promote``, it is
+    marked as not served by default (``promoted: false``: the fp32 version keeps serving).
 
     Dynamic int8 quantization moves the logits a little, so its golden logits are the int8 graph's own
     (run one text at a time through onnxruntime, as the service checks them); the difference from the
@@ -175,6 +182,7 @@ def quantize_bundle(
                 }
             ),
             variant="int8",
+            promoted=promote,
             quantized_from={
                 "version": source.version,
                 "accuracy": fp32_metrics.accuracy,

@@ -29,15 +29,19 @@ from service.bundle.manifest import (
     TrainingRecord,
 )
 from service.bundle.store import (
+    DEFAULT_MODEL_STORE,
     LABELS_FILE,
     MODEL_FILE,
     NAME_PATTERN,
+    STORE_VARIABLE,
     TOKENIZER_FILE,
     Bundle,
     check_name,
+    default_store,
     list_models,
     list_versions,
     load_bundle,
+    promoted_versions,
     read_manifest,
     record_in_manifest,
     sha256_file,
@@ -46,6 +50,7 @@ from service.bundle.store import (
 )
 
 __all__ = [
+    "DEFAULT_MODEL_STORE",
     "INPUTS",
     "LABELS_FILE",
     "MANIFEST_FILE",
@@ -54,6 +59,7 @@ __all__ = [
     "OUTPUTS",
     "PARITY_TOLERANCE",
     "SCHEMA_VERSION",
+    "STORE_VARIABLE",
     "SUPPORTED_SCHEMA_VERSIONS",
     "TASKS",
     "TOKENIZER_FILE",
@@ -69,10 +75,12 @@ __all__ = [
     "Parity",
     "TrainingRecord",
     "check_name",
+    "default_store",
     "list_models",
     "list_versions",
     "load_bundle",
     "measure_inputs",
+    "promoted_versions",
     "read_manifest",
     "record_in_manifest",
     "sha256_file",

@@ -128,6 +128,9 @@ class Manifest(Record):
     thresholds: Mapping[str, float] | None = None
     # single-label, optional: {"temperature": T, ...}; served probabilities are softmax(logits / T)
     calibration: Mapping[str, JSON] | None = None
+    # False: written but not served unless asked for by version (lstm-train --no-promote, an int8 variant
+    # without --promote); the service serves the highest version not marked False. None or True: served.
+    promoted: bool | None = None
     files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created_at: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -143,6 +146,7 @@ class Manifest(Record):
             "drift",
             "thresholds",
             "calibration",
+            "promoted",
             "created_at",
         }
     )
@@ -157,6 +161,7 @@ class Manifest(Record):
         "thresholds": _thresholds,
         "calibration": _calibration,
         "batch_invariant": bool,
+        "promoted": bool,
         "files": _checksums,
         "schema_version": _schema_version,
     }

@@ -28,6 +28,10 @@ from service.bundle.manifest import MANIFEST_FILE, SCHEMA_VERSION, TASKS, Bundle
 from service.tokenizer import Tokenizer
 
 MODEL_FILE, TOKENIZER_FILE, LABELS_FILE = ("model.onnx", "tokenizer.json", "labels.json")
+# The one store training writes to and the service serves, unless told otherwise: the variable (read by
+# the service's settings and by lstm-train alike), else the repository's own model_store folder.
+STORE_VARIABLE = "LSTM_SERVICE_MODEL_STORE"
+DEFAULT_MODEL_STORE = Path(__file__).resolve().parents[2] / "model_store"
 _PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -72,6 +76,28 @@ def list_versions(store: Path, name: str) -> list[int]:
     if not folder.is_dir():
         return []
     return sorted(int(entry.name) for entry in folder.iterdir() if entry.is_dir() and entry.name.isdigit())
+
+
+def default_store() -> Path:
+    """``$LSTM_SERVICE_MODEL_STORE``, else the repository's ``model_store``, as an absolute path."""
+    return Path(os.environ.get(STORE_VARIABLE) or DEFAULT_MODEL_STORE).expanduser().resolve()
+
+
+def promoted_versions(store: Path, name: str) -> list[int]:
+    """The versions the service may serve without being asked for one, newest first: every version whose
+    manifest does not say ``"promoted": false`` (all of them if every one says so: a model is never left
+    without a version). An unreadable manifest counts as promoted, so that its version is tried and its
+    fault reported rather than silently passed over."""
+    present = list(reversed(list_versions(store, name)))
+    versions = []
+    for version in present:
+        try:
+            promoted = read_manifest(Path(store) / name / str(version)).promoted
+        except BundleError:
+            promoted = None
+        if promoted is not False:
+            versions.append(version)
+    return versions or present
 
 
 def list_models(store: Path) -> dict[str, list[int]]:
