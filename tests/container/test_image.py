@@ -1,152 +1,32 @@
 """The real image, built and run with the container engine this machine has (docker, else podman).
 
-Built once per module from the repository's Dockerfile, run the way the docs say to run it in production
-(``--read-only`` with a tmpfs at /tmp, published on a free loopback port), then checked from outside:
-health check, /classify on the default models (and on a store mounted by the user), non-root, no torch,
-and a clean, drained stop within docker's default 10 s. The image size and cold start go to the summary.
-
-Needs an engine: ``make test-container`` (on the project machines, run ../shared/tools/container-sandbox.sh
-first; docker/ci-container.sh does both). Without one every test here is skipped.
-Environment: BASE_IMAGE (build argument), CONTAINER_ENGINE (docker or podman, to force one).
+Built once per session from the repository's Dockerfile (``conftest.py``), run the way the docs say to run
+it in production (``--read-only`` with a tmpfs at /tmp, published on a free loopback port), then checked
+from outside: its labels and locked versions, health check, /classify on the default models (and on a store
+mounted by the user), non-root, no torch, and a clean, drained stop within docker's default 10 s. The image
+size and cold start go to the summary. Without an engine every test here is skipped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from support.containers import READY_DEADLINE_S, ROOT, STORE_IN_IMAGE, Engine, Running, build_labels
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "localhost/lstm-service:test"
-LOCAL_BASE = "localhost/python:3.11-slim-bookworm"  # what ../shared/tools/container-sandbox.sh builds
 DEFAULT_MODELS = ("news-topic", "review-sentiment-zh")
-STORE_IN_IMAGE = "/models"
-READY_DEADLINE_S = 120.0
-# Passed through to the build when set, for hosts behind a proxy or with a package mirror.
-BUILD_ENV = (
-    "PIP_INDEX_URL",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-)
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
-
-
-# ---- the engine ----------------------------------------------------------------------------------------
-
-
-def _works(executable: str) -> bool:
-    try:
-        return subprocess.run([executable, "info"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@dataclass
-class Engine:
-    executable: str
-
-    @property
-    def name(self) -> str:
-        return Path(self.executable).name
-
-    def __call__(
-        self, *args: str, timeout: float = 120, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.executable, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{self.name} {' '.join(args[:3])}... exited {result.returncode}:\n"
-                f"{(result.stdout + result.stderr)[-4000:]}"
-            )
-        return result
-
-    def image_exists(self, image: str) -> bool:
-        return self("image", "inspect", image, check=False).returncode == 0
-
-    def inspect(self, what: str, name: str) -> dict[str, Any]:
-        return json.loads(self(what, "inspect", name).stdout)[0]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    forced = os.environ.get("CONTAINER_ENGINE")
-    for name in [forced] if forced else ["docker", "podman"]:
-        executable = shutil.which(name)
-        if executable and _works(executable):  # a docker client without a daemon does not count
-            return Engine(executable)
-    pytest.skip(
-        "no working container engine (docker or podman); on the project machines run "
-        "../shared/tools/container-sandbox.sh as root first"
-    )
-
-
-# ---- build once ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def image(engine: Engine, container_report: dict[str, str]) -> str:
-    args = ["build", "-t", IMAGE, "-f", str(ROOT / "Dockerfile")]
-    if engine.name == "podman":
-        args += ["--format", "docker"]  # the OCI format drops HEALTHCHECK
-        cert = os.environ.get("PIP_CERT")
-        if cert and Path(cert).is_file():  # this sandbox's TLS proxy: pip inside RUN must trust it
-            args += ["-v", f"{cert}:{cert}:ro"]
-    base = os.environ.get("BASE_IMAGE") or (LOCAL_BASE if engine.image_exists(LOCAL_BASE) else None)
-    if base:
-        args += ["--build-arg", f"BASE_IMAGE={base}"]
-    for name in BUILD_ENV:
-        if os.environ.get(name):
-            args += ["--build-arg", name]  # value taken from the environment, never written down
-    for name, value in build_labels().items():
-        args += ["--build-arg", f"{name}={value}"]
-    started = time.monotonic()
-    engine(*args, str(ROOT), timeout=1500)
-    container_report["engine"] = engine.name
-    container_report["base image"] = base or "Dockerfile default (python:3.12-slim)"
-    container_report["image build"] = f"{time.monotonic() - started:.0f} s (with the engine's layer cache)"
-    return IMAGE
-
-
-def _git(*args: str) -> str:
-    try:
-        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    except OSError:
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
-def build_labels() -> dict[str, str]:
-    """The build arguments behind the OCI labels, as docker/README.md says to pass them."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {
-        "VERSION": project["version"],
-        "REVISION": _git("rev-parse", "HEAD") or "unknown",
-        "CREATED": _git("log", "-1", "--format=%cI") or "unknown",
-        "SOURCE": _git("remote", "get-url", "origin") or "local",
-    }
 
 
 def test_image_carries_the_oci_labels(engine: Engine, image: str) -> None:
@@ -211,97 +91,6 @@ def test_image_config(engine: Engine, image: str, container_report: dict[str, st
 # ---- running containers --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Running:
-    engine: Engine
-    cid: str
-    port: int
-    cold_start_s: float = math.nan
-    stopped: bool = False
-    models: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def logs(self) -> str:
-        result = self.engine("logs", self.cid, check=False)
-        return result.stdout + result.stderr
-
-    def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
-        return self.engine("exec", self.cid, *command, check=False, timeout=60)
-
-    def state(self) -> dict[str, Any]:
-        return self.engine.inspect("container", self.cid)["State"]
-
-    def healthy(self) -> bool:
-        if self.engine.name == "podman":  # podman runs scheduled checks only under systemd: run it now
-            return self.engine("healthcheck", "run", self.cid, check=False).returncode == 0
-        return (self.state().get("Health") or {}).get("Status") == "healthy"
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        """POST ``body`` as JSON (GET without one) → (status, JSON body)."""
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-    def get_status(self, path: str) -> int | None:
-        """The status of GET ``path``, or None when nothing answers (listener closed)."""
-        try:
-            return self.post(path)[0]
-        except (OSError, ValueError):  # refused, reset, timed out, a half-written body
-            return None
-
-
-def start(engine: Engine, image: str, *extra: str) -> Running:
-    """Run the image read-only and wait, with a deadline, until its own health check passes."""
-    port = free_port()
-    args = ["run", "-d", "--read-only", "--tmpfs", "/tmp", "-p", f"127.0.0.1:{port}:8000"]
-    if engine.name == "docker":
-        args += ["--health-interval", "1s"]  # docker runs the check itself; look often while testing
-    started = time.monotonic()
-    cid = engine(*args, *extra, image).stdout.strip().splitlines()[-1]
-    running = Running(engine, cid, port)
-    while time.monotonic() - started < READY_DEADLINE_S:
-        if running.healthy():
-            running.cold_start_s = time.monotonic() - started
-            return running
-        if not running.state().get("Running", False):
-            break
-        time.sleep(0.5)
-    logs = running.logs()
-    engine("rm", "-f", cid, check=False)
-    raise AssertionError(
-        f"container never became healthy within {READY_DEADLINE_S:.0f} s; logs:\n{logs[-4000:]}"
-    )
-
-
-@pytest.fixture(scope="module")
-def run_container(engine: Engine, image: str) -> Iterator[Callable[..., Running]]:
-    """``run_container(*extra_args)`` → a healthy container, removed at the end of the module."""
-    started: list[Running] = []
-
-    def run(*extra: str) -> Running:
-        running = start(engine, image, *extra)
-        started.append(running)
-        return running
-
-    yield run
-    for running in started:
-        kill_now = ["-t", "0"] if engine.name == "podman" else []  # podman rm -f would wait 10 s first
-        engine("rm", "-f", *kill_now, running.cid, check=False, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def mountable_store(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny store, readable by the image's non-root user (pytest's temporary folders are 0700),
@@ -351,11 +140,13 @@ def softmax(logits: list[float]) -> list[float]:
 
 
 def check_classify(running: Running, store: Path, name: str) -> None:
-    """/classify on the model's golden texts gives softmax(torch logits) recorded at training time."""
+    """/classify on the model's golden texts gives softmax(torch logits / T) recorded at training time (T:
+    the bundle's calibration temperature, 1 without one)."""
     version = max(int(p.name) for p in (store / name).iterdir() if p.name.isdigit())
     manifest = bundle_manifest(store, name, version)
     labels = json.loads((store / name / str(version) / "labels.json").read_text(encoding="utf-8"))
     golden = manifest["golden"][:4]
+    temperature = float((manifest.get("calibration") or {}).get("temperature", 1.0))
     status, body = running.post("/classify", {"model": name, "texts": [g["text"] for g in golden]})
     assert status == 200, body
     assert body["model"] == name and int(body["version"]) == version
@@ -364,7 +155,8 @@ def check_classify(running: Running, store: Path, name: str) -> None:
         assert set(result["scores"]) == set(labels)
         assert result["label"] == max(result["scores"], key=result["scores"].get)
         if manifest.get("variant", "fp32") == "fp32":  # an int8 variant's golden logits are its own
-            expected = dict(zip(labels, softmax(example["logits"]), strict=True))
+            scaled = [logit / temperature for logit in example["logits"]]
+            expected = dict(zip(labels, softmax(scaled), strict=True))
             for label in labels:
                 assert result["scores"][label] == pytest.approx(expected[label], abs=1e-4), example["text"]
 

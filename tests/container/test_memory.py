@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_image import Running, engine, image, run_container  # noqa: F401  (fixtures)
+from support.containers import Running
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
@@ -57,7 +57,7 @@ def cgroup_memory(running: Running, name: str) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def limited(run_container: Callable[..., Running]) -> Iterator[Running]:  # noqa: F811
+def limited(run_container: Callable[..., Running]) -> Iterator[Running]:
     yield run_container("--memory", MEMORY_LIMIT, "--memory-swap", MEMORY_LIMIT, "--cpus", "1")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_manifests import K8S, by_kind, env_of, render
+from support.manifests import K8S, by_kind, env_of, render
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "model_store"
