@@ -40,13 +40,15 @@ RUN python3 -m venv /opt/venv \
 
 # Drop what serving never loads (about 80 MB of 190): onnxruntime's C API library (the Python binding
 # links everything it needs itself; removed only while that stays true), its transformer-optimisation,
-# quantization and conversion tools; numpy's f2py, distutils, C headers and the subpackages that
-# `import numpy` leaves unloaded and the service never uses (random, fft, polynomial, ma); every
-# package's test suite and type stubs; and debug info some extension modules ship (uvloop: 13 MB -> 2 MB;
-# only files with a .debug_info section are stripped, so the libraries auditwheel rewrote in *.libs/ are
-# left alone).
+# quantization and conversion tools, and its ONNX-backend test API, the only importer of protobuf (whose
+# code goes too; its metadata stays, so the installed versions still match the lock); numpy's f2py,
+# distutils, C headers and the subpackages that `import numpy` leaves unloaded and the service never
+# uses (random, fft, polynomial, ma); every package's test suite and type stubs; and debug info some
+# extension modules ship (uvloop: 13 MB -> 2 MB; only files with a .debug_info section are stripped, so
+# the libraries auditwheel rewrote in *.libs/ are left alone).
 RUN cd /opt/venv/lib/python3*/site-packages \
- && rm -rf onnxruntime/transformers onnxruntime/tools onnxruntime/quantization \
+ && rm -rf onnxruntime/transformers onnxruntime/tools onnxruntime/quantization onnxruntime/backend \
+           google/protobuf \
            numpy/f2py numpy/distutils numpy/_pyinstaller numpy/_core/include \
            numpy/random numpy/fft numpy/polynomial numpy/ma \
  && if ! readelf -d onnxruntime/capi/onnxruntime_pybind11_state*.so | grep -q 'NEEDED.*libonnxruntime'; then \
