@@ -61,9 +61,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = Services(settings, registry, app.state.inference)
     metrics.track_queue(app.state.inference.queued)
     metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
-    ready = "ready" if registry.ready else "NOT ready (see /readyz)"
+    ready = "ready" if registry.is_ready(settings.readiness) else "NOT ready (see /readyz)"
     logger.log(
-        logging.INFO if registry.ready else logging.WARNING,
+        logging.INFO if registry.ready else logging.WARNING,  # a failed model is a warning under any policy
         "serving %d model(s) from %s: %s",
         len(registry.names),
         settings.model_store,
