@@ -1,5 +1,5 @@
 """/classify's options (top_k, raw_scores, abstain_below) on the committed tiny bundle, and its answers for
-a multi-label model and a calibrated one (trained here in seconds): the real app with its real lifespan, over HTTP."""
+a multi-label model and a calibrated one (trained here in seconds): the real app and lifespan, over HTTP."""
 
 from __future__ import annotations
 
