@@ -115,3 +115,17 @@ def test_checkpoints_from_before_the_cells_still_load() -> None:
     again.load_state_dict(old_names)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value)
+
+
+def test_the_command_refuses_an_unknown_cell_and_proj_size_before_writing_anything(tmp_path, capsys) -> None:
+    from support.data import tiny_examples, write_csv
+
+    from training.cli import main
+
+    data = write_csv(tmp_path / "tiny.csv", tiny_examples("en", per_label=5))
+    common = ["train", "--data", str(data), "--name", "refused", "--store", str(tmp_path / "store")]
+    with pytest.raises(SystemExit) as exited:
+        main([*common, "--cell", "lsmt"])
+    assert exited.value.code == 2 and "invalid choice: 'lsmt'" in capsys.readouterr().err
+    assert main([*common, "--proj-size", "4", "--run-dir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "store").exists() and not (tmp_path / "run").exists()
