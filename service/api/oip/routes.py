@@ -4,8 +4,8 @@
   ``/v2/health/ready``.
 - :data:`router` (needs the API key when one is set): model metadata, readiness, configuration,
   inference and statistics.
-- :data:`repository_router` (the admin token; absent without one, like ``/admin``): the model repository
-  extension, mapped onto the admin load and unload operations.
+- :data:`repository_router` (:mod:`service.api.oip.repository`; the admin token, absent without one, like
+  ``/admin``): the model repository extension, mapped onto the admin load and unload operations.
 """
 
 from __future__ import annotations
@@ -13,28 +13,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
 from service.api.errors import error_body
 from service.api.hotpath import HotRoute, RawBody
 from service.api.oip import codec, infer, signature, statistics
+from service.api.oip.repository import router as repository_router  # noqa: F401 (app.py includes it)
 from service.api.oip.schemas import (
     HealthResponse,
     InferRequest,
     InferResponse,
     ModelMetadataResponse,
     ModelReadyResponse,
-    RepositoryModel,
     ServerMetadataResponse,
     StatisticsResponse,
 )
 from service.api.responses import OrjsonResponse
-from service.api.routes import admin
 from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses
-from service.api.security import require_admin
-from service.bundle import list_models
 from service.engine.registry import ModelState, Registry
 from service.errors import STATUS_CODES, ErrorType, InvalidRequest, ServiceError
 from service.lifecycle import is_draining
@@ -44,11 +41,9 @@ SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
 ModelVersion = Annotated[int, Path(description="Model version (404 for one that is not loaded).")]
-OptionalBody = Annotated[dict[str, Any] | None, Body(description="Optional; Triton's clients send one.")]
 
 health_router = APIRouter(tags=["open inference protocol"])
 router = APIRouter(tags=["open inference protocol"])
-repository_router = APIRouter(tags=["open inference protocol"], dependencies=[Depends(require_admin)])
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
@@ -263,43 +258,3 @@ async def version_infer(
     """Inference on one version."""
     raw = RawBody(await request.body(), request.headers)
     return await infer_raw(raw, services, {"name": name, "version": version})
-
-
-# -- model repository extension (admin token) -----------------------------------------------------------
-
-
-@repository_router.post(
-    "/v2/repository/index", response_model=list[RepositoryModel], responses=error_responses(401)
-)
-async def repository_index(registry: RegistryDep, request: OptionalBody = None) -> Response:
-    """Every model of the store with its state (READY, LOADING, UNAVAILABLE) and the reason."""
-    only_ready = bool(request and request.get("ready") is True)
-    statuses = registry.statuses()
-    index = []
-    for name in sorted(set(list_models(registry.store)) | set(statuses)):
-        status = statuses.get(name)
-        if status is None:
-            entry = {"name": name, "state": "UNAVAILABLE", "reason": "unloaded"}
-        else:
-            state = {"ready": "READY", "loading": "LOADING"}.get(status.state.value, "UNAVAILABLE")
-            entry = {"name": name, "state": state, "reason": status.reason or ""}
-            if status.version is not None:
-                entry["version"] = str(status.version)
-        if not only_ready or entry["state"] == "READY":
-            index.append(entry)
-    return OrjsonResponse(index)
-
-
-@repository_router.post("/v2/repository/models/{name}/load", responses=error_responses(401, 404, 422))
-async def repository_load(name: ModelName, registry: RegistryDep, request: OptionalBody = None) -> Response:
-    """Load (or reload) the highest version of the model from the store, verified before it serves."""
-    parameters = (request or {}).get("parameters") or {}
-    if not isinstance(parameters, dict) or parameters:
-        raise InvalidRequest("load parameters (a config or files to override the bundle) are not supported")
-    return await admin.load_model(name, registry, None)
-
-
-@repository_router.post("/v2/repository/models/{name}/unload", responses=error_responses(401, 404, 422))
-async def repository_unload(name: ModelName, registry: RegistryDep, request: OptionalBody = None) -> Response:
-    """Stop serving the model (``unload_dependents`` has nothing to act on: models have no dependents)."""
-    return await admin.unload_model(name, registry)
