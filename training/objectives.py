@@ -51,7 +51,8 @@ class Objective:
         """The figures an epoch's history records, ``dev_`` prefixed."""
         if self.multi_label:
             scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-            figures = multilabel_metrics(targets, scores >= DEFAULT_THRESHOLD, [""] * targets.shape[1])
+            names = [str(column) for column in range(targets.shape[1])]
+            figures = multilabel_metrics(targets, scores >= DEFAULT_THRESHOLD, names)
             return {
                 "dev_micro_f1": figures["micro_f1"],
                 "dev_macro_f1": figures["macro_f1"],
