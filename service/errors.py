@@ -55,12 +55,13 @@ class InvalidRequest(ServiceError):
 
 
 class Unauthorized(ServiceError):
-    """No details on purpose: the message never says whether a credential was missing or wrong."""
+    """The message names the credential expected and how to send it, never whether the one offered was
+    missing or wrong."""
 
     error_type = ErrorType.unauthorized
 
-    def __init__(self, headers: dict[str, str] | None = None) -> None:
-        super().__init__("unauthorized", headers)
+    def __init__(self, headers: dict[str, str] | None = None, expected: str | None = None) -> None:
+        super().__init__("unauthorized" + (f": send {expected}" if expected else ""), headers)
 
 
 class NotFound(ServiceError):

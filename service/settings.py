@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="When /readyz says 200: 'all' models ready, 'any' one model ready, or the 'default' "
         "model ready (a failed bundle then leaves the others serving).",
     )
+    fallback: bool = Field(
+        True,
+        description="When the newest version of a model fails verification, serve the newest one that passes "
+        "and report the refused one on /models/{name}, /readyz and /metrics; false: the model fails (and "
+        "readiness with it).",
+    )
     max_vector_bytes: int = Field(
         96 * MIB,
         ge=MIB,

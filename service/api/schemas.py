@@ -390,7 +390,12 @@ class LivenessResponse(BaseModel):
 class ModelHealth(BaseModel):
     state: ModelState = Field(description="ready, loading or failed.")
     version: int | None = Field(description="The version serving, or the one that failed.")
-    reason: str | None = Field(description="Why it is not ready.")
+    reason: str | None = Field(
+        description="Why it is not ready, or why a newer version was refused and how to recover."
+    )
+    failed_version: int | None = Field(
+        None, description="A newer version refused while an older one serves (absent when none)."
+    )
 
 
 class ReadinessResponse(BaseModel):
@@ -453,6 +458,11 @@ class AdminModelResponse(BaseModel):
     pinned: bool = Field(description="True if the poller must leave this version alone.")
     reason: str | None = Field(description="Why an earlier load attempt was refused, if one was.")
     load_seconds: float | None = Field(description="Time to open and verify the version that serves.")
+    workers: dict[str, Any] | None = Field(
+        None,
+        description="In how many of the server's workers the change took effect: applied, of, and a note "
+        "while some have yet to apply it.",
+    )
 
 
 class LoadFailedResponse(ErrorResponse):
@@ -462,6 +472,7 @@ class LoadFailedResponse(ErrorResponse):
     model: str | None = Field(None, description="The model (absent when the request itself was invalid).")
     version: int | None = Field(None, description="The version that was refused.")
     serving_version: int | None = Field(None, description="The version still serving (null if none).")
+    workers: dict[str, Any] | None = Field(None, description="As for a load that took effect.")
 
 
 # -- /explain ---------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 - With ``LSTM_SERVICE_API_KEY`` set, inference and ``/models`` routes need ``Authorization: Bearer <key>``
   or ``X-API-Key: <key>``. Health routes, ``/metrics`` and the API docs stay open.
 
-A missing or wrong credential gets the same 401 ``{"error": "unauthorized", ...}``: the answer never says
-which was the case, and every comparison takes the same time whatever the prefix that matched.
+A missing or wrong credential gets the same 401, whose message names the header expected
+(:data:`ADMIN_EXPECTED`, :data:`API_KEY_EXPECTED`): the answer never says which was the case, and every
+comparison takes the same time whatever the prefix that matched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pydantic import SecretStr
 from service.errors import NotFound, Unauthorized
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+ADMIN_EXPECTED = "the admin token in the header 'Authorization: Bearer <LSTM_SERVICE_ADMIN_TOKEN>'"
+API_KEY_EXPECTED = "the API key in the header 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
 def _bearer(request: Request) -> str | None:
@@ -39,7 +42,7 @@ def require_admin(request: Request) -> None:
     if token is None:
         raise NotFound(f"no route {request.url.path} (admin routes are off: no LSTM_SERVICE_ADMIN_TOKEN)")
     if not _matches(_bearer(request), token):
-        raise Unauthorized(_CHALLENGE)
+        raise Unauthorized(_CHALLENGE, ADMIN_EXPECTED)
 
 
 def require_api_key(request: Request) -> None:
@@ -49,4 +52,4 @@ def require_api_key(request: Request) -> None:
         return
     offered = request.headers.get("x-api-key")
     if not (_matches(_bearer(request), key) or _matches(offered, key)):
-        raise Unauthorized(_CHALLENGE)
+        raise Unauthorized(_CHALLENGE, API_KEY_EXPECTED)

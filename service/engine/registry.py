@@ -3,8 +3,13 @@
 The registry's whole state is one immutable :class:`_Snapshot`; a change builds a new snapshot and swaps
 the reference under a lock, so readers never lock and never see half an update. A version is opened and
 verified *before* the swap, beside whatever is serving, and a request keeps the runtime it looked up:
-that is what a hot reload needs (issue 4). A version that fails is not served, its reason is logged and
-kept for ``/readyz``, and the other models (or the version already serving) carry on.
+that is what a hot reload needs. A version that fails is not served, its reason is logged and kept for
+``/readyz``, and the other models (or the version already serving) carry on.
+
+Which version serves: a pinned one, else the highest *promoted* version (one whose manifest does not say
+``"promoted": false``). When that one fails verification, the next promoted version that passes serves
+instead (``fallback``; off: the model fails, as a strict operator may want), and the status reports the
+refused version, why, and how to recover. The default model is fixed when the store is first loaded.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 
-from service.bundle import BundleError, list_models, list_versions, load_bundle
+from service.bundle import BundleError, list_models, load_bundle, promoted_versions
 from service.engine.runtime import ModelRuntime, release_memory
 from service.engine.verification import verify_golden
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
@@ -44,6 +49,7 @@ class ModelStatus:
     reason: str | None = None
     pinned: bool = False
     load_seconds: float | None = None
+    failed_version: int | None = None  # a newer version refused while this one serves (or fails)
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,12 @@ class Registry:
         pinned: Mapping[str, int] | None = None,
         default_model: str | None = None,
         intra_op_threads: int = 1,
+        fallback: bool = True,
     ) -> None:
         self.store = Path(store)
+        self.fallback = fallback
+        self._start_default: str | None = None  # the default model chosen when the store was first loaded
+        self.unloaded: frozenset[str] = frozenset()  # unloaded by an admin: the store poller leaves them be
         self.pinned: Mapping[str, int] = MappingProxyType(dict(pinned or {}))  # replaced, never mutated
         self._configured_default = default_model
         self.intra_op_threads = intra_op_threads
@@ -130,6 +140,16 @@ class Registry:
             self._set_status(ModelStatus(name, ModelState.loading, pinned=name in self.pinned))
         for name in names:
             self.reload(name, self.pinned.get(name), kind="initial")
+        if self._configured_default is not None:
+            logger.info("default model: %s (LSTM_SERVICE_DEFAULT_MODEL)", self._configured_default)
+        elif names:
+            self._start_default = names[0]
+            logger.warning(
+                "default model: %s, the first of the store's models alphabetically (no "
+                "LSTM_SERVICE_DEFAULT_MODEL); it stays so until a restart, which may pick another if models "
+                "are added: set LSTM_SERVICE_DEFAULT_MODEL to choose it",
+                names[0],
+            )
 
     def reload(
         self, name: str, version: int | None = None, *, pin: bool | None = None, kind: str = "reload"
@@ -144,24 +164,40 @@ class Registry:
             return self._load_locked(name, version, pin, kind)
 
     def reload_if_newer(self, name: str, version: int) -> LoadOutcome | None:
-        """The store poller's load: only for a served, unpinned model and a version newer than the one
-        serving, checked under the load lock (an admin call may have pinned or unloaded it meanwhile)."""
+        """The store poller's load: a served, unpinned model's newer ``version``, or a model the store gained
+        since (not one an admin unloaded), checked under the load lock (an admin call may have pinned or
+        unloaded it meanwhile)."""
         with self._load_lock:
             snapshot = self._snapshot
-            active = snapshot.active.get(name)
-            served_unpinned = name in snapshot.statuses and name not in self.pinned
-            if not served_unpinned or (active is not None and version <= active):
+            known = name in snapshot.statuses
+            if name in self.pinned or (not known and name in self.unloaded):
                 return None
-            return self._load_locked(name, version, None, "reload")
+            active = snapshot.active.get(name)
+            if known and active is not None and version <= active:
+                return None
+            return self._load_locked(name, version if known else None, None, "reload")
 
     def _load_locked(self, name: str, version: int | None, pin: bool | None, kind: str) -> LoadOutcome:
+        if version is not None:
+            return self._load_version(name, version, pin, kind)
         try:
-            if version is None:
-                version = max(list_versions(self.store, name), default=None)
+            candidates = promoted_versions(self.store, name)
         except BundleError as error:  # an invalid name
             return self._record_failure(name, None, str(error), kind, True)
-        if version is None:
+        if not candidates:
             return self._record_failure(name, None, "no version of this model in the store", kind, True)
+        refused: list[tuple[int, str]] = []
+        for candidate in candidates if self.fallback else candidates[:1]:
+            outcome = self._load_version(name, candidate, pin, kind, refused[0] if refused else None)
+            if outcome.loaded:
+                return outcome
+            refused.append((candidate, outcome.reason or ""))
+        return outcome
+
+    def _load_version(
+        self, name: str, version: int, pin: bool | None, kind: str, refused: tuple[int, str] | None = None
+    ) -> LoadOutcome:
+        """Open, verify and swap in one version; ``refused`` is a newer version that failed before it."""
         if not _is_folder(self.store / name / str(version)):
             return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
@@ -179,7 +215,14 @@ class Registry:
             pins[name] = version
         elif pin is False:
             pins.pop(name, None)
-        status = ModelStatus(name, ModelState.ready, version, None, name in pins, round(seconds, 3))
+        reason = failed = None
+        if refused is not None:
+            failed, why = refused
+            reason = f"version {failed} failed verification: {why}; serving version {version} instead. " + (
+                _recovery(name, failed, version)
+            )
+            logger.error("model %s: %s", name, reason)
+        status = ModelStatus(name, ModelState.ready, version, reason, name in pins, round(seconds, 3), failed)
         with self._write_lock:
             old = self._snapshot
             runtimes = {**old.runtimes, name: MappingProxyType({version: runtime})}
@@ -189,6 +232,7 @@ class Registry:
                 MappingProxyType({**old.statuses, name: status}),
             )
             self.pinned = MappingProxyType(pins)
+            self.unloaded = self.unloaded - {name}
         previous = old.active.get(name)
         metrics.observe_model_load(name, version, kind, True, seconds)
         metrics.set_serving(name, version, previous)
@@ -218,7 +262,11 @@ class Registry:
         with self._write_lock:
             old = self._snapshot
             if name in old.active:  # keep the version that works; report why the new one did not load
-                status = replace(old.statuses[name], reason=f"version {version} was not loaded: {reason}")
+                serving = old.active[name]
+                text = f"version {version} was not loaded: {reason}"
+                if not missing:
+                    text += f"; version {serving} keeps serving. " + _recovery(name, version, serving)
+                status = replace(old.statuses[name], reason=text, failed_version=None if missing else version)
             else:
                 status = ModelStatus(name, ModelState.failed, version, reason, name in self.pinned)
             if name in old.statuses:  # a model nobody served before is not added by a failed load
@@ -244,18 +292,20 @@ class Registry:
                 MappingProxyType({key: value for key, value in old.statuses.items() if key != name}),
             )
             self.pinned = MappingProxyType({key: value for key, value in self.pinned.items() if key != name})
+            self.unloaded = self.unloaded | {name}
         metrics.set_serving(name, None, old.active.get(name))
         logger.info("model %s unloaded (was version %s)", name, old.active.get(name))
         return status
 
     def newer_versions(self) -> dict[str, int]:
-        """For the store poller: served, unpinned models whose store holds a newer version than serves."""
-        snapshot, pinned = self._snapshot, self.pinned
+        """For the store poller: served, unpinned models whose store holds a newer promoted version than
+        the one serving, and models the store gained (not unloaded by an admin) with their highest."""
+        snapshot, pinned, unloaded = self._snapshot, self.pinned, self.unloaded
         found = {}
-        for name in snapshot.statuses:
+        for name in sorted(set(snapshot.statuses) | (set(list_models(self.store)) - unloaded)):
             if name in pinned:
                 continue
-            highest = max(list_versions(self.store, name), default=None)
+            highest = next(iter(promoted_versions(self.store, name)), None)
             active = snapshot.active.get(name)
             if highest is not None and (active is None or highest > active):
                 found[name] = highest
@@ -276,10 +326,14 @@ class Registry:
 
     @property
     def default_model(self) -> str | None:
+        """LSTM_SERVICE_DEFAULT_MODEL, else the first model alphabetically when the store was first loaded
+        (a model added later never takes its place), else the first one now."""
         if self._configured_default is not None:
             return self._configured_default
-        names = self.names
-        return names[0] if names else None
+        statuses = self._snapshot.statuses
+        if self._start_default in statuses:
+            return self._start_default
+        return min(statuses, default=None)
 
     def statuses(self) -> dict[str, ModelStatus]:
         snapshot = self._snapshot
@@ -333,3 +387,11 @@ class Registry:
 
     def _unknown_model_message(self, name: str) -> str:
         return f"unknown model {name[:80]!r} (models: {', '.join(self.names) or 'none'})"
+
+
+def _recovery(name: str, failed: int, serving: int) -> str:
+    return (
+        f"To recover: fix or replace <model_store>/{name}/{failed}, remove it, or pin the version that "
+        f"works (LSTM_SERVICE_PINNED={name}={serving}, or POST /admin/models/{name}/load "
+        f'{{"version": {serving}}})'
+    )

@@ -1,7 +1,9 @@
-"""Polling the store for new versions (``LSTM_SERVICE_RELOAD_INTERVAL_SECONDS``; 0 = off).
+"""Polling the store for new versions and new models (``LSTM_SERVICE_RELOAD_INTERVAL_SECONDS``; 0 = off).
 
-Every interval, each served and unpinned model whose store holds a newer version than the one serving is
-loaded and verified beside it, then swapped in (:meth:`Registry.reload_if_newer`). A version that fails is
+Every interval, each served and unpinned model whose store holds a newer promoted version than the one
+serving is loaded and verified beside it, then swapped in (:meth:`Registry.reload_if_newer`); a model
+the store gained is loaded too, unless an admin unloaded it. A new model that fails is logged and counted
+(``model_loads_total``), not listed: it never served. A version that fails is
 not retried until its files change (size or modification time), so a broken bundle costs one attempt and
 one log line, not one per interval. Each worker process polls for itself, which is how every worker of a
 ``--workers N`` server converges on the same version (an admin call reaches one worker only).

@@ -171,12 +171,21 @@ class _ModelReadiness:
             "1 if the model serves, else 0, with its state (ready, failed...) and the version concerned.",
             labels=("model", "version", "state"),
         )
+        refused = GaugeMetricFamily(
+            _PREFIX + "model_version_refused",
+            "1 for a newer version refused at load (failed verification) while an older one serves; the "
+            "reason and how to recover are on /models/{name}.",
+            labels=("model", "version"),
+        )
         for name, status in (self.statuses() if self.statuses is not None else {}).items():
             version = "none" if status.version is None else str(status.version)
             family.add_metric(
                 (name, version, status.state.value), 1.0 if status.state.value == "ready" else 0.0
             )
+            if getattr(status, "failed_version", None) is not None:
+                refused.add_metric((name, str(status.failed_version)), 1.0)
         yield family
+        yield refused
 
 
 _MODEL_READINESS = _ModelReadiness()

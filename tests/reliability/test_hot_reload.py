@@ -18,7 +18,11 @@ from service.api.schemas import AdminModelResponse, LoadFailedResponse, ModelDet
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
-UNAUTHORIZED = {"error": "unauthorized", "error_type": "unauthorized"}
+UNAUTHORIZED = {  # the same for a missing and a wrong token; it names the header that carries one
+    "error": "unauthorized: send the admin token in the header "
+    "'Authorization: Bearer <LSTM_SERVICE_ADMIN_TOKEN>'",
+    "error_type": "unauthorized",
+}
 
 
 @pytest.fixture
@@ -133,6 +137,7 @@ async def test_unload_then_load_again(admin_client: httpx.AsyncClient) -> None:
         "pinned": False,
         "reason": None,
         "load_seconds": None,
+        "workers": {"applied": 1, "of": 1},
     }
     gone = await admin_client.post("/classify", json={"text": "很好", "model": "tiny-zh"})
     assert gone.status_code == 404

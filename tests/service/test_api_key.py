@@ -15,7 +15,11 @@ from service.settings import Settings
 pytestmark = pytest.mark.anyio
 StartApp = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 KEY = "k3y-\u00e9-not-ascii-on-purpose"  # latin-1 on the wire, like any header value
-UNAUTHORIZED = {"error": "unauthorized", "error_type": "unauthorized"}
+UNAUTHORIZED = {  # the same for a missing and a wrong key; it names the headers that carry one
+    "error": "unauthorized: send the API key in the header 'Authorization: Bearer <key>' "
+    "or 'X-API-Key: <key>'",
+    "error_type": "unauthorized",
+}
 GUARDED = [
     ("POST", "/classify", {"text": "goal"}),
     ("POST", "/tokenize", {"text": "goal"}),

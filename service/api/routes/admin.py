@@ -2,15 +2,16 @@
 
 A load opens and verifies the version *beside* the one serving and swaps it in only if it passes; a
 refused version leaves the old one serving and says why (here, and on ``/models/{name}``). Requests in
-flight finish on the runtime they started with. With ``--workers N`` a call reaches one worker only; set
-``LSTM_SERVICE_RELOAD_INTERVAL_SECONDS`` to make every worker pick new versions up from the store.
+flight finish on the runtime they started with. With ``--workers N`` the worker that gets the call logs the
+change for the others (:mod:`service.engine.coordination`) and answers once every worker applied it;
+``workers`` in the answer says in how many it took effect.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,8 +21,9 @@ from service.api.errors import error_body
 from service.api.responses import OrjsonResponse
 from service.api.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest, error_responses
 from service.api.security import require_admin
-from service.bundle import NAME_PATTERN
-from service.engine.registry import ModelStatus
+from service.bundle import NAME_PATTERN, list_models
+from service.engine.coordination import Coordinator
+from service.engine.registry import LoadOutcome, ModelStatus, Registry
 from service.errors import STATUS_CODES, ErrorType
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -52,28 +54,53 @@ def _model_body(status: ModelStatus) -> dict[str, Any]:
 async def load_model(
     name: ModelNamePath,
     registry: RegistryDep,
+    http: Request,
     request: Annotated[LoadModelRequest | None, json_body(LoadModelRequest, optional=True)],
 ) -> Response:
-    """Load and verify a version beside the one serving, then swap it in (a given version is pinned)."""
+    """Load and verify a version beside the one serving, then swap it in (a given version is pinned), in
+    every worker of the server before the answer."""
     version = request.version if request is not None else None
-    outcome = await run_in_threadpool(registry.reload, name, version, pin=version is not None)
+    coordinator: Coordinator = http.app.state.coordinator
+    action = {"op": "load", "name": name, "version": version, "pin": version is not None}
+
+    def here() -> LoadOutcome:
+        return registry.reload(name, version, pin=version is not None)
+
+    outcome, action_id = await run_in_threadpool(coordinator.run, action, here)
+    reach = (await coordinator.reach(action_id)).to_dict()
     if outcome.loaded:
-        return OrjsonResponse(_model_body(outcome.status))
+        return OrjsonResponse({**_model_body(outcome.status), "workers": reach})
     serving = outcome.status.version if outcome.status.state.value == "ready" else None
     error_type = ErrorType.not_found if outcome.missing else ErrorType.invalid_bundle
     body = {
-        **error_body(error_type, f"{name} version {outcome.version} was not loaded: {outcome.reason}"),
+        **error_body(error_type, _refusal(name, outcome, registry)),
         "model": name,
         "version": outcome.version,
         "serving_version": serving,
+        "workers": reach,
     }
     return OrjsonResponse(body, STATUS_CODES[error_type])
+
+
+def _refusal(name: str, outcome: LoadOutcome, registry: Registry) -> str:
+    if outcome.missing and outcome.version is None:
+        return (
+            f"model {name} is not in the store (it holds: {', '.join(list_models(registry.store)) or 'none'})"
+        )
+    return f"{name} version {outcome.version} was not loaded: {outcome.reason}"
 
 
 @router.post(
     "/models/{name}/unload", response_model=AdminModelResponse, responses=error_responses(401, 404, 422)
 )
-async def unload_model(name: ModelNamePath, registry: RegistryDep) -> Response:
-    """Stop serving a model; it answers 404 until it is loaded again."""
-    status = registry.unload(name)
-    return OrjsonResponse({**_model_body(status), "state": "unloaded", "pinned": False})
+async def unload_model(name: ModelNamePath, registry: RegistryDep, http: Request) -> Response:
+    """Stop serving a model in every worker; it answers 404 until it is loaded again."""
+    coordinator: Coordinator = http.app.state.coordinator
+    registry.status(name)  # 404 for an unknown model, before anything is logged
+    status, action_id = await run_in_threadpool(
+        coordinator.run, {"op": "unload", "name": name}, lambda: registry.unload(name)
+    )
+    reach = (await coordinator.reach(action_id)).to_dict()
+    # the reason of an earlier refused load belonged to the model that is gone: not repeated here
+    body = {**_model_body(status), "state": "unloaded", "pinned": False, "reason": None, "workers": reach}
+    return OrjsonResponse(body)

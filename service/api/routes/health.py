@@ -32,6 +32,7 @@ def _readiness(registry: Registry, policy: str) -> Response:
     statuses = registry.statuses()
     models = {
         name: {"state": status.state.value, "version": status.version, "reason": status.reason}
+        | ({"failed_version": status.failed_version} if status.failed_version is not None else {})
         for name, status in statuses.items()
     }
     if is_draining():  # SIGTERM: load balancers must stop sending, though requests are still answered

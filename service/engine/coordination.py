@@ -1,0 +1,216 @@
+"""Every worker of one server applies the same admin changes (load, pin, unload), in the same order.
+
+With ``--workers N`` an admin call reaches one worker. That worker appends the change to a shared log,
+a JSON file in a folder all workers of the server share, and applies it; every other worker watches the
+file (one ``stat`` every :data:`WATCH_SECONDS`), applies what it has not applied yet, in order, and says
+so in its own acknowledgement file. The admin call answers once every live worker has acknowledged the
+change, or after :data:`WAIT_SECONDS` with the count of workers it reached (the others apply it as soon
+as their current load finishes). A worker that starts later (a replacement for one that died) applies
+the whole log before it serves.
+
+The folder is ``<tmp>/lstm-service-<supervisor pid>-<its start time>`` (the process that started the
+workers), so each run of a server has its own folder and a restart starts from the configuration again.
+A single process, or an app built outside a supervisor's worker (tests), has none (:func:`shared_folder`
+returns None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.engine.registry import LoadOutcome, Registry
+from service.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+WATCH_SECONDS = 0.05  # how often a worker looks at the log file (a stat call)
+WAIT_SECONDS = 20.0  # how long an admin call waits for the other workers
+LOG_FILE, LOCK_FILE = "actions.json", "lock"
+
+
+def shared_folder(workers: int) -> Path | None:
+    """The folder the workers of this server share (None for a single process)."""
+    supervisor = multiprocessing.parent_process()  # set in a process the supervisor started, else None
+    if workers <= 1 or supervisor is None or supervisor.pid is None:
+        return None
+    parent = supervisor.pid
+    try:  # the parent's start time (clock ticks since boot): a reused pid gets another folder
+        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "0"
+    folder = Path(tempfile.gettempdir()) / f"lstm-service-{parent}-{started}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many workers of the server applied a change when the answer was written."""
+
+    applied: int
+    workers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"applied": self.applied, "of": self.workers}
+        if self.applied < self.workers:
+            answer["note"] = (
+                f"applied in {self.applied} of {self.workers} workers so far; the others apply it as soon as "
+                "the load they are busy with finishes"
+            )
+        return answer
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Coordinator:
+    """One worker's side of the shared log (or, without a folder, a pass-through to the registry)."""
+
+    def __init__(self, registry: Registry, folder: Path | None, workers: int) -> None:
+        self.registry = registry
+        self.folder = folder
+        self.workers = workers if folder is not None else 1
+        self.applied = 0  # the id of the last action this worker applied
+        self._seen: tuple[int, int] | None = None  # the log file's (mtime_ns, size) when last read
+
+    # -- the log ----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        assert self.folder is not None
+        with (self.folder / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read_log(self) -> list[dict[str, Any]]:
+        assert self.folder is not None
+        try:
+            actions = json.loads((self.folder / LOG_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        return list(actions)
+
+    def _append(self, action: dict[str, Any]) -> int:
+        assert self.folder is not None
+        actions = self._read_log()
+        action = {**action, "id": (actions[-1]["id"] if actions else 0) + 1}
+        staging = self.folder / f".{LOG_FILE}.{os.getpid()}"
+        staging.write_text(json.dumps([*actions, action]), encoding="utf-8")
+        os.replace(staging, self.folder / LOG_FILE)  # readers see the old log or the new one, never half
+        return int(action["id"])
+
+    def _acknowledge(self) -> None:
+        assert self.folder is not None
+        staging = self.folder / f".ack-{os.getpid()}"
+        staging.write_text(str(self.applied), encoding="utf-8")
+        os.replace(staging, self.folder / f"ack-{os.getpid()}")
+
+    def reached(self, action_id: int) -> int:
+        """Live workers that applied ``action_id`` (their acknowledgement files say so)."""
+        assert self.folder is not None
+        count = 0
+        for path in self.folder.glob("ack-*"):
+            try:
+                pid, applied = int(path.name.removeprefix("ack-")), int(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if applied >= action_id and _alive(pid):
+                count += 1
+        return count
+
+    # -- applying ---------------------------------------------------------------------------------------
+
+    def _apply(self, action: dict[str, Any]) -> None:
+        name = action["name"]
+        try:
+            if action["op"] == "unload":
+                self.registry.unload(name)
+            else:
+                self.registry.reload(name, action.get("version"), pin=action.get("pin"), kind="admin")
+        except ServiceError as error:  # e.g. unloaded here already: the state asked for holds
+            logger.info("admin %s of %s from another worker: %s", action["op"], name, error.message)
+
+    def catch_up(self) -> None:
+        """Apply every logged action this worker has not applied yet (blocking: run it in a thread)."""
+        if self.folder is None:
+            return
+        for action in self._read_log():
+            if action["id"] > self.applied:
+                self._apply(action)
+                self.applied = action["id"]
+        self._acknowledge()
+
+    def _changed(self) -> bool:
+        assert self.folder is not None
+        try:
+            info = (self.folder / LOG_FILE).stat()
+        except FileNotFoundError:
+            return False
+        seen = (info.st_mtime_ns, info.st_size)
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        return True
+
+    async def watch(self) -> None:
+        """Apply the other workers' admin changes until cancelled."""
+        if self.folder is None:
+            return
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if self._changed():
+                try:
+                    await asyncio.to_thread(self.catch_up)
+                except Exception:
+                    self._seen = None  # try again at the next look
+                    logger.exception("applying the other workers' admin changes failed; trying again")
+
+    # -- the admin calls --------------------------------------------------------------------------------
+
+    def run(self, action: dict[str, Any], here: Callable[[], Any]) -> tuple[Any, int | None]:
+        """Apply ``action`` here (``here()`` does it and returns its outcome) and log it for the other
+        workers unless it was refused here; returns the outcome and the action's id (None: not logged)."""
+        if self.folder is None:
+            return here(), None
+        with self._locked():
+            self.catch_up()
+            outcome = here()  # raises for a refused unload: nothing logged
+            if isinstance(outcome, LoadOutcome) and outcome.missing:
+                return outcome, None
+            action_id = self._append(action)
+            self.applied = action_id
+            self._acknowledge()
+        return outcome, action_id
+
+    async def reach(self, action_id: int | None) -> Reach:
+        """Wait until every worker applied ``action_id`` (at most :data:`WAIT_SECONDS`)."""
+        if self.folder is None or action_id is None:  # one process, or nothing changed anywhere
+            return Reach(self.workers, self.workers)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            applied = await asyncio.to_thread(self.reached, action_id)
+            if applied >= self.workers or time.monotonic() > deadline:
+                return Reach(min(applied, self.workers), self.workers)
+            await asyncio.sleep(WATCH_SECONDS)
