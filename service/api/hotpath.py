@@ -2,12 +2,13 @@
 
 Under load, FastAPI's per-request machinery (route matching over every route, dependency solving, the
 exception and exit-stack middlewares) cost more CPU than the model (py-spy on bench/). A hot route is
-answered by :class:`HotRoutes`, the innermost middleware: inside the request-context and body-limit
-middlewares, so request ids, deadlines, timing headers, metrics, the access log line and the body limit
-are the same for both doors. It does what the FastAPI route does, with the same parts: the API key check
-(:func:`service.api.security.require_api_key`), the body parser (:func:`service.api.bodies.parse_body`),
-the route's own handler, and the error answers (:func:`service.api.errors.error_response`). The FastAPI
-route still exists: it documents the route in the OpenAPI schema, and answers when the app is built with
+answered from the table :class:`HotRoutes` by the front layer (:class:`service.api.middleware.Front`), which
+also keeps the request ids, deadlines, timing headers, metrics, the access log line and the body limit of
+every other route, so these are the same for both doors. It does what the FastAPI route does, with the
+same parts: the API key check (:func:`service.api.security.require_api_key`), the body parser
+(:func:`service.api.bodies.parse_body`), the route's own handler, and the error answers
+(:func:`service.api.errors.error_response`). The FastAPI route still exists: it documents the route in
+the OpenAPI schema, and answers when the app is built with
 ``create_app(settings, hot_routes=False)`` (the tests compare both doors that way).
 
 Measured gain, ``POST /classify`` on ``review-sentiment-zh`` (one text per request), one uvicorn process on
@@ -58,9 +59,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from service.api.bodies import parse_body, read_body
+from service.api.bodies import parse_body
 from service.api.deps import Services
 from service.api.errors import error_response
 from service.api.responses import OPTIONS
@@ -69,7 +70,6 @@ from service.errors import ServiceError
 from service.observability.context import note_route
 
 HotHandler = Callable[[Any, Services, Mapping[str, Any]], Awaitable[Any]]
-_JSON_HEADER = (b"content-type", b"application/json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +99,9 @@ class _Template:
 
 
 class HotRoutes:
-    """The middleware that answers ``routes`` itself and passes every other request on."""
+    """The table of hot routes: :meth:`match` finds a request's route, :meth:`answer` answers it."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[HotRoute]) -> None:
-        self.app = app
+    def __init__(self, routes: Sequence[HotRoute]) -> None:
         self._exact: dict[tuple[str, str], HotRoute] = {}
         self._templates: list[_Template] = []
         for route in routes:
@@ -129,20 +128,17 @@ class HotRoutes:
                 return template.route, converted
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        matched = self.match(scope["method"], scope["path"]) if scope["type"] == "http" else None
-        if matched is None:
-            await self.app(scope, receive, send)
-            return
+    async def answer(
+        self, matched: tuple[HotRoute, dict[str, Any]], scope: Scope, body: bytes
+    ) -> bytes | Response:
+        """The answer of a matched hot route to ``body``: the JSON bytes of a 200 (the front layer sends
+        them with its own headers), or a ``Response`` (an error, or the handler's own answer)."""
         route, path_params = matched
         note_route(route.path)
         services: Services = scope["app"].state.services
         try:
             if route.guarded and services.settings.api_key is not None:
                 require_api_key(Request(scope))
-            body = await read_body(receive)
-            if body is None:
-                return  # the client left; nobody to answer
             request: Any
             if route.request_model is None:
                 request = RawBody(body, Headers(scope=scope))
@@ -150,17 +146,7 @@ class HotRoutes:
                 request = parse_body(route.request_model, body)
             content = await route.handler(request, services, path_params)
         except ServiceError as error:
-            await error_response(error.error_type, error.message, error.headers)(scope, receive, send)
-            return
+            return error_response(error.error_type, error.message, error.headers)
         if isinstance(content, Response):
-            await content(scope, receive, send)
-            return
-        payload = orjson.dumps(content, option=OPTIONS)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(payload)).encode()), _JSON_HEADER],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+            return content
+        return orjson.dumps(content, option=OPTIONS)

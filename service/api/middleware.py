@@ -1,10 +1,11 @@
-"""Two plain ASGI middlewares (no ``BaseHTTPMiddleware``: it costs a task per request).
+"""The one plain ASGI layer every HTTP request passes (no ``BaseHTTPMiddleware``: it costs a task per
+request): :class:`Front`.
 
-- :class:`RequestContextMiddleware` (outermost): the request id (``X-Request-ID`` in and out), the request
-  deadline, the timing headers (``X-Queue-Time``, ``X-Inference-Time`` in ms, when a model answered),
-  request metrics, one access log line per request, and the last-resort 500 for anything unhandled.
-- :class:`BodyLimitMiddleware`: reads the body up to ``max_body_bytes`` (413 beyond, before any parsing)
-  and declares it JSON whatever its ``Content-Type`` said.
+It keeps the request id (``X-Request-ID`` in and out), the request deadline, the timing headers
+(``X-Queue-Time``, ``X-Inference-Time`` in ms, when a model answered), request metrics, one access log line
+per request and the last-resort 500 for anything unhandled; it reads the body up to ``max_body_bytes``
+(413 beyond, before any parsing), hands it to a hot route or declares it JSON, whatever its
+``Content-Type`` said, for FastAPI's routes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
+from service.api.hotpath import HotRoutes
 from service.errors import INTERNAL_MESSAGE, ErrorType
 from service.lifecycle import is_draining
 from service.observability import metrics
@@ -36,14 +38,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # How much of an over-long body is read and dropped so that the client can read its 413 (see _too_large).
 _DISCARD_BYTES = 64 << 20
 _DISCARD_SECONDS = 10.0
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            decoded: str = value.decode("latin-1")
-            return decoded
-    return None
+_JSON_HEADER = (b"content-type", b"application/json")
 
 
 # A random per-process prefix and a counter: unique across workers and restarts, and far cheaper than
@@ -56,16 +51,35 @@ def _new_request_id() -> str:
     return f"{_REQUEST_ID_PREFIX}{next(_request_counter):016x}"  # 32 hex digits, like uuid4().hex
 
 
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
+class Front:
+    """The one ASGI layer in front of the application, for every HTTP request.
+
+    In order: the request id, deadline and record; the body, read up to ``max_body_bytes`` (413 beyond,
+    before any parsing); then a hot route answers (:class:`service.api.hotpath.HotRoutes`), or the body is
+    replayed to ``app`` (FastAPI's stack: router, dependencies, error handlers). Afterwards the timing
+    headers, metrics and the access line, and the last-resort 500 for anything unhandled. One layer, not
+    a stack of middlewares: each layer cost a coroutine, a ``send`` wrapper and a pass over the headers per
+    request, and FastAPI's own outer layers (server-error, telemetry, body-limit middlewares) are skipped by
+    the hot routes altogether (:class:`service.api.app.ServiceApp`).
+    """
+
+    def __init__(
+        self, app: ASGIApp, hot_routes: HotRoutes | None, timeout_seconds: float, max_body_bytes: int
+    ) -> None:
         self.app = app
+        self.hot_routes = hot_routes
         self.timeout_seconds = timeout_seconds
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = _header(scope, b"x-request-id")
+        incoming = None
+        declared = None
+        for key, value in scope["headers"]:  # one pass for the two headers read here
+            name = key.lower()
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
         request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else _new_request_id()
         record = RequestRecord()
         tokens = (
@@ -81,20 +95,38 @@ class RequestContextMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started, status = True, message["status"]
-                # Raw header tuples appended to a copy: MutableHeaders costs more and changes the original.
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode("latin-1"))]
-                if record.inference_seconds is not None:  # a model answered (TEI's header names)
-                    queue_ms = (record.queue_seconds or 0.0) * 1000
-                    headers.append((b"x-queue-time", f"{queue_ms:.3f}".encode()))
-                    headers.append((b"x-inference-time", f"{record.inference_seconds * 1000:.3f}".encode()))
-                message = {**message, "headers": headers}
-                if is_draining():  # clients should not reuse a connection to a server that is leaving
-                    MutableHeaders(scope=message)["Connection"] = "close"
+                message = {
+                    **message,
+                    "headers": _answer_headers(message.get("headers", ()), request_id, record),
+                }
             await send(message)
 
         metrics.IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            if scope["method"] not in _BODY_METHODS:
+                await self.app(scope, receive, send_with_id)
+            elif declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_id, unread=True)
+            else:
+                body = await self._read_body(scope, receive, send_with_id)
+                if body is None:
+                    pass  # the client left (nobody to answer), or the body was too large (413 sent)
+                elif self.hot_routes is not None and (
+                    matched := self.hot_routes.match(scope["method"], scope["path"])
+                ):
+                    answer = await self.hot_routes.answer(matched, scope, body)
+                    if isinstance(answer, bytes):  # the common case: a 200 with a JSON body
+                        status = 200
+                        response_started = True
+                        headers = _answer_headers(
+                            [(b"content-length", str(len(answer)).encode()), _JSON_HEADER], request_id, record
+                        )
+                        await send({"type": "http.response.start", "status": 200, "headers": headers})
+                        await send({"type": "http.response.body", "body": answer})
+                    else:
+                        await answer(scope, receive, send_with_id)
+                else:
+                    await self.app(_as_json(scope), _replay(body, receive), send_with_id)
         except Exception:
             logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
             if response_started:
@@ -113,6 +145,77 @@ class RequestContextMiddleware:
             _log_access(scope, route, status, seconds, record)
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
                 variable.reset(token)  # type: ignore[attr-defined]
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None: the client left, or the body passed the limit (413 answered)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # bounded: stops at max_body_bytes or at the end of the body
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            more_body = message.get("more_body", False)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send, unread=more_body)
+                return None
+            if not more_body:
+                return chunk if not chunks else b"".join([*chunks, chunk])
+            chunks.append(chunk)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, unread: bool) -> None:
+        if unread:
+            # Answering and closing while the client still sends makes it see a broken pipe (or a reset)
+            # instead of this 413; read and drop the rest first, within bounds.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(_discard_body(receive, _DISCARD_BYTES), _DISCARD_SECONDS)
+        message = f"request body larger than {self.max_body_bytes} bytes (LSTM_SERVICE_MAX_BODY_BYTES)"
+        response = error_response(ErrorType.payload_too_large, message, {"Connection": "close"})
+        await response(scope, receive, send)
+
+
+class LastResort:
+    """Inside FastAPI's stack, the generic 500 for an exception no handler took, before Starlette's
+    server-error middleware answers it in plain text (the front layer does the same for the hot routes)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response_started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if response_started or scope["type"] != "http":
+                raise  # too late for an error body; the server closes the connection
+            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            await error_response(ErrorType.internal, INTERNAL_MESSAGE)(
+                scope, receive, send
+            )  # front adds the id
+
+
+def _answer_headers(
+    headers: Iterable[tuple[bytes, bytes]], request_id: str, record: RequestRecord
+) -> list[tuple[bytes, bytes]]:
+    """The answer's headers plus the request id and, when a model answered, the timing headers (in ms,
+    TEI's names); ``Connection: close`` while draining (clients should not reuse the connection)."""
+    # Raw header tuples appended to a copy: MutableHeaders costs more and changes the original.
+    answer = [*headers, (b"x-request-id", request_id.encode("latin-1"))]
+    if record.inference_seconds is not None:
+        queue_ms = (record.queue_seconds or 0.0) * 1000
+        answer.append((b"x-queue-time", f"{queue_ms:.3f}".encode()))
+        answer.append((b"x-inference-time", f"{record.inference_seconds * 1000:.3f}".encode()))
+    if is_draining():
+        answer = [(key, value) for key, value in answer if key.lower() != b"connection"]
+        answer.append((b"connection", b"close"))
+    return answer
 
 
 def _milliseconds(seconds: float | None) -> float | None:
@@ -151,47 +254,6 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
         extra,
     )
     access_logger.handle(line)
-
-
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send, unread=True)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:  # bounded: stops at max_body_bytes or at the end of the body
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left; nobody to answer
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            more_body = message.get("more_body", False)
-            if size > self.max_body_bytes:
-                await self._too_large(scope, receive, send, unread=more_body)
-                return
-            chunks.append(chunk)
-            if not more_body:
-                break
-        await self.app(_as_json(scope), _replay(b"".join(chunks), receive), send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, unread: bool) -> None:
-        if unread:
-            # Answering and closing while the client still sends makes it see a broken pipe (or a reset)
-            # instead of this 413; read and drop the rest first, within bounds.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(_discard_body(receive, _DISCARD_BYTES), _DISCARD_SECONDS)
-        message = f"request body larger than {self.max_body_bytes} bytes (LSTM_SERVICE_MAX_BODY_BYTES)"
-        response = error_response(ErrorType.payload_too_large, message, {"Connection": "close"})
-        await response(scope, receive, send)
 
 
 async def _discard_body(receive: Receive, limit: int) -> None:

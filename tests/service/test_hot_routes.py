@@ -122,7 +122,7 @@ async def _echo(request: ClassifyRequest, services: object, path_params: dict[st
 def test_a_hot_route_matches_its_method_and_path_template_only() -> None:
     exact = HotRoute("POST", "/classify", ClassifyRequest, _echo)
     templated = HotRoute("POST", "/v2/models/{name}/versions/{version:int}/infer", ClassifyRequest, _echo)
-    table = HotRoutes(app=None, routes=[exact, templated])  # type: ignore[arg-type]
+    table = HotRoutes([exact, templated])
 
     assert table.match("POST", "/classify") == (exact, {})
     assert table.match("GET", "/classify") is None
