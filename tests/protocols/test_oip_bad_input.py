@@ -4,7 +4,9 @@ the body limit."""
 
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from typing import Any
 
 import httpx
@@ -173,3 +175,21 @@ async def test_unknown_parameters_and_extra_keys_are_ignored(client: httpx.Async
     answer = await client.post(INFER, json=body)
     assert answer.status_code == 200
     assert answer.json()["id"] == "x-1" and answer.json()["outputs"][0]["data"] == ["sport"]
+
+
+async def test_compressed_bodies_are_bounded_and_checked(client: httpx.AsyncClient) -> None:
+    request = orjson.dumps({"inputs": [text_tensor(["goal"])], "outputs": [{"name": "LABEL"}]})
+    answer = await client.post(INFER, content=gzip.compress(request), headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == ["sport"]
+    bomb = gzip.compress(b" " * (2 << 20))  # 2 MiB of spaces: a few KB on the wire, past the 1 MiB limit
+    sent = await client.post(INFER, content=bomb, headers={"Content-Encoding": "gzip"})
+    await check_refused(client, sent, 413, "inflates past")
+    cases = [
+        (b"not gzip at all", "gzip", "not valid gzip"),
+        (gzip.compress(request)[:-6], "gzip", "complete gzip stream"),
+        (zlib.compress(request) + b"tail", "deflate", "complete deflate stream"),
+        (request, "br", "'br' is not supported"),
+    ]
+    for body, encoding, fragment in cases:
+        sent = await client.post(INFER, content=body, headers={"Content-Encoding": encoding})
+        await check_refused(client, sent, 422, fragment)

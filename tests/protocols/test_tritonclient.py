@@ -196,3 +196,17 @@ def test_model_repository_maps_onto_the_admin_operations(client: triton.Inferenc
     assert states["tiny-zh"]["state"] == "UNAVAILABLE"
     client.load_model("tiny-zh", headers=dict(ADMIN))
     assert client.is_model_ready("tiny-zh", headers=dict(KEY))
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(client: triton.InferenceServerClient, algorithm: str) -> None:
+    outputs = [triton.InferRequestedOutput("LABEL")]
+    result = client.infer(
+        MODEL,
+        [_text_input(TEXTS)],
+        outputs=outputs,
+        headers=dict(KEY),
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,  # asked for, not used: the client reads what it gets
+    )
+    assert [label.decode() for label in result.as_numpy("LABEL")] == ["sport", "food", "tech"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import orjson
 
 from service.api.responses import OPTIONS
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, PayloadTooLarge
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # The numeric datatypes of the protocol and their little-endian numpy types; BYTES is handled apart.
@@ -45,6 +46,26 @@ _LENGTH = struct.Struct("<I")
 _INT64_RANGE = (-(2**63), 2**63 - 1)
 
 Tensor = np.ndarray | list[bytes]  # numbers: a flat array; BYTES: the elements as bytes
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as sent before ``Content-Encoding`` (gzip or deflate, as ``tritonclient`` compresses it),
+    inflated to at most ``limit`` bytes (413 beyond: a small compressed body can inflate without bound)."""
+    if encoding is None or encoding.strip().lower() in ("", "identity"):
+        return body
+    kind = encoding.strip().lower()
+    if kind not in ("gzip", "deflate"):
+        raise InvalidRequest(f"Content-Encoding {kind[:20]!r} is not supported (gzip, deflate)")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if kind == "gzip" else zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise InvalidRequest(f"the body is not valid {kind} data") from None
+    if len(inflated) > limit:
+        raise PayloadTooLarge(f"the {kind} body inflates past {limit} bytes (LSTM_SERVICE_MAX_BODY_BYTES)")
+    if not inflater.eof or inflater.unused_data:
+        raise InvalidRequest(f"the body is not one complete {kind} stream")
+    return inflated
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:

@@ -10,6 +10,7 @@ in the batcher.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,18 +57,22 @@ class Wanted:
 
 async def answer(
     body: bytes,
-    header_length: str | None,
+    headers: Mapping[str, str],
     name: str,
     version: int | None,
     registry: Registry,
     inference: Inference,
     settings: Settings,
 ) -> tuple[bytes, int | None]:
-    """The answer body and the length of its JSON part when binary outputs follow (None: JSON only)."""
+    """The answer body and the length of its JSON part when binary outputs follow (None: JSON only).
+
+    ``headers``: the request's (``Inference-Header-Content-Length``, ``Content-Encoding``)."""
     runtime = registry.get(name, version)
     note_model(runtime.name, runtime.version)
     started = time.perf_counter()
     try:
+        body = codec.decompress(body, headers.get("content-encoding"), settings.max_body_bytes)
+        header_length = headers.get(codec.HEADER_LENGTH)
         result = await _answer(body, header_length, runtime, inference, settings)
     except ServiceError:
         metrics.observe_inference(runtime.name, runtime.version, False, time.perf_counter() - started)

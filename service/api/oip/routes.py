@@ -40,7 +40,7 @@ SERVER_NAME = "lstm-service"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
-ModelVersion = Annotated[int, Path(description="Model version (404 for one that is not loaded).")]
+ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]
 
 health_router = APIRouter(tags=["open inference protocol"])
 router = APIRouter(tags=["open inference protocol"])
@@ -216,9 +216,11 @@ async def infer_raw(request: RawBody, services: Services, path_params: Mapping[s
                 "path.version: Input should be a valid integer, unable to parse string as an integer"
             )
         version = int(version)
+        if version < 1:
+            raise InvalidRequest("path.version: Input should be greater than or equal to 1")
     answer = await infer.answer(
         request.body,
-        request.headers.get(codec.HEADER_LENGTH),
+        request.headers,
         path_params["name"],
         version,
         services.registry,
