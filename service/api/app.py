@@ -20,11 +20,13 @@ from service.api.middleware import Front, LastResort
 from service.api.oip import routes as oip
 from service.api.responses import OrjsonResponse
 from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tei, tokenize
+from service.api.routes import docs as api_docs
 from service.api.routes import inspect as inspector
 from service.api.routes import metrics as metrics_route
 from service.api.schemas import error_responses
 from service.api.security import require_api_key
 from service.engine.batching import BatchLimits
+from service.engine.coordination import Coordinator, shared_folder
 from service.engine.inference import Inference
 from service.engine.registry import Registry
 from service.engine.reloader import StorePoller
@@ -52,10 +54,19 @@ With `LSTM_SERVICE_API_KEY` set, the inference and model routes need `Authorizat
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = Registry(
-        settings.model_store, settings.pinned, settings.default_model, settings.intra_op_threads
+        settings.model_store,
+        settings.pinned,
+        settings.default_model,
+        settings.intra_op_threads,
+        fallback=settings.fallback,
     )
     await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
     app.state.registry = registry
+    # With --workers N every admin change goes through a log all workers apply (service.engine.coordination);
+    # a worker that starts late applies it first.
+    app.state.coordinator = Coordinator(registry, shared_folder(settings.workers), settings.workers)
+    await run_in_threadpool(app.state.coordinator.catch_up)
+    watcher = asyncio.create_task(app.state.coordinator.watch())
     app.state.inference = Inference(
         settings.inference_threads, _batch_limits(settings), on_batch=metrics.on_batch, serves=registry.serves
     )
@@ -77,6 +88,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        app.state.coordinator.leave()
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
@@ -132,6 +146,8 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         title="lstm-service",
         description=DESCRIPTION,
         version="0.1.0",
+        docs_url=None,  # served by routes/docs.py with local assets: the page works without internet
+        redoc_url=None,
         lifespan=_lifespan,
         default_response_class=OrjsonResponse,
     )
@@ -150,8 +166,10 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
     for module in (classify, tokenize, embed, hidden_states, explain, models):
         app.include_router(module.router, **guarded)
-    for module in (health, metrics_route, admin, inspector):
+    for module in (health, metrics_route, inspector, api_docs):
         app.include_router(module.router)
+    # Without a token the admin routes answer 404 and are left out of the OpenAPI document.
+    app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     # Open Inference Protocol v2 and text-embeddings-inference's routes (service/api/oip, routes/tei.py).
     app.include_router(oip.router, **guarded)
     app.include_router(tei.router, **guarded)

@@ -23,6 +23,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -139,6 +140,14 @@ class Coordinator:
             if applied >= action_id and _alive(pid):
                 count += 1
         return count
+
+    def leave(self) -> None:
+        """At shutdown: withdraw this worker's acknowledgement; the last worker out removes the folder."""
+        if self.folder is None:
+            return
+        (self.folder / f"ack-{os.getpid()}").unlink(missing_ok=True)
+        if not any(self.folder.glob("ack-*")):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- applying ---------------------------------------------------------------------------------------
 
