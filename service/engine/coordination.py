@@ -53,6 +53,10 @@ def shared_folder(workers: int) -> Path | None:
         started = "0"
     folder = Path(tempfile.gettempdir()) / f"lstm-service-{parent}-{started}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    for other in folder.parent.glob("lstm-service-*-*"):  # left by servers killed without a shutdown
+        owner = other.name.split("-")[2]
+        if other != folder and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(other, ignore_errors=True)
     return folder
 
 
