@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The model for requests that name none: set, so that a model trained into the store never takes its place.
+DEFAULT_MODEL ?= news-topic
 
 .PHONY: run test test-container bench lint typecheck fixtures models clean
 
@@ -24,7 +26,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.serve-installed
 
 run: $(VENV)/.serve-installed
-	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT)
+	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) --default-model $(DEFAULT_MODEL)
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)

@@ -122,7 +122,9 @@ def served(
         running.models = list(DEFAULT_MODELS)
     else:
         store: Path = request.getfixturevalue("mountable_store")
-        running = run_container("-v", f"{store}:{STORE_IN_IMAGE}:ro")
+        running = run_container(
+            "-v", f"{store}:{STORE_IN_IMAGE}:ro", "-e", "LSTM_SERVICE_DEFAULT_MODEL=tiny-en"
+        )
         running.notes.append("tiny store mounted: model_store/ lacks the default models")
         running.models = ["tiny-en", "tiny-zh"]
     container_report["cold start (run -> healthy)"] = f"{running.cold_start_s:.1f} s ({running.notes[0]})"
@@ -181,7 +183,9 @@ def test_classify_with_a_mounted_store(
     running = (
         served
         if "tiny store" in served.notes[0]
-        else run_container("-v", f"{mountable_store}:{STORE_IN_IMAGE}:ro")
+        else run_container(
+            "-v", f"{mountable_store}:{STORE_IN_IMAGE}:ro", "-e", "LSTM_SERVICE_DEFAULT_MODEL=tiny-en"
+        )
     )
     for name in ("tiny-en", "tiny-zh"):
         check_classify(running, mountable_store, name)

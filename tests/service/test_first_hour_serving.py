@@ -5,6 +5,7 @@ offline, and every answer reads clearly."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -166,3 +167,26 @@ async def test_the_docs_page_needs_nothing_but_the_service(store_copy: Path, sta
             asset = await client.get(url)
             assert asset.status_code == 200 and asset.content, url
         assert (await client.get("/docs/not-there.js")).status_code == 404
+
+
+# ------------------------------------------------------------------------------------------- the default
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_make_run_and_the_image_name_their_default_model():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    run = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "--default-model $(DEFAULT_MODEL)" in run and "\nDEFAULT_MODEL ?= news-topic\n" in makefile
+    assert "LSTM_SERVICE_DEFAULT_MODEL=news-topic" in (REPO / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_the_log_says_which_model_is_the_default_and_why(tiny_store: Path, caplog):
+    from service.engine.registry import Registry
+
+    with caplog.at_level(logging.INFO, logger="service.engine.registry"):
+        Registry(tiny_store, default_model="tiny-zh").load_all()
+        Registry(tiny_store).load_all()
+    assert "default model: tiny-zh (LSTM_SERVICE_DEFAULT_MODEL)" in caplog.text
+    assert "default model: tiny-en, the first of the store's models alphabetically" in caplog.text
