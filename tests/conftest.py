@@ -4,7 +4,8 @@ Stores (real bundles, never a mock of onnxruntime; see :mod:`support.stores`):
 
 - ``tiny_store``: ``tiny-en/1`` (word, 3 labels) and ``tiny-zh/1`` (char, 2 labels), copied from the
   committed ``tests/fixtures/store``; needs no torch
-- ``shapes_store``: ``tiny-deep/1`` (2 layers, one direction) and ``tiny-bigram/1`` (char bigrams)
+- ``shapes_store``: ``tiny-deep/1`` (2 layers, one direction), ``tiny-bigram/1`` (char bigrams),
+  ``tiny-gru/1`` (GRU) and ``tiny-tags/1`` (multi-label RNN)
 - ``tiny_bundle(store, name, ...)``: trains a bundle at test time (needs torch; skips without it)
 - ``store_copy``: a private copy of ``tiny_store``, free to damage or to add versions to
 - ``start_app``: ``async with start_app(settings) as client``, the real app in process
@@ -105,8 +106,8 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tiny-deep/1`` (word, 2 layers, one direction, last-state pooling) and ``tiny-bigram/1``
-    (char-bigram BiLSTM, mean pooling)."""
+    """``tiny-deep/1`` (word, 2 layers, one direction, last-state pooling), ``tiny-bigram/1`` (char-bigram
+    BiLSTM, mean pooling), ``tiny-gru/1`` (GRU) and ``tiny-tags/1`` (multi-label, one-direction RNN)."""
     return copy_store(SHAPES, tmp_path_factory.mktemp("shapes") / "store")
 
 

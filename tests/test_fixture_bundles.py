@@ -20,6 +20,8 @@ BUNDLES = [
     "int8/tiny-en/2",
     "shapes/tiny-deep/1",
     "shapes/tiny-bigram/1",
+    "shapes/tiny-gru/1",
+    "shapes/tiny-tags/1",
 ]
 
 

@@ -4,11 +4,13 @@
 
 - ``store/``   ``tiny-en/1`` (word BiLSTM, 3 labels) and ``tiny-zh/1`` (char BiLSTM, 2 labels): the store
   most service tests serve
-- ``shapes/``  ``tiny-deep/1`` (word, 2 layers, one direction, last-state pooling) and ``tiny-bigram/1``
-  (char-bigram BiLSTM, mean pooling)
+- ``shapes/``  ``tiny-deep/1`` (word, 2 layers, one direction, last-state pooling), ``tiny-bigram/1``
+  (char-bigram BiLSTM, mean pooling), ``tiny-gru/1`` (a bidirectional GRU: no cell state) and
+  ``tiny-tags/1`` (multi-label, 6 topics, a one-direction plain RNN, thresholds in its manifest)
 - ``int8/``    ``tiny-en/2``: ``store/tiny-en/1`` quantized to int8 (alone, so a store serves it)
 - ``graphs/other-inputs.onnx``: a valid ONNX graph whose inputs are not a bundle's
-- ``data/``    the rows the bundles were trained on (:mod:`support.data`)
+- ``data/``    the rows the bundles were trained on (:mod:`support.data`; ``tiny-tags.csv`` from
+  ``training.datasets.make_multilabel``)
 
 Tests never write into ``tests/fixtures``: they copy what they change (:func:`copy_store`).
 """
