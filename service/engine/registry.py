@@ -207,18 +207,19 @@ class Registry:
             return self._record_failure(name, version, str(error), kind, False, time.perf_counter() - started)
         except Exception as error:  # onnxruntime refusing a graph raises its own exception types
             logger.exception("model %s version %s could not be opened", name, version)
-            reason = f"onnxruntime could not load model.onnx ({type(error).__name__})"
-            return self._record_failure(name, version, reason, kind, False, time.perf_counter() - started)
+            why = f"onnxruntime could not load model.onnx ({type(error).__name__})"
+            return self._record_failure(name, version, why, kind, False, time.perf_counter() - started)
         seconds = time.perf_counter() - started
         pins = dict(self.pinned)
         if pin is True:
             pins[name] = version
         elif pin is False:
             pins.pop(name, None)
-        reason = failed = None
+        reason: str | None = None
+        failed: int | None = None
         if refused is not None:
-            failed, why = refused
-            reason = f"version {failed} failed verification: {why}; serving version {version} instead. " + (
+            failed, cause = refused
+            reason = f"version {failed} failed verification: {cause}; serving version {version} instead. " + (
                 _recovery(name, failed, version)
             )
             logger.error("model %s: %s", name, reason)
@@ -264,9 +265,10 @@ class Registry:
             if name in old.active:  # keep the version that works; report why the new one did not load
                 serving = old.active[name]
                 text = f"version {version} was not loaded: {reason}"
-                if not missing:
-                    text += f"; version {serving} keeps serving. " + _recovery(name, version, serving)
-                status = replace(old.statuses[name], reason=text, failed_version=None if missing else version)
+                refused = None if missing else version
+                if refused is not None:
+                    text += f"; version {serving} keeps serving. " + _recovery(name, refused, serving)
+                status = replace(old.statuses[name], reason=text, failed_version=refused)
             else:
                 status = ModelStatus(name, ModelState.failed, version, reason, name in self.pinned)
             if name in old.statuses:  # a model nobody served before is not added by a failed load
