@@ -3,7 +3,8 @@
 torchrun starts N copies of the same command and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
 rendezvous address in each one's environment. Here every copy:
 
-- joins one process group (``gloo`` on CPU, ``nccl`` when every process has its own GPU);
+- joins one process group over ``gloo``: the trainer runs on the CPU (``nccl`` would need every tensor on
+  a GPU), so a machine's cores, or several machines, are what the processes share out;
 - builds the same model from the same seed; ``DistributedDataParallel`` also broadcasts rank 0's
   parameters at the start, so every rank starts from identical weights (word2vec included);
 - trains on its own shard of every epoch's shuffled training texts (``DistributedSampler``: equal shard
@@ -70,10 +71,9 @@ def start(timeout_minutes: float = 30.0) -> Distributed:
     if dist.is_initialized():
         return Distributed(dist.get_rank(), dist.get_world_size(), _local_rank(), dist.get_backend())
     local_rank = _local_rank()
-    backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() > local_rank else "gloo"
-    dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
-    context = Distributed(dist.get_rank(), dist.get_world_size(), local_rank, backend)
-    logger.info("rank %d of %d (%s)", context.rank, context.world_size, backend)
+    dist.init_process_group(backend="gloo", timeout=timedelta(minutes=timeout_minutes))
+    context = Distributed(dist.get_rank(), dist.get_world_size(), local_rank, "gloo")
+    logger.info("rank %d of %d (gloo)", context.rank, context.world_size)
     return context
 
 
