@@ -1,12 +1,15 @@
-"""The tensors follow each model's graph: 2 layers and one direction (H_N is [N, L*D, H]), char bigrams, and
-a GRU, which has no cell state (no C_N: not in the metadata, not answered, refused by name)."""
+"""The tensors follow each model's graph: 2 layers and one direction (H_N is [N, L*D, H]), char bigrams, a
+GRU, which has no cell state (no C_N: not in the metadata, not answered, refused by name), and a
+multi-label model, whose PROBS are /classify's sigmoids and whose LABEL is /classify's label."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from support.apps import running_app
 
@@ -52,3 +55,26 @@ async def test_a_gru_has_no_cell_state(tiny_bundle: Callable[..., Path], tmp_pat
         asked = {"inputs": [_text(["goal"])], "outputs": [{"name": "C_N"}]}
         refused = await client.post("/v2/models/tiny-gru/infer", json=asked)
         assert refused.status_code == 422 and "unknown output 'C_N'" in refused.json()["error"]
+
+
+async def test_the_committed_gru_has_no_cell_state(shapes_store: Path) -> None:
+    async with running_app(Settings(model_store=shapes_store)) as client:
+        outputs = await _check_outputs_match_metadata(client, "tiny-gru", ["goal for the team", "bread"])
+        assert "C_N" not in outputs and outputs["H_N"]["shape"][0] == 2
+
+
+async def test_a_multi_label_model_answers_as_classify(shapes_store: Path) -> None:
+    texts = ["goal for the team", "the music and the travel", "zzz"]
+    async with running_app(Settings(model_store=shapes_store)) as client:
+        outputs = await _check_outputs_match_metadata(client, "tiny-tags", texts)
+        classified: list[dict[str, Any]] = (
+            await client.post("/classify", json={"model": "tiny-tags", "texts": texts})
+        ).json()["results"]
+    labels = ["health", "music", "politics", "sports", "tech", "travel"]
+    expected = np.array(
+        [[result["scores"][label] for label in labels] for result in classified], dtype=np.float32
+    )
+    np.testing.assert_array_equal(
+        np.array(outputs["PROBS"]["data"], dtype=np.float32).reshape(3, 6), expected
+    )
+    assert outputs["LABEL"]["data"] == [result["label"] or "" for result in classified]

@@ -1,10 +1,8 @@
 """``POST /v2/models/{name}[/versions/{version}]/infer``: one request, decoded, checked, run and encoded.
 
-Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them and, when only ``PROBS``,
-``LABEL`` or their classification are asked for, scored by the same micro-batcher: the same text gets the
-same probabilities, bit for bit. ``LOGITS`` and the hidden states run in the inference pool; ``PROBS``
-then come from those logits through the runtime's own ``scores`` (softmax over the calibrated logits), as
-in the batcher.
+Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them, and ``PROBS`` and ``LABEL`` always
+come from the same micro-batcher: the same text gets the same probabilities, bit for bit. ``LOGITS`` and
+the hidden states run in the inference pool, one model call each when asked for.
 """
 
 from __future__ import annotations
@@ -237,14 +235,13 @@ async def run_model(
     results: dict[str, np.ndarray] = {}
     if LOGITS in names:
         started = time.perf_counter()
-        logits = await inference.run(_logits, runtime, id_lists)
+        results[LOGITS] = await inference.run(_logits, runtime, id_lists)
         metrics.observe_execution(
             runtime.name, runtime.version, len(id_lists), (), time.perf_counter() - started
         )
-        results[LOGITS] = logits
-        results[PROBS] = runtime.scores(logits)  # what runtime.classify computes from the same logits
-    elif names & {PROBS, LABEL}:
-        results[PROBS] = await inference.classify(runtime, id_lists)  # the micro-batcher, as /classify
+    if names & {PROBS, LABEL}:
+        # The micro-batcher, as /classify: a padded batch of another width may move the last bits of a score.
+        results[PROBS] = await inference.classify(runtime, id_lists)
     if names & _HIDDEN:
         started = time.perf_counter()
         states = await inference.hidden_states(runtime, id_lists)
@@ -261,8 +258,16 @@ async def run_model(
         if states.c_n is not None:  # LSTM cells only
             results[C_N] = np.ascontiguousarray(states.c_n.transpose(1, 0, 2))
     if LABEL in names:
-        results[LABEL] = np.argmax(results[PROBS], axis=1)  # the first best on ties, as /classify
+        results[LABEL] = best_labels(runtime, results[PROBS])
     return results
+
+
+def best_labels(runtime: ModelRuntime, scores: np.ndarray) -> np.ndarray:
+    """Per text, the index of /classify's ``label``: the best score (the first on ties); for a multi-label
+    model the best of the labels over their thresholds, -1 when none is (answered as an empty string)."""
+    if runtime.task != "multi-label":
+        return np.argmax(scores, axis=1)
+    return np.array([decided[0] if decided else -1 for decided in runtime.decide(scores)], dtype=np.int64)
 
 
 def _classifications(scores: np.ndarray, k: int, labels: list[str]) -> list[bytes]:
@@ -284,7 +289,7 @@ def encode_output(
         items = _classifications(values, output.classes, labels)
         shape = [len(values), output.classes]
     elif output.name == LABEL:
-        items = [labels[index].encode() for index in values.tolist()]
+        items = [labels[index].encode() if index >= 0 else b"" for index in values.tolist()]
         shape = [len(values)]
     else:
         array = np.ascontiguousarray(values, dtype="<f4")

@@ -2,9 +2,10 @@
 
 Inputs: ``TEXT`` (BYTES ``[N]`` or ``[N, 1]``; the service tokenizes it as ``/classify`` does), or
 ``INPUT_IDS`` (INT64 ``[N, T]``) with ``LENGTHS`` (INT64 ``[N]``) for clients that tokenize themselves.
-Outputs: ``PROBS``/``LOGITS`` (FP32 ``[N, C]``), ``LABEL`` (BYTES ``[N]``), ``HIDDEN_STATES`` (FP32
-``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``; ``C_N`` for LSTM cells only). ``-1``
-marks a variable dimension.
+Outputs: ``PROBS``/``LOGITS`` (FP32 ``[N, C]``; ``PROBS`` are /classify's scores, softmax or one sigmoid
+per label), ``LABEL`` (BYTES ``[N]``: /classify's ``label``, empty when a multi-label model picks none),
+``HIDDEN_STATES`` (FP32 ``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``; ``C_N`` for
+LSTM cells only). ``-1`` marks a variable dimension.
 """
 
 from __future__ import annotations
