@@ -34,7 +34,7 @@ def _post(server: Server, path: str, body: dict[str, Any]) -> Any:
 @pytest.fixture(scope="module")
 def classified(server: Server) -> list[dict[str, Any]]:
     """/classify's answer for TEXTS: the reference every protocol must reproduce."""
-    return _post(server, "/classify", {"model": MODEL, "texts": TEXTS})["results"]
+    return _post(server, "/classify", {"model": MODEL, "texts": TEXTS, "raw_scores": True})["results"]
 
 
 def _text_input(texts: list[str], binary: bool = True, column: bool = False) -> triton.InferInput:
@@ -96,10 +96,8 @@ def test_binary_text_in_binary_outputs_out_equal_classify(
     assert probabilities.dtype == np.float32
     np.testing.assert_array_equal(probabilities, _expected_probabilities(classified, label_names))
     assert [label.decode() for label in result.as_numpy("LABEL")] == [r["label"] for r in classified]
-    logits = result.as_numpy("LOGITS")
-    assert logits.shape == (3, 3) and np.array_equal(
-        np.argmax(logits, axis=1), np.argmax(probabilities, axis=1)
-    )
+    expected_logits = [[result["logits"][label] for label in label_names] for result in classified]
+    np.testing.assert_array_equal(result.as_numpy("LOGITS"), np.array(expected_logits, dtype=np.float32))
     hidden = result.as_numpy("HIDDEN_STATES")
     h_n = result.as_numpy("H_N")
     assert hidden.shape[0] == 3 and h_n.shape[0] == 3 and result.as_numpy("C_N").shape == h_n.shape

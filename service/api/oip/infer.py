@@ -1,8 +1,9 @@
 """``POST /v2/models/{name}[/versions/{version}]/infer``: one request, decoded, checked, run and encoded.
 
-Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them, and ``PROBS`` and ``LABEL`` always
-come from the same micro-batcher: the same text gets the same probabilities, bit for bit. ``LOGITS`` and
-the hidden states run in the inference pool, one model call each when asked for.
+Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them, and ``LOGITS``, ``PROBS`` and
+``LABEL`` come from one call through the same micro-batcher, the scores made from the logits as
+``/classify`` makes them: the same text gets the same numbers, bit for bit. The hidden states run in the
+inference pool, one model call when asked for.
 """
 
 from __future__ import annotations
@@ -221,27 +222,15 @@ def _given_ids(ids: np.ndarray, lengths: np.ndarray, runtime: ModelRuntime) -> l
     return [row[:length].tolist() for row, length in zip(ids, lengths.tolist(), strict=True)]
 
 
-def _logits(runtime: ModelRuntime, id_lists: list[list[int]]) -> np.ndarray:
-    if runtime.batch_invariant:
-        return runtime.logits(id_lists)
-    # Dynamically quantized graphs scale activations per batch: each text runs alone, as /classify runs it.
-    return np.concatenate([runtime.logits([ids]) for ids in id_lists])
-
-
 async def run_model(
     runtime: ModelRuntime, inference: Inference, id_lists: list[list[int]], names: set[str]
 ) -> dict[str, np.ndarray]:
     """The named outputs for these id lists, batch first."""
     results: dict[str, np.ndarray] = {}
-    if LOGITS in names:
-        started = time.perf_counter()
-        results[LOGITS] = await inference.run(_logits, runtime, id_lists)
-        metrics.observe_execution(
-            runtime.name, runtime.version, len(id_lists), (), time.perf_counter() - started
-        )
-    if names & {PROBS, LABEL}:
-        # The micro-batcher, as /classify: a padded batch of another width may move the last bits of a score.
-        results[PROBS] = await inference.classify(runtime, id_lists)
+    if names & {PROBS, LABEL, LOGITS}:
+        # One call through the model's micro-batcher, and the scores made from its logits, as /classify.
+        results[LOGITS] = await inference.logits(runtime, id_lists)
+        results[PROBS] = runtime.scores(results[LOGITS])
     if names & _HIDDEN:
         started = time.perf_counter()
         states = await inference.hidden_states(runtime, id_lists)
