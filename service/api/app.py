@@ -110,7 +110,7 @@ def _batch_limits(settings: Settings) -> BatchLimits | None:
 
 
 # Routes answered past FastAPI (see service.api.hotpath); each also has its documented FastAPI route.
-HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE, *oip.HOT_ROUTES)
+HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE, *oip.HOT_ROUTES, *tei.HOT_ROUTES)
 
 
 class ServiceApp(FastAPI):

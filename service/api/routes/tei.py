@@ -12,24 +12,24 @@ ignored, as TEI ignores them.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from starlette.responses import Response
 
-from service.api.deps import InferenceDep, RegistryDep, SettingsDep
+from service.api.bodies import json_body, request_body
+from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
+from service.api.hotpath import HotRoute
 from service.api.oip.infer import run_model
 from service.api.oip.signature import LOGITS, PROBS
 from service.api.responses import OrjsonResponse
 from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES
-from service.engine.inference import Inference
 from service.engine.preprocess import check_texts
-from service.engine.registry import Registry
 from service.errors import InvalidRequest, ServiceError
 from service.observability import metrics
 from service.observability.context import note_model
-from service.settings import Settings
 
 router = APIRouter(tags=["text-embeddings-inference"])
 TEI_VERSION = "0.1.0"
@@ -79,8 +79,10 @@ def _texts(inputs: str | list[Any]) -> tuple[list[str], bool]:
 
 
 async def predict_texts(
-    request: PredictRequest, registry: Registry, inference: Inference, settings: Settings
+    request: PredictRequest, services: Services, path_params: Mapping[str, Any] | None = None
 ) -> Any:
+    """The answer to a parsed request, as plain data (both doors' handler)."""
+    registry, inference, settings = services.registry, services.inference, services.settings
     texts, batch = _texts(request.inputs)
     locations = [f"inputs.{index}" for index in range(len(texts))] if batch else ["inputs"]
     check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
@@ -109,6 +111,11 @@ async def predict_texts(
 
 
 _PREDICT_DOC = "A list of {label, score} (best first) for one text; a list of such lists for several."
+# Hot routes (service.api.hotpath), like /classify: TEI clients send one small request per text.
+HOT_ROUTES = (
+    HotRoute("POST", "/predict", PredictRequest, predict_texts),
+    HotRoute("POST", "/", PredictRequest, predict_texts),
+)
 
 
 @router.post(
@@ -116,12 +123,13 @@ _PREDICT_DOC = "A list of {label, score} (best first) for one text; a list of su
     response_model=list[Prediction] | list[list[Prediction]],
     responses=CLASSIFY_ERROR_RESPONSES,
     description=_PREDICT_DOC,
+    openapi_extra=request_body(PredictRequest),
 )
 async def predict(
-    request: PredictRequest, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
+    request: Annotated[PredictRequest, json_body(PredictRequest)], services: ServicesDep
 ) -> Response:
     """Classify with the default model, answered as text-embeddings-inference answers."""
-    return OrjsonResponse(await predict_texts(request, registry, inference, settings))
+    return OrjsonResponse(await predict_texts(request, services))
 
 
 @router.post(
@@ -129,12 +137,13 @@ async def predict(
     response_model=list[Prediction] | list[list[Prediction]],
     responses=CLASSIFY_ERROR_RESPONSES,
     description=_PREDICT_DOC,
+    openapi_extra=request_body(PredictRequest),
 )
 async def predict_at_root(
-    request: PredictRequest, registry: RegistryDep, inference: InferenceDep, settings: SettingsDep
+    request: Annotated[PredictRequest, json_body(PredictRequest)], services: ServicesDep
 ) -> Response:
     """Same as /predict (TEI answers a classifier's POST / so): InferenceClient("http://host:port") works."""
-    return OrjsonResponse(await predict_texts(request, registry, inference, settings))
+    return OrjsonResponse(await predict_texts(request, services))
 
 
 @router.get("/info", responses={503: ERROR_RESPONSES[503]})
