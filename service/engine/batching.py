@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -219,6 +220,11 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._concurrent = False  # did the last drain hold more than one request?
+        # Requests with a deadline, in the order they came (their deadlines too: one timeout per service),
+        # and one timer for the earliest: a timer per request cost more than the rest of submit().
+        self._deadlines: deque[_Request] = deque()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self.counters = BatcherCounters()
 
     @property
@@ -258,6 +264,9 @@ class MicroBatcher:
         for item in self._queue:
             item.request.fail(BatcherStopped(f"{self.name} stopped before this request ran"))
         self._queue.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep, self._sweep_at = None, math.inf
         if self._own_executor:
             self._executor.shutdown(wait=False)
 
@@ -294,16 +303,39 @@ class MicroBatcher:
         )
         if len(self._queue) >= self._wake_at:
             self._wake()
-        timer = None
         if deadline is not None:
-            timer = loop.call_later(
-                max(0.0, deadline - now), self._expire, request, "while it was queued or running"
-            )
-        try:
-            return await request.future
-        finally:
-            if timer is not None:
-                timer.cancel()
+            deadlines = self._deadlines
+            while deadlines and deadlines[0].future.done():  # answered ones leave, oldest first
+                deadlines.popleft()
+            deadlines.append(request)
+            if deadline < self._sweep_at:
+                self._arm_sweep(loop, deadline)
+        return await request.future
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_at = deadline
+        self._sweep = loop.call_later(max(0.0, deadline - time.monotonic()), self._expire_overdue)
+
+    def _expire_overdue(self) -> None:
+        """Fail the requests whose deadline passed while they were queued or running; wait for the next.
+
+        Runs about once per request timeout (deadlines come in order), so it may look at every request."""
+        self._sweep, self._sweep_at = None, math.inf
+        now = time.monotonic()
+        waiting: deque[_Request] = deque()
+        for request in self._deadlines:
+            if request.future.done():
+                continue
+            if request.deadline is not None and request.deadline > now:
+                waiting.append(request)
+            else:
+                self._expire(request, "while it was queued or running")
+        self._deadlines = waiting
+        if waiting:
+            earliest = min(request.deadline for request in waiting if request.deadline is not None)
+            self._arm_sweep(asyncio.get_running_loop(), earliest)
 
     # The drain task ---------------------------------------------------------------------------------
 

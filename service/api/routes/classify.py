@@ -34,11 +34,11 @@ async def classify_texts(
             f"abstain_below applies to single-label models; {runtime.name} is multi-label "
             "(each of its labels is decided by its own threshold, see GET /models/{name})"
         )
-    logits = await services.inference.logits(runtime, [encoding.ids for encoding in encodings])
+    logits, scores = await services.inference.scored(runtime, [encoding.ids for encoding in encodings])
     return classify_answer(
         runtime,
         encodings,
-        runtime.scores(logits),
+        scores,
         unk_ratio=request.unk_ratio,
         logits=logits if request.raw_scores else None,
         top_k=request.top_k,
