@@ -144,3 +144,24 @@ async def test_embed_with_many_neighbours_costs_what_it_holds(tiny_store: Path) 
 
     runtime = open_model(tiny_store / "tiny-en" / "1")
     assert embed_cost(runtime, 600, 100) - embed_cost(runtime, 600) >= 600 * 100 * 400
+
+
+async def test_oip_hidden_states_are_built_within_the_same_budget(start_app: Any, tiny_store: Path) -> None:
+    limit = 1 << 20
+    texts = ["good movie " * 1000] * 64
+
+    def infer(outputs: list[str]) -> dict[str, Any]:
+        return {
+            "inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [len(texts)], "data": texts}],
+            "outputs": [{"name": name} for name in outputs],
+        }
+
+    settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_texts=64)
+    async with start_app(settings) as client:
+        hidden = await client.post("/v2/models/tiny-en/infer", json=infer(["HIDDEN_STATES"]))
+        probs = await client.post("/v2/models/tiny-en/infer", json=infer(["PROBS"]))
+
+    assert hidden.status_code == 413, hidden.text[:300]
+    assert hidden.json()["error_type"] == "payload_too_large"
+    assert probs.status_code == 200, probs.text[:300]  # scores alone need no vector budget
+    assert vector_budget(limit).in_flight == 0

@@ -33,6 +33,7 @@ from service.api.oip.signature import (
     TEXT,
     output_names,
 )
+from service.api.vector_budget import hidden_states_cost, vector_budget
 from service.engine.inference import Inference
 from service.engine.preprocess import check_texts
 from service.engine.registry import Registry
@@ -96,7 +97,21 @@ async def _answer(
         id_lists = await _text_ids(tensors[TEXT], runtime, inference, settings, truncate)
     else:
         id_lists = _given_ids(tensors[INPUT_IDS], tensors[LENGTHS], runtime)
-    results = await run_model(runtime, inference, id_lists, {output.name for output in wanted})
+    names = {output.name for output in wanted}
+    # Hidden states are built within the worker's vector budget, as /hidden-states builds them (429 with
+    # Retry-After past it, 413 if never); the reservation lasts until the answer's bytes exist.
+    cost = hidden_states_cost(runtime, [len(ids) for ids in id_lists]) if names & _HIDDEN else 0
+    release = vector_budget(settings.max_vector_bytes).reserve(cost) if cost else (lambda: None)
+    try:
+        results = await run_model(runtime, inference, id_lists, names)
+        return _encode(request, runtime, wanted, results)
+    finally:
+        release()
+
+
+def _encode(
+    request: InferRequest, runtime: ModelRuntime, wanted: list[Wanted], results: dict[str, np.ndarray]
+) -> tuple[bytes, int | None]:
     header: dict[str, Any] = {"model_name": runtime.name, "model_version": str(runtime.version)}
     if request.id is not None:
         header["id"] = request.id
