@@ -258,13 +258,13 @@ class Registry:
         seconds: float | None = None,
     ) -> LoadOutcome:
         reason = safe_text(reason.replace(str(self.store), "<model_store>"))
-        logger.error("model %s version %s is not served: %s", name, version, reason)
+        logger.error("model %s%s is not served: %s", name, _version(version), reason)
         metrics.observe_model_load(name, version, kind, False, seconds)
         with self._write_lock:
             old = self._snapshot
             if name in old.active:  # keep the version that works; report why the new one did not load
                 serving = old.active[name]
-                text = f"version {version} was not loaded: {reason}"
+                text = f"{_version(version).strip() or 'the model'} was not loaded: {reason}"
                 refused = None if missing else version
                 if refused is not None:
                     text += f"; version {serving} keeps serving. " + _recovery(name, refused, serving)
@@ -296,7 +296,7 @@ class Registry:
             self.pinned = MappingProxyType({key: value for key, value in self.pinned.items() if key != name})
             self.unloaded = self.unloaded | {name}
         metrics.set_serving(name, None, old.active.get(name))
-        logger.info("model %s unloaded (was version %s)", name, old.active.get(name))
+        logger.info("model %s unloaded (was%s)", name, _version(old.active.get(name)) or " not serving")
         return status
 
     def newer_versions(self) -> dict[str, int]:
@@ -397,3 +397,8 @@ def _recovery(name: str, failed: int, serving: int) -> str:
         f"works (LSTM_SERVICE_PINNED={name}={serving}, or POST /admin/models/{name}/load "
         f'{{"version": {serving}}})'
     )
+
+
+def _version(version: int | None) -> str:
+    """``" version N"``, or nothing when there is no version to name: never Python's None in a message."""
+    return "" if version is None else f" version {version}"

@@ -190,3 +190,18 @@ def test_the_log_says_which_model_is_the_default_and_why(tiny_store: Path, caplo
         Registry(tiny_store).load_all()
     assert "default model: tiny-zh (LSTM_SERVICE_DEFAULT_MODEL)" in caplog.text
     assert "default model: tiny-en, the first of the store's models alphabetically" in caplog.text
+
+
+def test_no_message_prints_python_none(store_copy: Path, caplog):
+    from service.engine.registry import Registry
+
+    registry = Registry(store_copy)
+    registry.load_all()
+    with caplog.at_level(logging.INFO, logger="service.engine.registry"):
+        missing = registry.reload("nope")
+        registry.unload("tiny-zh")
+        for version in ("1", "2"):
+            shutil.rmtree(store_copy / "tiny-en" / version, ignore_errors=True)
+        gone = registry.reload("tiny-en")
+    assert missing.missing and gone.missing
+    assert "None" not in caplog.text and "None" not in (registry.status("tiny-en").reason or "")

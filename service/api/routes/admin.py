@@ -87,7 +87,8 @@ def _refusal(name: str, outcome: LoadOutcome, registry: Registry) -> str:
         return (
             f"model {name} is not in the store (it holds: {', '.join(list_models(registry.store)) or 'none'})"
         )
-    return f"{name} version {outcome.version} was not loaded: {outcome.reason}"
+    version = "" if outcome.version is None else f" version {outcome.version}"
+    return f"{name}{version} was not loaded: {outcome.reason}"
 
 
 @router.post(
