@@ -68,11 +68,14 @@ class Settings(BaseSettings):
         description="Server processes, each with its own models; default: the CPUs this process may use.",
     )
     default_model: str | None = Field(
-        None, description="Model for requests that name none; default: the first model alphabetically."
+        None,
+        description="Model for requests that name none; default: the first model alphabetically at start "
+        "(set it, so that a model added to the store never takes its place).",
     )
     pinned: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict,
-        description="Versions to serve instead of the highest, e.g. 'news-topic=1,review-sentiment-zh=2'.",
+        description="Versions to serve instead of the highest promoted one, e.g. "
+        "'news-topic=1,review-sentiment-zh=2'.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."
@@ -134,7 +137,8 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(
         0.0,
         ge=0,
-        description="Poll the store this often and load newer versions of served, unpinned models (0: off).",
+        description="Poll the store this often: load newer promoted versions of served, unpinned models and "
+        "models the store gained (0: off).",
     )
     readiness: Literal["all", "any", "default"] = Field(
         "all",
