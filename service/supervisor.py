@@ -11,6 +11,11 @@ second signal that would cut it short. A worker whose supervisor is gone (its pi
 When the drain starts the supervisor closes its own copy of the socket: the socket closes when the last
 worker's drain ends, so later connections are refused rather than left queued where nobody accepts them.
 A worker that dies while serving is replaced; one that fails at start-up stops the service (exit 3).
+
+``/metrics`` describes the whole server, whichever worker answers: the supervisor gives the workers a
+fresh folder in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode: each worker keeps its
+values in memory-mapped files there, and a scrape adds them up), clears a dead worker's gauges, and
+removes the folder when it exits (see :mod:`service.observability.metrics`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -142,6 +149,7 @@ class _Supervisor:
             for worker in [w for w in self.workers if not w.process.is_alive()]:
                 self.workers.remove(worker)
                 worker.orders.close()
+                _forget_metrics_of(worker.process.pid)
                 code = worker.process.exitcode
                 if self.order_given is not None:
                     if code != 0:
@@ -160,6 +168,28 @@ class _Supervisor:
         return exit_code
 
 
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead worker's live gauges (requests in flight, queued texts) leave the sums; counters stay."""
+    if pid is not None and os.environ.get(METRICS_FOLDER_VARIABLE):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def supervise(settings: Settings, log_config: dict[str, Any]) -> int:
     """Serve with ``settings.workers`` processes until told to stop; 0 after a clean shutdown."""
-    return _Supervisor(settings, log_config).run()
+    # The workers inherit the environment: each writes its metrics into this server's own folder.
+    folder = tempfile.mkdtemp(prefix="lstm-service-metrics-")
+    previous = os.environ.get(METRICS_FOLDER_VARIABLE)
+    os.environ[METRICS_FOLDER_VARIABLE] = folder
+    try:
+        return _Supervisor(settings, log_config).run()
+    finally:
+        if previous is None:
+            os.environ.pop(METRICS_FOLDER_VARIABLE, None)
+        else:
+            os.environ[METRICS_FOLDER_VARIABLE] = previous
+        shutil.rmtree(folder, ignore_errors=True)

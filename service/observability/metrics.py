@@ -4,9 +4,14 @@ Every name starts with ``lstm_service_``. Model metrics carry ``model`` and ``ve
 metrics carry the route *template* (``/models/{name}``), never the raw path, so a scan of random URLs
 cannot grow the label set (unmatched paths are counted as ``route="unmatched"``).
 
-One process, one set of metrics: with ``--workers N`` each worker has its own and a scrape is answered by
-whichever worker accepts the connection. Run one worker per container and scale with replicas, or read
-``lstm_service_worker_info`` to tell the workers apart (prometheus_client's multiprocess mode is not used).
+With ``--workers N`` the metrics describe the whole server, whichever worker answers the scrape:
+prometheus_client's multiprocess mode, in the folder the supervisor names in ``PROMETHEUS_MULTIPROC_DIR``
+(:mod:`service.supervisor`). Counters and histograms are summed over the workers; the gauges say how they
+combine (``multiprocess_mode``: in-flight requests, queued texts and the workers serving a model version are
+summed over live workers, the draining flag is the largest value); ``lstm_service_worker_info`` has one series
+per live worker. The readiness and training-drift families are read at scrape time from the answering worker's
+registry (every worker serves the same models). Recording a value costs the same in both modes (a lock and a
+store; in multiprocess mode the store is into a memory-mapped file).
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 from service.tokenizer import UNK_ID, Encoding
@@ -31,7 +45,9 @@ REQUESTS = Counter(_PREFIX + "requests", "HTTP requests answered.", ("route", "m
 REQUEST_SECONDS = Histogram(
     _PREFIX + "request_duration_seconds", "Time to answer a request.", ("route", "method"), buckets=_SECONDS
 )
-IN_FLIGHT = Gauge(_PREFIX + "requests_in_flight", "Requests being answered now.")
+# prometheus_client's multiprocess folder, set by the supervisor of --workers N (None: one process).
+MULTIPROCESS_FOLDER = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+IN_FLIGHT = Gauge(_PREFIX + "requests_in_flight", "Requests being answered now.", multiprocess_mode="livesum")
 QUEUE_SECONDS = Histogram(
     _PREFIX + "queue_seconds", "Time a text waited for its batch to start.", _MODEL, buckets=_SECONDS
 )
@@ -69,10 +85,21 @@ MODEL_LOAD_SECONDS = Histogram(
     ("model",),
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-SERVING = Gauge(_PREFIX + "model_serving", "1 for the version of each model that answers requests.", _MODEL)
-DRAINING = Gauge(_PREFIX + "draining", "1 once SIGTERM was received and the server drains.")
-QUEUED = Gauge(_PREFIX + "queued_texts", "Texts waiting in the micro-batchers.")
-WORKER = Gauge(_PREFIX + "worker_info", "The process answering this scrape.", ("pid",))
+SERVING = Gauge(
+    _PREFIX + "model_serving",
+    "Server processes that answer with this version of the model (1 with one process; 0: no longer).",
+    _MODEL,
+    multiprocess_mode="livesum",
+)
+DRAINING = Gauge(
+    _PREFIX + "draining", "1 once SIGTERM was received and the server drains.", multiprocess_mode="livemax"
+)
+QUEUED = Gauge(_PREFIX + "queued_texts", "Texts waiting in the micro-batchers.", multiprocess_mode="livesum")
+_WORKER_HELP = "1 for each server process (pid) serving."
+if MULTIPROCESS_FOLDER is None:
+    WORKER = Gauge(_PREFIX + "worker_info", _WORKER_HELP, ("pid",))
+else:  # "liveall": prometheus_client labels each live process's series with its pid
+    WORKER = Gauge(_PREFIX + "worker_info", _WORKER_HELP, multiprocess_mode="liveall")
 
 
 # Labelled children, looked up once: ``labels()`` costs a lock, a tuple and a dict lookup per call, and
@@ -112,6 +139,8 @@ def observe_batch(
 
 def on_batch(runtime: Any, stats: Any) -> None:
     """``Inference(on_batch=...)``: one :class:`service.engine.batching.BatchStats` of a batcher."""
+    if _queued is not None:  # multiprocess mode: no scrape-time function, the value is stored per batch
+        QUEUED.set(_queued())
     observe_batch(
         runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds, stats.failed
     )
@@ -150,10 +179,13 @@ def observe_model_load(
 def set_serving(model: str, version: int | None, previous: int | None = None) -> None:
     """``version`` of ``model`` answers from now on (None: unloaded); ``previous`` stops answering."""
     if previous is not None and previous != version:
-        try:
-            SERVING.remove(model, str(previous))
-        except KeyError:  # never set in this process
-            pass
+        if MULTIPROCESS_FOLDER is not None:  # a series cannot leave the shared files: it goes to 0
+            SERVING.labels(model, str(previous)).set(0)
+        else:
+            try:
+                SERVING.remove(model, str(previous))
+            except KeyError:  # never set in this process
+                pass
     if version is not None:
         SERVING.labels(model, str(version)).set(1)
 
@@ -257,15 +289,40 @@ def set_draining(draining: bool) -> None:
     DRAINING.set(1 if draining else 0)
 
 
+_queued: Callable[[], float] | None = None
+
+
 def track_queue(queued: Callable[[], float]) -> None:
-    """Read the batchers' queue length at scrape time."""
-    QUEUED.set_function(queued)
+    """Report the batchers' queue length: read at scrape time, or after every batch in multiprocess mode
+    (a scrape cannot call into other processes). Also marks this process as a serving worker."""
+    global _queued
+    (WORKER.labels(str(os.getpid())) if MULTIPROCESS_FOLDER is None else WORKER).set(1)
+    if MULTIPROCESS_FOLDER is None:
+        QUEUED.set_function(queued)
+    else:
+        _queued = queued
+
+
+_SERVER_REGISTRY: CollectorRegistry | None = None
+
+
+def _server_registry() -> CollectorRegistry:
+    """Multiprocess mode: every worker's values, from the shared folder, and this worker's scrape-time
+    families (readiness, training drift)."""
+    global _SERVER_REGISTRY
+    if _SERVER_REGISTRY is None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_FOLDER)
+        registry.register(_MODEL_READINESS)
+        registry.register(_TRAINING_DRIFT)
+        _SERVER_REGISTRY = registry
+    return _SERVER_REGISTRY
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    WORKER.labels(str(os.getpid())).set(1)
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """The exposition text and its content type: of the whole server (every worker) in multiprocess mode."""
+    registry = REGISTRY if MULTIPROCESS_FOLDER is None else _server_registry()
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 # -- per model version totals, in the shape of Triton's statistics extension (GET /v2/.../stats) ----------
