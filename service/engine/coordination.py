@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ class Coordinator:
         self.folder = folder
         self.workers = workers if folder is not None else 1
         self.applied = 0  # the id of the last action this worker applied
+        self._applying = threading.Lock()  # the watcher and an admin call may catch up at the same time
         self._seen: tuple[int, int] | None = None  # the log file's (mtime_ns, size) when last read
 
     # -- the log ----------------------------------------------------------------------------------------
@@ -169,11 +171,12 @@ class Coordinator:
         """Apply every logged action this worker has not applied yet (blocking: run it in a thread)."""
         if self.folder is None:
             return
-        for action in self._read_log():
-            if action["id"] > self.applied:
-                self._apply(action)
-                self.applied = action["id"]
-        self._acknowledge()
+        with self._applying:
+            for action in self._read_log():
+                if action["id"] > self.applied:
+                    self._apply(action)
+                    self.applied = action["id"]
+            self._acknowledge()
 
     def _changed(self) -> bool:
         assert self.folder is not None
@@ -209,12 +212,13 @@ class Coordinator:
             return here(), None
         with self._locked():
             self.catch_up()
-            outcome = here()  # raises for a refused unload: nothing logged
-            if isinstance(outcome, LoadOutcome) and outcome.missing:
-                return outcome, None
-            action_id = self._append(action)
-            self.applied = action_id
-            self._acknowledge()
+            with self._applying:
+                outcome = here()  # raises for a refused unload: nothing logged
+                if isinstance(outcome, LoadOutcome) and outcome.missing:
+                    return outcome, None
+                action_id = self._append(action)
+                self.applied = action_id
+                self._acknowledge()
         return outcome, action_id
 
     async def reach(self, action_id: int | None) -> Reach:
