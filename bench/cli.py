@@ -2,9 +2,12 @@
 
 Servers, in this order, each started fresh (its cold start measured) and killed afterwards:
 ``trivial`` (FastAPI returning a constant: the load generator's proof), ``service`` (this service, default
-settings), ``service-nobatch`` (LSTM_SERVICE_BATCHING=false), any ``--service-variant``, and
-``naive-torch`` (FastAPI + torch eager). Then the in-process ceiling. The server side always runs on
-``--server-cpus`` and the load generator on ``--client-cpus``.
+settings; its ``/v2`` infer route is driven too), ``fastapi-ort`` (FastAPI + onnxruntime, one request at a
+time), ``litserve`` (LitServe with its dynamic batching, onnxruntime), ``naive-torch`` (FastAPI + torch
+eager); on request ``service-nobatch`` (LSTM_SERVICE_BATCHING=false) and any ``--service-variant``. Then
+the in-process ceiling. The server side always runs on ``--server-cpus`` and the load generator on
+``--client-cpus``. Text sets: each model's test split, and the short news snippets (paragraphs of 5-60
+words) on the news model.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from pathlib import Path
 
 from bench import oip_client, report
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
-from bench.texts import TextSample, latest_bundle, sample_texts
+from bench.texts import TextSample, latest_bundle, sample_texts, snippet_texts
 from service.bundle import list_models
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("review-sentiment-zh", "news-topic")
-SERVERS = ("trivial", "service", "service-nobatch", "naive-torch")
+SERVERS = ("trivial", "service", "fastapi-ort", "litserve", "naive-torch")
+OTHER_SERVERS = ("service-nobatch",)
+SNIPPETS_MODEL = "news-topic"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how to start the service (the bench appends: serve --model-store S --host H --port P)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    parser.add_argument(
+        "--no-snippets", action="store_true", help=f"skip the short news snippets on {SNIPPETS_MODEL}"
+    )
     parser.add_argument("--out", type=Path, help="folder for logs and results (default: runs/bench/<time>)")
     return parser.parse_args(argv)
 
@@ -110,14 +118,18 @@ def _server_specs(args: argparse.Namespace, store: Path) -> list[ServerSpec]:
             serve = ["serve", "--model-store", str(store), "--host", "127.0.0.1", "--port", str(port)]
             command = shlex.split(args.service_command) + serve
             specs.append(ServerSpec(name, command, port, env=variants[name]))
-        elif name == "naive-torch":
-            command = python_command(
-                "-m", "bench.naive_torch_server", "--model-store", str(store), "--port", str(port)
-            )
+        elif name in ("naive-torch", "fastapi-ort", "litserve"):
+            module = {
+                "naive-torch": "bench.naive_torch_server",
+                "fastapi-ort": "bench.ort_server",
+                "litserve": "bench.litserve_server",
+            }[name]
+            command = python_command("-m", module, "--model-store", str(store), "--port", str(port))
             specs.append(ServerSpec(name, command, port))
         else:
             raise SystemExit(
-                f"unknown server {name!r}; choose from {', '.join(SERVERS)} or add --service-variant"
+                f"unknown server {name!r}; choose from {', '.join(SERVERS + OTHER_SERVERS)} "
+                "or add --service-variant"
             )
     return specs
 
@@ -189,21 +201,21 @@ def _run_server(
             flush=True,
         )
         for sample in samples[:1] if spec.name == "trivial" else samples:
-            answers[sample.model] = [
+            answers[sample.label] = [
                 _classify_once(spec.port, body)["results"][0]["label"]
                 for body in sample.request_bodies()[:20]
             ]
             for concurrency in args.concurrency_levels:
-                row = {"server": spec.name, "model": sample.model, "concurrency": concurrency}
-                row.update(_drive(server, files[sample.model], concurrency, args))
+                row = {"server": spec.name, "model": sample.label, "concurrency": concurrency}
+                row.update(_drive(server, files[sample.label], concurrency, args))
                 rows.append(row)
                 print(report.load_table([row]).splitlines()[-1], flush=True)
             # The same texts over the Open Inference Protocol, sent as tritonclient sends them.
             if spec.name == "service":
                 for concurrency in args.concurrency_levels:
-                    row = {"server": oip_client.ROW_NAME, "model": sample.model, "concurrency": concurrency}
+                    row = {"server": oip_client.ROW_NAME, "model": sample.label, "concurrency": concurrency}
                     row.update(
-                        _drive(server, files[sample.model], concurrency, args, oip_client.LOADGEN_MODULE)
+                        _drive(server, files[sample.label], concurrency, args, oip_client.LOADGEN_MODULE)
                     )
                     rows.append(row)
                     print(report.load_table([row]).splitlines()[-1], flush=True)
@@ -213,7 +225,7 @@ def _run_server(
 
 
 def _run_ceiling(store: Path, sample: TextSample, out: Path, args) -> dict:
-    texts_file = out / f"texts-{sample.model}.json"
+    texts_file = out / f"texts-{sample.label.replace(' ', '-')}.json"
     texts_file.write_text(json.dumps(sample.texts, ensure_ascii=False), encoding="utf-8")
     command = python_command(
         "-m",
@@ -230,7 +242,7 @@ def _run_ceiling(store: Path, sample: TextSample, out: Path, args) -> dict:
     )
     if finished.returncode != 0:
         raise RuntimeError(f"the ceiling run failed:\n{finished.stderr.decode(errors='replace')[-2000:]}")
-    return json.loads(finished.stdout)
+    return {**json.loads(finished.stdout), "model": sample.label}
 
 
 def _setup(args, samples: list[TextSample], argv: list[str] | None) -> dict:
@@ -251,7 +263,7 @@ def _setup(args, samples: list[TextSample], argv: list[str] | None) -> dict:
         "duration_s": args.duration,
         "texts_per_request": args.texts_per_request,
         "warmup_s": args.warmup,
-        "text_sources": [f"{sample.model}: {sample.source}" for sample in samples],
+        "text_sources": [f"{sample.label}: {sample.source}" for sample in samples],
         "versions": f"Python {platform.python_version()}, {versions}",
         "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
     }
@@ -294,10 +306,14 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or REPO / "runs" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     samples = [sample_texts(latest_bundle(store, name), args.texts) for name in names]
+    if SNIPPETS_MODEL in names and not args.no_snippets:
+        snippets = snippet_texts(latest_bundle(store, SNIPPETS_MODEL), args.texts)
+        if snippets is not None:
+            samples.append(snippets)
     files = {}
     for sample in samples:
-        files[sample.model] = out / f"bodies-{sample.model}.jsonl"
-        files[sample.model].write_bytes(b"\n".join(sample.request_bodies(args.texts_per_request)) + b"\n")
+        files[sample.label] = out / f"bodies-{sample.label.replace(' ', '-')}.jsonl"
+        files[sample.label].write_bytes(b"\n".join(sample.request_bodies(args.texts_per_request)) + b"\n")
     results = {"setup": _setup(args, samples, argv), "models": names, "concurrency": args.concurrency_levels}
     results.update(load=[], servers=[], ceilings=[])
     answers, failures = {}, []

@@ -23,7 +23,7 @@ LOAD_COLUMNS = [
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers)]
+    widths = [max([len(header), *(len(row[index]) for row in rows)]) for index, header in enumerate(headers)]
     numeric = [all(_looks_numeric(row[index]) for row in rows) for index in range(len(headers))]
 
     def line(cells: list[str]) -> str:
@@ -65,6 +65,8 @@ def load_table(rows: list[dict]) -> str:
 
 
 def ceiling_table(ceilings: list[dict]) -> str:
+    if not ceilings:
+        return "(not measured: --no-ceiling)"
     rows = []
     for ceiling in ceilings:
         best = max(ceiling["rows"], key=lambda row: row["texts_per_s"])
@@ -106,12 +108,46 @@ def _find(rows: list[dict], server: str, model: str, concurrency: int) -> dict |
     )
 
 
+# Texts/s at the highest concurrency against the in-process ceiling: on each model's own test texts, and
+# on short texts (the snippets set), where HTTP's share of the work is largest.
+CEILING_TARGET = 0.8
+SHORT_TEXTS_CEILING_TARGET = 0.7
+# The service against the servers a user would pick instead (texts/s at the highest concurrency).
+OTHER_SERVER_TARGETS = (
+    ("naive-torch", 3.0),
+    ("litserve", 2.0),
+    ("fastapi-ort", None),
+    ("service-nobatch", None),
+)
+P99_TARGET_MS = 100.0  # at the highest concurrency, on the models named below
+P99_MODELS = ("review-sentiment-zh",)
+SINGLE_CLIENT_GAP_MS = 0.5  # C=1 p50 over the in-process batch-1 call
+
+
 def ratios(results: dict[str, Any]) -> list[str]:
     """The issue's targets, each with the measured figure and whether it is met."""
     lines = []
     for ceiling in results["ceilings"]:
         lines += _model_lines(results, ceiling)
+    measured = {ceiling["model"] for ceiling in results["ceilings"]}
+    models = sorted({row["model"] for row in results["load"] if row["server"] == "service"} - measured)
+    for model in models:  # --no-ceiling: the comparisons that need no ceiling
+        lines += _other_server_lines(results["load"], model, max(results["concurrency"]))
     return lines + _startup_lines(results) + _loadgen_lines(results)
+
+
+def _other_server_lines(rows: list[dict], model: str, top: int) -> list[str]:
+    service = _find(rows, "service", model, top)
+    if not service:
+        return []
+    lines = []
+    for other, target in OTHER_SERVER_TARGETS:
+        found = _find(rows, other, model, top)
+        if found and found["texts_per_s"] > 0:
+            ratio = service["texts_per_s"] / found["texts_per_s"]
+            goal = f" — target ≥ {target:g}×: {_verdict(ratio >= target)}" if target else ""
+            lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}")
+    return lines
 
 
 def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
@@ -122,10 +158,11 @@ def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
     lines = []
     if service:
         ratio = service["texts_per_s"] / best["texts_per_s"]
+        target = SHORT_TEXTS_CEILING_TARGET if "snippets" in model else CEILING_TARGET
         lines.append(
             f"{model}: service at C={top} = **{ratio:.2f}×** the in-process ceiling "
             f"({service['texts_per_s']:,.0f} vs {best['texts_per_s']:,.0f} texts/s at batch "
-            f"{best['batch_size']}) — target ≥ 0.7×: {_verdict(ratio >= 0.7)}"
+            f"{best['batch_size']}) — target ≥ {target:g}×: {_verdict(ratio >= target)}"
         )
         if service.get("texts_per_cpu_s") and best.get("texts_per_cpu_s"):
             efficiency = service["texts_per_cpu_s"] / best["texts_per_cpu_s"]
@@ -134,26 +171,22 @@ def _model_lines(results: dict[str, Any], ceiling: dict) -> list[str]:
                 f"**{efficiency:.2f}×** the ceiling's work ({service['texts_per_cpu_s']:,.0f} vs "
                 f"{best['texts_per_cpu_s']:,.0f} texts/CPU-s)"
             )
-        for other, target in (("naive-torch", 2.0), ("service-nobatch", None)):
-            found = _find(rows, other, model, top)
-            if found and found["texts_per_s"] > 0:
-                ratio = service["texts_per_s"] / found["texts_per_s"]
-                goal = f" — target ≥ {target:g}×: {_verdict(ratio >= target)}" if target else ""
-                lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}")
+        lines += _other_server_lines(rows, model, top)
         p99 = service["p99_ms"]
         # Little's law: C requests in flight at the ceiling's rate cannot average less than C / rate.
         floor_ms = 1000 * top / best["texts_per_s"]
         floor = f" (floor at the ceiling's rate, C / rate: {floor_ms:.0f} ms)" if floor_ms > 50 else ""
-        lines.append(
-            f"{model}: p99 at C={top} = {p99:.1f} ms — target < 100 ms: {_verdict(p99 < 100)}{floor}"
-        )
+        met = _verdict(p99 < P99_TARGET_MS)
+        goal = f" — target < {P99_TARGET_MS:g} ms: {met}" if model in P99_MODELS else ""
+        lines.append(f"{model}: p99 at C={top} = {p99:.1f} ms{goal}{floor}")
     single = _find(rows, "service", model, low)
     batch1 = next((row for row in ceiling["rows"] if row["batch_size"] == 1), None)
     if single and batch1:
         gap = single["p50_ms"] - batch1["call_p50_ms"]
         lines.append(
             f"{model}: p50 at C={low} = {single['p50_ms']:.2f} ms vs {batch1['call_p50_ms']:.2f} ms in "
-            f"process at batch 1 (+{gap:.2f} ms) — target within 1 ms: {_verdict(gap <= 1)}"
+            f"process at batch 1 (+{gap:.2f} ms) — target within {SINGLE_CLIENT_GAP_MS:g} ms: "
+            f"{_verdict(gap <= SINGLE_CLIENT_GAP_MS)}"
         )
     return lines
 
@@ -216,7 +249,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         load_table(results["load"]),
         "",
-        "In-process ceiling (tokenize + pad + onnxruntime + softmax, 1 thread, no HTTP):",
+        "In-process ceiling (tokenize + pad + onnxruntime + softmax, 1 thread, no HTTP; texts taken 64 at "
+        "a time, each window sorted by length and cut into batches of the size shown):",
         "",
         ceiling_table(results["ceilings"]),
         "",

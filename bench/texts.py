@@ -3,6 +3,9 @@
 The split is rebuilt from the data source the bundle's manifest records (``Manifest.data_source``, the
 same path ``export --quantize`` uses to measure accuracy), so text lengths are what the model meets in
 its evaluation. A bundle without that record (e.g. the tiny test store) falls back to its golden texts.
+
+:func:`snippet_texts` makes the *short news snippets* set: the paragraphs of 5–60 words of the news
+model's test articles, where HTTP's share of the work is largest.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class TextSample:
     version: int
     texts: list[str]
     source: str  # where the texts came from, for the report
+    name: str = ""  # the text set's name in the tables (default: the model's)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
 
     def lengths(self, bundle: Bundle) -> list[int]:
         return [len(bundle.tokenizer.encode(text).ids) for text in self.texts]
@@ -76,3 +84,26 @@ def sample_texts(bundle: Bundle, count: int, seed: int = 13) -> TextSample:
     rng = random.Random(seed)
     chosen = rng.sample(texts, count) if count <= len(texts) else [rng.choice(texts) for _ in range(count)]
     return TextSample(bundle.name, bundle.version, chosen, f"{source}, {len(chosen)} texts (seed {seed})")
+
+
+SNIPPET_WORDS = (5, 60)
+
+
+def snippet_texts(bundle: Bundle, count: int, seed: int = 13) -> TextSample | None:
+    """``count`` paragraphs of 5–60 words from ``bundle``'s test articles (seeded); None without any."""
+    found = _test_split(bundle)
+    if found is None:
+        return None
+    low, high = SNIPPET_WORDS
+    paragraphs = [
+        " ".join(paragraph.split())
+        for article in found[0]
+        for paragraph in article.split("\n")
+        if low <= len(paragraph.split()) <= high
+    ]
+    if not paragraphs:
+        return None
+    rng = random.Random(seed)
+    chosen = rng.sample(paragraphs, count) if count <= len(paragraphs) else rng.choices(paragraphs, k=count)
+    source = f"paragraphs of {low}-{high} words from the {found[1]}, {len(chosen)} texts (seed {seed})"
+    return TextSample(bundle.name, bundle.version, chosen, source, name=f"{bundle.name} snippets")
