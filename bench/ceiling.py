@@ -1,6 +1,6 @@
 """The ceiling: in-process onnxruntime on the benchmark's texts, no HTTP, the service's session settings.
 
-Every measured call does what a server must do per text (tokenize, pad, run, softmax); only HTTP,
+Every measured call does what a server must do per text (tokenize to ids, pad, run, softmax); only HTTP,
 JSON and scheduling are missing. The texts are taken the way the best possible batcher would see them
 at concurrency 64: in windows of 64 (the texts in flight), each window sorted by length and cut into
 batches of the size measured (1, 4, 16, 32, 64). The best of those sizes is the ceiling, an upper bound
@@ -49,7 +49,7 @@ def _batches(texts: list[str], lengths: list[int], batch_size: int, window_size:
 def measure(
     session, tokenizer, texts: list[str], batch_size: int, duration: float, window: int = _WINDOW
 ) -> dict:
-    lengths = [len(tokenizer.encode(text).ids) for text in texts]
+    lengths = [len(tokenizer.encode_ids(text).ids) for text in texts]
     batches = _batches(texts, lengths, batch_size, window)
     timings, done, index = [], 0, 0
     deadline = time.perf_counter() + duration
@@ -58,7 +58,7 @@ def measure(
         batch = batches[index % len(batches)]
         index += 1
         started = time.perf_counter()
-        ids, lengths_array = pad_batch([tokenizer.encode(text).ids or [UNK_ID] for text in batch])
+        ids, lengths_array = pad_batch([tokenizer.encode_ids(text).ids or [UNK_ID] for text in batch])
         (logits,) = session.run(["logits"], {"ids": ids, "lengths": lengths_array})
         softmax(logits).tolist()
         timings.append(time.perf_counter() - started)
