@@ -8,7 +8,7 @@ change, or after :data:`WAIT_SECONDS` with the count of workers it reached (the 
 as their current load finishes). A worker that starts later (a replacement for one that died) applies
 the whole log before it serves.
 
-The folder is ``<tmp>/lstm-service-<supervisor pid>-<its start time>`` (the process that started the
+The folder is ``<tmp>/lstm-service-workers-<supervisor pid>-<its start time>`` (the process that started the
 workers), so each run of a server has its own folder and a restart starts from the configuration again.
 A single process, or an app built outside a supervisor's worker (tests), has none (:func:`shared_folder`
 returns None).
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 WATCH_SECONDS = 0.05  # how often a worker looks at the log file (a stat call)
 WAIT_SECONDS = 20.0  # how long an admin call waits for the other workers
 LOG_FILE, LOCK_FILE = "actions.json", "lock"
+PREFIX = "lstm-service-workers-"  # <tmp>/lstm-service-workers-<supervisor pid>-<its start time>
 
 
 def shared_folder(workers: int) -> Path | None:
@@ -52,10 +53,10 @@ def shared_folder(workers: int) -> Path | None:
         started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         started = "0"
-    folder = Path(tempfile.gettempdir()) / f"lstm-service-{parent}-{started}"
+    folder = Path(tempfile.gettempdir()) / f"{PREFIX}{parent}-{started}"
     folder.mkdir(mode=0o700, exist_ok=True)
-    for other in folder.parent.glob("lstm-service-*-*"):  # left by servers killed without a shutdown
-        owner = other.name.split("-")[2]
+    for other in folder.parent.glob(f"{PREFIX}*"):  # left by servers killed without a shutdown
+        owner = other.name.removeprefix(PREFIX).split("-")[0]
         if other != folder and owner.isdigit() and not _alive(int(owner)):
             shutil.rmtree(other, ignore_errors=True)
     return folder
