@@ -43,7 +43,7 @@ def decode(path: Path, encoding: str | None) -> str:
     except LookupError as error:
         raise FileError(f"unknown --encoding {encoding!r}; e.g. utf-8, latin-1, cp1252, utf-16") from error
     try:
-        return data.decode(encoding)
+        return data.decode(encoding).removeprefix("\ufeff")  # a byte-order mark is not part of the header
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         byte = data[error.start : error.start + 1].hex()

@@ -61,6 +61,11 @@ def test_utf16_with_a_byte_order_mark_is_read(tmp_path):
     assert read_file(path) == [Example("good", "pos"), Example("bad", "neg")]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_header_whatever_the_encoding_named(tmp_path):
+    path = _write(tmp_path / "a.csv", "\ufefftext,label\ngood,pos\n")
+    assert read_file(path, encoding="utf-8") == read_file(path) == [Example("good", "pos")]
+
+
 def test_jsonl_in_another_encoding(tmp_path):
     path = _write(tmp_path / "a.jsonl", '{"text": "caf\u00e9", "label": "a"}\n', "latin-1")
     with pytest.raises(DataError, match="line 1 .*--encoding"):
