@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--bodies", type=Path, help="request bodies, one a line (default: the test texts)")
     parser.add_argument("--no-hot-routes", action="store_true", help="leave /classify to FastAPI's route")
     parser.add_argument("--log-level", default="warning", help="the service's log level (info: access log)")
     args = parser.parse_args(argv)
@@ -141,10 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     from service.settings import Settings
 
     logging.config.dictConfig(logging_config(args.log_level))
-    sample = sample_texts(latest_bundle(args.model_store, args.model), args.texts)
+    if args.bodies is not None:
+        bodies = args.bodies.read_bytes().splitlines()
+    else:
+        bodies = sample_texts(latest_bundle(args.model_store, args.model), args.texts).request_bodies()
     settings = Settings(model_store=args.model_store, workers=1)  # type: ignore[call-arg]
     app = create_app(settings, hot_routes=not args.no_hot_routes)
-    result = asyncio.run(drive(app, sample.request_bodies(), args.concurrency, args.requests))
+    result = asyncio.run(drive(app, bodies, args.concurrency, args.requests))
     result["model"] = args.model
     result["batch_size"] = _batch_sizes()
     json.dump(result, __import__("sys").stdout)

@@ -95,6 +95,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
         await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
+        # The access log is written in bulk; a worker process exits without running atexit hooks.
+        for handler in logging.getLogger("service.access").handlers:
+            handler.flush()
 
 
 def _batch_limits(settings: Settings) -> BatchLimits | None:

@@ -16,6 +16,6 @@ router = APIRouter(tags=["health"])
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def get_metrics() -> Response:
-    """Prometheus metrics of this process (with --workers N: of the worker that answers)."""
+    """Prometheus metrics of the server (with --workers N: of every worker, whichever answers)."""
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
