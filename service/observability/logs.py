@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from datetime import datetime
@@ -73,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class BufferedStreamHandler(logging.StreamHandler[IO[str]]):
     """A stream handler that writes its lines in bulk, at most ``interval`` seconds after they were logged.
 
     For the access log: one write and flush per request was a tenth of the event loop's time at C=64
@@ -84,7 +85,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """
 
     def __init__(self, stream: IO[str] | None = None, capacity: int = 256, interval: float = 0.1) -> None:
-        super().__init__(stream)
+        super().__init__(sys.stderr if stream is None else stream)
         self.capacity, self.interval = capacity, interval
         self._lines: list[str] = []
         self._waiting = threading.Event()  # set when the first line of a bulk is kept

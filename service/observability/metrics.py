@@ -106,6 +106,7 @@ else:  # "liveall": prometheus_client labels each live process's series with its
 # these run for every request. The label values are as bounded as prometheus_client's own child cache.
 _REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _ENCODING_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
+_BATCH_CHILDREN: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -127,14 +128,18 @@ def observe_batch(
     failed: bool = False,
 ) -> None:
     """One batched model call: its size, how long each of its texts waited, how long it ran."""
-    labels = (model, str(version))
-    BATCH_SIZE.labels(*labels).observe(size)
-    BATCH_SECONDS.labels(*labels).observe(run_seconds)
-    queue = QUEUE_SECONDS.labels(*labels)
+    children = _BATCH_CHILDREN.get((model, version))
+    if children is None:
+        labels = (model, str(version))
+        children = (BATCH_SIZE.labels(*labels), BATCH_SECONDS.labels(*labels), QUEUE_SECONDS.labels(*labels))
+        _BATCH_CHILDREN[(model, version)] = children
+    sizes, runs, queue = children
+    sizes.observe(size)
+    runs.observe(run_seconds)
     for seconds in queue_seconds:
         queue.observe(seconds)
     if failed:
-        FAILED_BATCHES.labels(*labels).inc()
+        FAILED_BATCHES.labels(model, str(version)).inc()
 
 
 def on_batch(runtime: Any, stats: Any) -> None:
