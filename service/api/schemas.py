@@ -58,7 +58,7 @@ ModelName = Annotated[
 class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    @field_validator("version", "neighbors", mode="before", check_fields=False)
+    @field_validator("version", "neighbors", "top_k", mode="before", check_fields=False)
     @classmethod
     def _integral(cls, value: object) -> object:
         return _integral_float_as_int(value)
