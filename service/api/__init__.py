@@ -12,4 +12,5 @@
 - :mod:`service.api.security`    the API key and the admin token
 - :mod:`service.api.errors`      the error vocabulary as HTTP answers, and the exception handlers
 - ``static/inspector/``          the page ``GET /inspect`` serves (:mod:`service.api.routes.inspect`)
+- ``static/swagger-ui/``         Swagger UI, served with ``GET /docs`` (:mod:`service.api.routes.docs`)
 """
