@@ -192,7 +192,25 @@ class Registry:
             if outcome.loaded:
                 return outcome
             refused.append((candidate, outcome.reason or ""))
-        return outcome
+        return self._report_newest(name, outcome, refused)
+
+    def _report_newest(self, name: str, last: LoadOutcome, refused: list[tuple[int, str]]) -> LoadOutcome:
+        """When no version passes, the status names the newest one's fault first (not the oldest's)."""
+        if len(refused) < 2:
+            return last
+        newest, cause = refused[0]
+        older = "; ".join(f"version {version}: {reason}" for version, reason in refused[1:])
+        reason = f"{cause} (no older version passes either: {older})"
+        with self._write_lock:
+            old = self._snapshot
+            status = old.statuses.get(name)
+            if status is None or status.state is not ModelState.failed:
+                return last
+            status = replace(status, version=newest, reason=reason)
+            self._snapshot = _Snapshot(
+                old.runtimes, old.active, MappingProxyType({**old.statuses, name: status})
+            )
+        return LoadOutcome(status, newest, reason, last.missing)
 
     def _load_version(
         self, name: str, version: int, pin: bool | None, kind: str, refused: tuple[int, str] | None = None

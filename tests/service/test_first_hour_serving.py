@@ -205,3 +205,14 @@ def test_no_message_prints_python_none(store_copy: Path, caplog):
         gone = registry.reload("tiny-en")
     assert missing.missing and gone.missing
     assert "None" not in caplog.text and "None" not in (registry.status("tiny-en").reason or "")
+
+
+async def test_when_no_version_passes_the_newest_fault_comes_first(store_copy: Path, start_app: StartApp):
+    _break(add_version(store_copy, "tiny-en", 2))
+    _break(store_copy / "tiny-en" / "1")
+    async with start_app(Settings(model_store=store_copy)) as client:
+        ready = await client.get("/readyz")
+    model = ready.json()["models"]["tiny-en"]
+    assert ready.status_code == 503 and model["state"] == "failed" and model["version"] == 2
+    assert model["reason"].startswith("checksum mismatch for tokenizer.json")
+    assert "(no older version passes either: version 1: checksum mismatch" in model["reason"]
