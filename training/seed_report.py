@@ -57,10 +57,14 @@ def _differs(recorded: Any, other: Any) -> bool:
     return bool(recorded != other)
 
 
-def seed_row(manifest: Manifest) -> dict[str, Any]:
+def seed_row(manifest: Manifest, bundle: Manifest) -> dict[str, Any]:
+    """One seed's dev and test figures; ``the_bundle``: whether this run is the bundle itself (a retrain
+    with the bundle's seed is another run, and its figures need not match)."""
     metrics = manifest.metrics
     return {
         "seed": manifest.training.seed,
+        "the_bundle": manifest.files == bundle.files,  # same graph, tokenizer and labels
+        "created_at": manifest.created_at,
         "dev_score": metrics.dev_accuracy,
         "dev_accuracy": metrics.dev_accuracy,
         "dev_macro_f1": metrics.dev_macro_f1,
@@ -78,7 +82,7 @@ def seed_summary(bundle: Manifest, runs: Sequence[Manifest]) -> dict[str, Any]:
             raise BundleError(
                 f"the run with seed {run.training.seed} differs from the bundle's recipe in {differing}"
             )
-    rows = sorted((seed_row(run) for run in runs), key=lambda row: row["seed"])
+    rows = sorted((seed_row(run, bundle) for run in runs), key=lambda row: row["seed"])
     seeds = [row["seed"] for row in rows]
     if len(set(seeds)) != len(seeds):
         raise BundleError(f"seeds repeat among the runs: {seeds}")
