@@ -68,7 +68,9 @@ class BatchLimits:
 
     max_batch_size: int = 32  # items per model call
     max_batch_tokens: int = 2048  # padded tokens (items x longest) per call; a longer item runs alone
-    max_padding: float = 0.5  # padding may add at most this fraction of the real tokens
+    # Padding may add at most this fraction of the real tokens. 0.2 rather than 0.5: 5-7 % less CPU per
+    # request on review texts at C=64 (smaller, tighter batches), 4 % on news paragraphs, same on articles.
+    max_padding: float = 0.2
     max_wait_ms: float = 2.0  # how long the oldest item may wait for its batch to fill, under concurrency
     max_queued: int = 1024  # items waiting; past it, submit() raises QueueFull
 
