@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.network import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def call(port: int, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
