@@ -6,33 +6,22 @@ its real lifespan; :mod:`inspector_server` starts the same store as a real ``pyt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
+from support.apps import running_app
 
-from service.api.app import create_app
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STORE = REPO / "model_store"
 
 
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@asynccontextmanager
-async def serve_in_process(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service", timeout=60) as client:
-            yield client
+# The default models take longer to load and to explain than the tiny fixtures.
+serve_in_process = functools.partial(running_app, startup_seconds=120, request_seconds=60)
 
 
 @pytest.fixture(scope="session")

@@ -18,19 +18,28 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @asynccontextmanager
-async def started_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """A freshly started app (lifespan run, models loaded and verified) and an in-process client of it."""
+async def started_app(
+    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A freshly started app (lifespan run, models loaded and verified) and an in-process client of it.
+
+    ``startup_seconds`` bounds loading and verifying the store, ``request_seconds`` each request."""
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+    async with LifespanManager(app, startup_timeout=startup_seconds, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service", timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://service", timeout=request_seconds
+        ) as client:
             yield app, client
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30
+) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a freshly started app (lifespan run, models loaded and verified)."""
-    async with started_app(settings) as (_, client):
+    timeouts = {"startup_seconds": startup_seconds, "request_seconds": request_seconds}
+    async with started_app(settings, **timeouts) as (_, client):
         yield client
 
 
