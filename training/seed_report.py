@@ -86,11 +86,17 @@ def seed_summary(bundle: Manifest, runs: Sequence[Manifest]) -> dict[str, Any]:
     seeds = [row["seed"] for row in rows]
     if len(set(seeds)) != len(seeds):
         raise BundleError(f"seeds repeat among the runs: {seeds}")
-    best_dev = max(rows, key=lambda row: (row["dev_score"], -row["seed"]))["seed"]
+    best = max(rows, key=lambda row: (row["dev_score"], -row["seed"]))
+    if best["the_bundle"]:
+        selected_by = "dev accuracy"
+    elif any(row["the_bundle"] for row in rows):
+        selected_by = f"not by dev: seed {best['seed']}'s run has a better dev score than the bundle's"
+    else:
+        selected_by = (
+            f"not among these runs (trained after the bundle); seed {best['seed']}'s has the best dev score"
+        )
     summary: dict[str, Any] = {
-        "selected_by": "dev accuracy"
-        if best_dev == bundle.training.seed
-        else f"not among these seeds: the bundle was trained first; seed {best_dev} has the best dev score",
+        "selected_by": selected_by,
         "chosen_seed": bundle.training.seed,
         "recipe": bundle.training.command,
         "per_seed": rows,
