@@ -146,7 +146,10 @@ def _other_server_lines(rows: list[dict], model: str, top: int) -> list[str]:
         if found and found["texts_per_s"] > 0:
             ratio = service["texts_per_s"] / found["texts_per_s"]
             goal = f" — target ≥ {target:g}×: {_verdict(ratio >= target)}" if target else ""
-            lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}")
+            per_cpu = ""
+            if service.get("texts_per_cpu_s") and found.get("texts_per_cpu_s"):  # robust on a busy machine
+                per_cpu = f" (per CPU-second: {service['texts_per_cpu_s'] / found['texts_per_cpu_s']:.2f}×)"
+            lines.append(f"{model}: service ÷ {other} at C={top} = **{ratio:.2f}×**{goal}{per_cpu}")
     return lines
 
 
