@@ -142,6 +142,26 @@ def _classify_once(port: int, body: bytes) -> dict:
         return json.loads(response.read())
 
 
+def _batch_sizes(port: int, model: str) -> dict[str, float]:
+    """``lstm_service_batch_size`` for ``model``: its cumulative buckets (upper bound -> batches), ``sum``
+    (texts) and ``count`` (batches)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("lstm_service_batch_size_") and f'model="{model}"' in line:
+            labels, value = line.rsplit(" ", 1)
+            kind = labels.split("{", 1)[0].rsplit("_", 1)[1]
+            if kind == "bucket":
+                key = labels.split('le="', 1)[1].split('"', 1)[0]
+            elif kind in ("sum", "count"):
+                key = kind
+            else:  # _created
+                continue
+            buckets[key] = buckets.get(key, 0.0) + float(value)
+    return buckets
+
+
 def _drive(
     server: RunningServer,
     bodies_file: Path,
@@ -207,7 +227,11 @@ def _run_server(
             ]
             for concurrency in args.concurrency_levels:
                 row = {"server": spec.name, "model": sample.label, "concurrency": concurrency}
+                before = _batch_sizes(spec.port, sample.model) if spec.name.startswith("service") else None
                 row.update(_drive(server, files[sample.label], concurrency, args))
+                if before is not None:  # the batches this step formed, from the service's own /metrics
+                    after = _batch_sizes(spec.port, sample.model)
+                    row["batch_sizes"] = {bound: after[bound] - before.get(bound, 0) for bound in after}
                 rows.append(row)
                 print(report.load_table([row]).splitlines()[-1], flush=True)
             # The same texts over the Open Inference Protocol, sent as tritonclient sends them.

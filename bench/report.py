@@ -232,6 +232,34 @@ def _loadgen_lines(results: dict[str, Any]) -> list[str]:
     return [line]
 
 
+def batch_size_lines(rows: list[dict]) -> list[str]:
+    """The batches the service formed at the highest concurrency, from its ``/metrics`` histogram."""
+    top = max((row["concurrency"] for row in rows), default=0)
+    lines = []
+    for row in rows:
+        buckets = row.get("batch_sizes")
+        if row["server"] != "service" or row["concurrency"] != top or not buckets:
+            continue
+        bounds = sorted(
+            (float(bound), count) for bound, count in buckets.items() if bound not in ("+Inf", "sum", "count")
+        )
+        total = buckets.get("count", 0)
+        if not total:
+            continue
+        parts, below, low = [], 0.0, 0
+        for bound, count in bounds:
+            if count > below:
+                span = f"{int(bound)}" if int(bound) == low + 1 else f"{low + 1}-{int(bound)}"
+                parts.append(f"{span}: {100 * (count - below) / total:.0f} %")
+            below, low = count, int(bound)
+        mean = f", {buckets.get('sum', 0) / total:.1f} texts per batch on average"
+        lines.append(
+            f"{row['model']}: batches the service formed at C={top} ({total:,.0f} batches{mean}): "
+            + ", ".join(parts)
+        )
+    return lines
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "**missed**"
 
@@ -260,6 +288,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         startup_table(results["servers"]),
         "",
         *(f"- {line}" for line in ratios(results)),
+        *(f"- {line}" for line in batch_size_lines(results["load"])),
         *(f"- {line}" for line in results.get("notes", [])),
     ]
     return "\n".join(parts) + "\n"

@@ -150,3 +150,25 @@ def test_report_without_the_ceiling_still_compares_the_servers():
     assert "(not measured: --no-ceiling)" in text
     assert "m: service ÷ litserve at C=64 = **3.00×** — target ≥ 2×: met" in text
     assert "m: service ÷ naive-torch at C=64 = **4.00×** — target ≥ 3×: met" in text
+
+
+def test_report_reads_the_batch_sizes_the_service_formed_at_the_highest_concurrency():
+    buckets = {"1.0": 10, "2.0": 20, "4.0": 50, "8.0": 100, "16.0": 180, "32.0": 200, "+Inf": 200}
+    rows = [
+        {
+            "server": "service",
+            "model": "m",
+            "concurrency": 64,
+            "batch_sizes": {**buckets, "sum": 2100, "count": 200},
+        },
+        {
+            "server": "service",
+            "model": "m",
+            "concurrency": 1,
+            "batch_sizes": {"1.0": 5, "+Inf": 5, "count": 5},
+        },
+    ]
+    assert report.batch_size_lines(rows) == [
+        "m: batches the service formed at C=64 (200 batches, 10.5 texts per batch on average): "
+        "1: 5 %, 2: 5 %, 3-4: 15 %, 5-8: 25 %, 9-16: 40 %, 17-32: 10 %"
+    ]
