@@ -369,7 +369,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gensim").setLevel(logging.WARNING)  # it logs every second of word2vec training
-    from training import commands  # torch is imported here, after --help and argument errors
+    try:
+        from training import commands  # torch is imported here, after --help and argument errors
+    except ImportError as error:  # a serving-only install: say what is missing and how to get it
+        logger.error(
+            "%s needs the training dependencies (missing: %s); install them with: "
+            "pip install 'lstm-service[train]'",
+            PROG,
+            error.name or error,
+        )
+        return 2
 
     command = f"{PROG} {shlex.join(argv)}"  # recorded in the manifest: how to train this model again
     try:

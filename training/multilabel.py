@@ -11,10 +11,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, hamming_loss, precision_recall_fscore_support
+
+# iterative-stratification and scikit-learn (the train extra) are imported where they are used, so that
+# `lstm-train --help` and its argument errors work, and say what is missing, on a serving-only install.
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +87,8 @@ def _cut(indices: np.ndarray, matrix: np.ndarray, share: float, seed: int) -> tu
         return indices, indices[:0]
     if wanted >= len(indices):
         return indices[:0], indices
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=wanted, random_state=seed)
     keep, cut = next(splitter.split(np.zeros(len(indices)), matrix[indices]))
     return indices[keep], indices[cut]
@@ -121,6 +122,8 @@ def tune_thresholds(
     """Per label, the threshold from :data:`THRESHOLD_GRID` that maximises that label's F1 on dev (ties:
     the one nearest ``default``). Labels with fewer than ``min_support`` positive dev texts keep
     ``default``. Returns ``{"thresholds": {label: t}, "tuned": [...], "kept_default": [...], ...}``."""
+    from sklearn.metrics import f1_score
+
     thresholds: dict[str, float] = {}
     tuned, kept = [], []
     for column, label in enumerate(labels):
@@ -167,6 +170,8 @@ def predict(scores: np.ndarray, thresholds: dict[str, float], labels: Sequence[s
 def multilabel_metrics(targets: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Micro- and macro-F1, subset accuracy (every label of a text right; also under ``accuracy``),
     Hamming loss (share of wrong label decisions) and per-label precision/recall/F1/support."""
+    from sklearn.metrics import f1_score, hamming_loss, precision_recall_fscore_support
+
     truth, guess = targets.astype(bool), predicted.astype(bool)
     if not len(truth):
         return {"accuracy": None, "macro_f1": None, "count": 0}
@@ -201,7 +206,7 @@ def positive_weights(targets: np.ndarray, cap: float = 100.0) -> np.ndarray:
 
 
 def ovr_baseline(
-    vectorizer: TfidfVectorizer,
+    vectorizer: Any,  # a fitted-to-be sklearn TfidfVectorizer
     train: tuple[Sequence[str], np.ndarray],
     dev: tuple[Sequence[str], np.ndarray],
     test: tuple[Sequence[str], np.ndarray],
@@ -242,6 +247,8 @@ def ovr_baseline(
 
 def _ovr_scores(train_x: Any, train_y: np.ndarray, other_x: Any, c: float) -> np.ndarray:
     """Each label's own logistic regression; a label constant in training scores that constant."""
+    from sklearn.linear_model import LogisticRegression
+
     scores = np.zeros((other_x.shape[0], train_y.shape[1]), dtype=np.float64)
     for column in range(train_y.shape[1]):
         target = train_y[:, column] > 0.5

@@ -164,3 +164,20 @@ def test_help_and_argument_errors_import_no_torch():
         refused.returncode == 2 and "one of the arguments --checkpoint --bundle is required" in refused.stderr
     )
     assert "torch imported: False" in refused.stdout
+
+
+def test_a_serving_only_install_is_told_what_to_install():
+    # torch, scikit-learn and iterative-stratification made unimportable, as on a serving-only install
+    script = (
+        "import sys\n"
+        "for name in ('torch', 'sklearn', 'iterstrat', 'gensim'):\n"
+        "    sys.modules[name] = None\n"
+        "from training.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    data = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "tiny-en.csv"
+    argv = ["train", "--data", str(data), "--name", "never-written"]
+    refused = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "needs the training dependencies (missing: torch)" in refused.stderr
+    assert "pip install 'lstm-service[train]'" in refused.stderr and "Traceback" not in refused.stderr
