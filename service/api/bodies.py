@@ -27,7 +27,6 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
-from starlette.types import Receive
 
 from service.api.errors import describe_validation_errors
 from service.errors import InvalidRequest
@@ -63,18 +62,6 @@ def parse_body(model: type[M], body: bytes, *, optional: bool = False) -> M | No
     except ValidationError as error:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
         raise InvalidRequest(describe_validation_errors(errors)) from None
-
-
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole body from an ASGI ``receive``; None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _BodyParser:
