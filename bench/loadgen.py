@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _HEADER_END = b"\r\n\r\n"
@@ -176,7 +177,12 @@ def _use_fast_event_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(
+    argv: list[str] | None = None,
+    encode: Callable[[argparse.Namespace, list[bytes]], list[bytes]] | None = None,
+) -> None:
+    """Drive a server with the bodies of ``--requests``; ``encode`` turns them into whole HTTP requests
+    (default: POSTs of each body to ``--path``; :mod:`bench.oip_client` passes its own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -190,7 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.requests, "rb") as handle:
         bodies = [line.rstrip(b"\n") for line in handle if line.strip()]
     _use_fast_event_loop()
-    requests = encode_requests(args.host, args.path, bodies)
+    if encode is None:
+        requests = encode_requests(args.host, args.path, bodies)
+    else:
+        requests = encode(args, bodies)
     tally = asyncio.run(drive(args.host, args.port, requests, args.concurrency, args.duration, args.warmup))
     json.dump(summarize(tally, args.duration, args.texts_per_request), sys.stdout)
 

@@ -13,10 +13,7 @@ file of ``/classify`` bodies); prints the same JSON summary.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import sys
 
 import numpy as np
 from tritonclient.http import InferInput, InferRequestedOutput
@@ -78,23 +75,8 @@ def notes(rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--requests", required=True, help="file with one /classify JSON body per line")
-    parser.add_argument("--texts-per-request", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds driven but not measured")
-    args = parser.parse_args(argv)
-    with open(args.requests, "rb") as handle:
-        bodies = [line.rstrip(b"\n") for line in handle if line.strip()]
-    loadgen._use_fast_event_loop()
-    requests = encode_requests(args.host, bodies)
-    tally = asyncio.run(
-        loadgen.drive(args.host, args.port, requests, args.concurrency, args.duration, args.warmup)
-    )
-    json.dump(loadgen.summarize(tally, args.duration, args.texts_per_request), sys.stdout)
+    """:func:`bench.loadgen.main` with the /classify bodies sent as tritonclient's binary infer requests."""
+    loadgen.main(argv, encode=lambda args, bodies: encode_requests(args.host, bodies))
 
 
 if __name__ == "__main__":
