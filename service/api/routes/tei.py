@@ -125,24 +125,17 @@ HOT_ROUTES = (
     description=_PREDICT_DOC,
     openapi_extra=request_body(PredictRequest),
 )
-async def predict(
-    request: Annotated[PredictRequest, json_body(PredictRequest)], services: ServicesDep
-) -> Response:
-    """Classify with the default model, answered as text-embeddings-inference answers."""
-    return OrjsonResponse(await predict_texts(request, services))
-
-
-@router.post(
+@router.post(  # TEI answers a classifier's POST / too, so InferenceClient("http://host:port") works
     "/",
     response_model=list[Prediction] | list[list[Prediction]],
     responses=CLASSIFY_ERROR_RESPONSES,
     description=_PREDICT_DOC,
     openapi_extra=request_body(PredictRequest),
 )
-async def predict_at_root(
+async def predict(
     request: Annotated[PredictRequest, json_body(PredictRequest)], services: ServicesDep
 ) -> Response:
-    """Same as /predict (TEI answers a classifier's POST / so): InferenceClient("http://host:port") works."""
+    """Classify with the default model, answered as text-embeddings-inference answers."""
     return OrjsonResponse(await predict_texts(request, services))
 
 
