@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import oip_client, report
+from bench import oip_client, report, soak
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
 from bench.texts import TextSample, latest_bundle, sample_texts, snippet_texts
 from service.bundle import list_models
@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
     parser.add_argument(
         "--no-snippets", action="store_true", help=f"skip the short news snippets on {SNIPPETS_MODEL}"
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=60.0,
+        help="last, the service's memory under a mix of every route for this long (bench.soak; 0: skip)",
     )
     parser.add_argument("--out", type=Path, help="folder for logs and results (default: runs/bench/<time>)")
     return parser.parse_args(argv)
@@ -359,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_ceiling:
         for sample in samples:
             results["ceilings"].append(_run_ceiling(store, sample, out, args))
+    if args.soak_seconds > 0 and "service" in args.servers.split(","):
+        sampler, summary = soak.run(store, out, args.soak_seconds, service_command=args.service_command)
+        results["soak"] = {"duration_s": args.soak_seconds, "table": soak.report(sampler, summary, 150.0)}
     results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["notes"] = _agreement_notes(answers) + oip_client.notes(results["load"]) + failures
     if _cpu_set(args.server_cpus) & _cpu_set(args.client_cpus):

@@ -82,9 +82,8 @@ class _Connection(asyncio.Protocol):
         header_end = self.buffer.find(_HEADER_END)
         if header_end < 0:
             return
-        length = _content_length(self.buffer, header_end)
-        body_end = header_end + 4 + length
-        if len(self.buffer) < body_end:
+        body_end = _body_end(self.buffer, header_end)
+        if body_end < 0:
             return
         finished = time.perf_counter()
         status = int(self.buffer[9:12])
@@ -102,15 +101,19 @@ class _Connection(asyncio.Protocol):
             self.done.set_result(self.next_index)
 
 
-def _content_length(buffer: bytes, header_end: int) -> int:
+def _body_end(buffer: bytes, header_end: int) -> int:
+    """Where the response that starts ``buffer`` ends, or -1 while it is incomplete. A body comes with
+    Content-Length, or chunked (streamed answers), which ends at the empty last chunk."""
     headers = buffer[:header_end].lower()
     start = headers.find(b"\r\ncontent-length:")
-    if start < 0:
-        raise ValueError(
-            "the server answered without Content-Length; this client needs it (no chunked bodies)"
-        )
-    stop = headers.find(b"\r\n", start + 2)
-    return int(headers[start + 17 : stop if stop >= 0 else header_end])
+    if start >= 0:
+        stop = headers.find(b"\r\n", start + 2)
+        body_end = header_end + 4 + int(headers[start + 17 : stop if stop >= 0 else header_end])
+        return body_end if len(buffer) >= body_end else -1
+    if b"\r\ntransfer-encoding: chunked" not in headers:
+        raise ValueError("the server answered with neither Content-Length nor a chunked body")
+    last_chunk = buffer.find(b"\r\n0\r\n\r\n", header_end + 2)
+    return last_chunk + 7 if last_chunk >= 0 else -1
 
 
 async def _one_connection(

@@ -264,6 +264,19 @@ def _verdict(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
+def _soak_section(soak: dict[str, Any] | None) -> list[str]:
+    if soak is None:
+        return []
+    return [
+        "Memory under mixed load (`python -m bench.soak`: one worker, 12 clients, "
+        f"{soak['duration_s']:.0f} s; "
+        "60 % /classify of 1-8 texts, 15 % /tokenize, 15 % /embed with 5 neighbours, 10 % /hidden-states):",
+        "",
+        soak["table"],
+        "",
+    ]
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     setup = results["setup"]
     parts = [
@@ -287,6 +300,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         startup_table(results["servers"]),
         "",
+        *_soak_section(results.get("soak")),
         *(f"- {line}" for line in ratios(results)),
         *(f"- {line}" for line in batch_size_lines(results["load"])),
         *(f"- {line}" for line in results.get("notes", [])),

@@ -35,7 +35,7 @@ HIDDEN_STATES_OUTPUT = "hidden_states"  # one of the graph's outputs (service.bu
 HIDDEN_STATES_BYTES_PER_FLOAT = 32
 EMBED_BYTES_PER_FLOAT = 24
 NEIGHBOR_BYTES = 400  # per neighbour of a token: a dict of id, token and similarity, then its JSON
-NEIGHBOR_SEARCH_BYTES = 16  # per (token, vocabulary entry) pair: similarity, its negation, sort index
+NEIGHBOR_SEARCH_BYTES = 12  # per (token, vocabulary entry) pair: similarity and partition index
 # Per request, whatever its size: the parsed body, the encodings, the answer's small parts.
 BASE_COST = 256 * 1024
 RETRY_AFTER_SECONDS = 1

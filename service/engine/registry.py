@@ -24,7 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from service.bundle import BundleError, list_models, load_bundle, promoted_versions
-from service.engine.runtime import ModelRuntime, release_memory
+from service.engine.memory import release_memory
+from service.engine.runtime import ModelRuntime
 from service.engine.verification import verify_golden
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.observability import metrics

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from bench import loadgen, report
+from bench import loadgen, report, soak
+from bench.texts import sample_texts
 from service.bundle import load_bundle
 
 pytest.importorskip("torch")
@@ -172,3 +173,37 @@ def test_report_reads_the_batch_sizes_the_service_formed_at_the_highest_concurre
         "m: batches the service formed at C=64 (200 batches, 10.5 texts per batch on average): "
         "1: 5 %, 2: 5 %, 3-4: 15 %, 5-8: 25 %, 9-16: 40 %, 17-32: 10 %"
     ]
+
+
+def test_loadgen_reads_chunked_answers_to_their_last_chunk():
+    """Streamed answers (/embed, /hidden-states) come chunked, without Content-Length."""
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    complete = head + b'5\r\n{"a":\r\n3\r\n[1]\r\n1\r\n}\r\n0\r\n\r\n'
+    assert loadgen._body_end(complete + b"HTTP/1.1 200", complete.find(b"\r\n\r\n")) == len(complete)
+    for cut in (len(head), len(complete) - 3):  # no chunk yet; all but the end of the last chunk
+        assert loadgen._body_end(complete[:cut], complete.find(b"\r\n\r\n")) == -1
+    with pytest.raises(ValueError, match="neither Content-Length nor a chunked body"):
+        loadgen._body_end(b"HTTP/1.1 200 OK\r\n\r\n", 15)
+
+
+def test_soak_mix_has_every_route_in_its_share(tiny_store):
+    samples = [sample_texts(load_bundle(tiny_store / name / "1"), 20) for name in ("tiny-en", "tiny-zh")]
+    requests = soak.mixed_requests(samples, {route for route, _ in soak.MIX}, total=1000)
+    paths = [request.split(b" ", 2)[1].decode() for request in requests]
+    for route, share in soak.MIX:
+        assert paths.count(route) == round(1000 * share)
+    only = soak.mixed_requests(samples, {"/tokenize"}, total=100)
+    assert all(request.startswith(b"POST /tokenize ") for request in only) and len(only) == 100
+
+
+@pytest.mark.e2e
+def test_soak_drives_a_real_server_on_every_route_and_samples_its_memory(tiny_store, tmp_path):
+    sampler, summary = soak.run(tiny_store, tmp_path, 2.0, clients=4, texts=20, models=("tiny-en", "tiny-zh"))
+    assert summary["errors"] == 0 and summary["ok"] > 20
+    workers = sampler.workers()
+    assert len(workers) == 1  # one worker: the supervisor-less single process
+    (points,) = workers.values()
+    assert len(points) >= 2 and all(rss > 60 for _, rss in points)
+    table = soak.report(sampler, summary, limit_mb=10_000)
+    assert "| 1 |" in table and "| yes |" in table
+    assert soak.report(sampler, summary, limit_mb=1).count("| NO |") == 1
