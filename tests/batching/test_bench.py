@@ -203,7 +203,7 @@ def test_soak_drives_a_real_server_on_every_route_and_samples_its_memory(tiny_st
     workers = sampler.workers()
     assert len(workers) == 1  # one worker: the supervisor-less single process
     (points,) = workers.values()
-    assert len(points) >= 2 and all(rss > 60 for _, rss in points)
+    assert len(points) >= 2 and all(rss > 60 and 0 < anonymous < rss for _, rss, anonymous in points)
     table = soak.report(sampler, summary, limit_mb=10_000)
     assert "| 1 |" in table and "| yes |" in table
     assert soak.report(sampler, summary, limit_mb=1).count("| NO |") == 1
