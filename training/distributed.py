@@ -78,8 +78,17 @@ def start(timeout_minutes: float = 30.0) -> Distributed:
 
 
 def stop(context: Distributed) -> None:
-    if context.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group together: every rank waits at a barrier (the others while rank 0 evaluates,
+    exports and writes the bundle) before the group is destroyed. A rank that destroyed its end while
+    rank 0 still held the group open sometimes died in gloo's teardown ("terminate called without an
+    active exception", SIGABRT), failing the run after the bundle was written."""
+    if not (context.enabled and dist.is_initialized()):
+        return
+    try:
+        dist.barrier()
+    except RuntimeError as error:  # a rank that failed hard: tear down regardless
+        logger.warning("rank %d: the closing barrier failed (%s)", context.rank, error)
+    dist.destroy_process_group()
 
 
 def _local_rank() -> int:
