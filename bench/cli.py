@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> None:
         for sample in samples:
             results["ceilings"].append(_run_ceiling(store, sample, out, args))
     if args.soak_seconds > 0 and "service" in args.servers.split(","):
-        sampler, summary = soak.run(store, out, args.soak_seconds, service_command=args.service_command)
+        sampler, summary = soak.run(
+            store, out, args.soak_seconds, service_command=args.service_command, models=tuple(names)
+        )
         results["soak"] = {"duration_s": args.soak_seconds, "table": soak.report(sampler, summary, 150.0)}
     results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["notes"] = _agreement_notes(answers) + oip_client.notes(results["load"]) + failures
