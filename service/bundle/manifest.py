@@ -6,8 +6,8 @@
 through, and a newer reader still loads an older manifest (fields it lacks take their defaults).
 
 Adding a field (for example per-label decision thresholds, a calibration temperature, the training
-split's drift quantiles): give the record an optional field that defaults to ``None`` and list it in
-``_OMIT_WHEN_NONE``; manifests that lack it still load, and bundles written without it do not change.
+split's drift quantiles): give the record an optional field that defaults to ``None``; manifests that
+lack it still load, and bundles written without it do not change (a None field is not written).
 Until a field is declared it rides in ``extra``. Changing the meaning of an existing field needs a new
 :data:`SCHEMA_VERSION`.
 
@@ -136,20 +136,6 @@ class Manifest(Record):
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset(
-        {
-            "parameters",
-            "golden_source",
-            "parity",
-            "batch_invariance",
-            "quantized_from",
-            "drift",
-            "thresholds",
-            "calibration",
-            "promoted",
-            "created_at",
-        }
-    )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "golden": parse_golden,
         "version": int,

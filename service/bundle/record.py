@@ -1,8 +1,9 @@
 """The machinery under every manifest record: JSON in, a frozen typed record out, and back (stdlib only).
 
 A record is a frozen keyword-only dataclass whose last field, ``extra``, keeps the keys it does not
-know; :meth:`Record.to_dict` writes them back unchanged. Fields named in ``_OMIT_WHEN_NONE`` are written
-only when set (absent and null read the same), and ``_PARSE`` turns a field's JSON into its type.
+know; :meth:`Record.to_dict` writes them back unchanged. A field that defaults to ``None`` is written only
+when set (absent and null read the same), unless it is named in ``_WRITE_NONE`` (written as null, as older
+bundles have it); ``_PARSE`` turns a field's JSON into its type.
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ def to_json(value: Any) -> JSON:
 class Record:
     """``from_dict`` / ``to_dict`` for a frozen keyword-only dataclass with an ``extra`` field."""
 
-    _OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+    _WRITE_NONE: ClassVar[frozenset[str]] = frozenset()
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     extra: Mapping[str, JSON]
 
     @classmethod
     def _known(cls) -> list[str]:
         return [field.name for field in dataclasses.fields(cls) if field.name != "extra"]  # type: ignore[arg-type]
+
+    @classmethod
+    def _omitted_when_none(cls) -> frozenset[str]:
+        """The fields that default to None and are not in ``_WRITE_NONE``."""
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        return frozenset(f.name for f in fields if f.default is None) - cls._WRITE_NONE
 
     @classmethod
     def from_dict(cls, data: Any) -> Any:
@@ -66,9 +73,10 @@ class Record:
 
     def to_dict(self) -> dict[str, JSON]:
         written: dict[str, JSON] = {}
+        omitted = self._omitted_when_none()
         for name in self._known():
             value = getattr(self, name)
-            if value is None and name in self._OMIT_WHEN_NONE:
+            if value is None and name in omitted:
                 continue
             written[name] = to_json(value)
         written.update((key, value) for key, value in self.extra.items() if key not in written)

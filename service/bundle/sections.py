@@ -58,8 +58,6 @@ class Parity(Record):
     against: str | None = None
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset({"argmax_agreement", "texts", "tolerance", "against"})
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Metrics(Record):
@@ -77,9 +75,8 @@ class Metrics(Record):
     baseline: Mapping[str, JSON] | None = None
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset(
-        {"per_class", "confusion_matrix", "split", "dev_accuracy", "dev_macro_f1", "baseline"}
-    )
+    # Written as null when unset, as the bundles written so far have them.
+    _WRITE_NONE = frozenset({"accuracy", "macro_f1", "count"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -103,20 +100,6 @@ class DataSource(Record):
     encoding: str | None = None  # None: UTF-8 (UTF-16 with a byte-order mark)
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset(
-        {
-            "dataset",
-            "data",
-            "train",
-            "dev",
-            "test",
-            "format",
-            "task",
-            "label_separator",
-            "delimiter",
-            "encoding",
-        }
-    )
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"split": floats}
 
     def describe(self) -> str:
@@ -133,7 +116,6 @@ class DataReport(Record):
     counts: Mapping[str, int] | None = None
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset({"source", "counts"})
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"source": DataSource.from_dict}
 
 
@@ -158,22 +140,8 @@ class TrainingRecord(Record):
     labels: tuple[str, ...] | None = None
     extra: Mapping[str, JSON] = dataclasses.field(default_factory=dict)
 
-    _OMIT_WHEN_NONE = frozenset(
-        {
-            "seed",
-            "settings",
-            "tokenizer_settings",
-            "data",
-            "epochs_run",
-            "best_epoch",
-            "best_dev_accuracy",
-            "stopped_early",
-            "train_seconds",
-            "checkpoint",
-            "split_counts",
-            "labels",
-        }
-    )
+    # Written as null when unset, as the bundles written so far have them.
+    _WRITE_NONE = frozenset({"pretrained", "command"})
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "data": DataReport.from_dict,
         "history": tuple,
