@@ -120,7 +120,9 @@ def build_image(engine: Engine, report: dict[str, str]) -> str:
         if os.environ.get(name):
             args += ["--build-arg", name]  # value taken from the environment, never written down
     for name, value in build_labels().items():
-        args += ["--build-arg", f"{name}={value}"]
+        # --label as well: podman (buildah) reuses a cached LABEL layer when only the value of the build
+        # argument behind it changed, so a second clone of one commit would carry the first clone's labels.
+        args += ["--build-arg", f"{name}={value}", "--label", f"org.opencontainers.image.{name.lower()}={value}"]
     started = time.monotonic()
     engine(*args, str(ROOT), timeout=1500)
     report["engine"] = engine.name
