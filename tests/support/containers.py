@@ -122,7 +122,8 @@ def build_image(engine: Engine, report: dict[str, str]) -> str:
     for name, value in build_labels().items():
         # --label as well: podman (buildah) reuses a cached LABEL layer when only the value of the build
         # argument behind it changed, so a second clone of one commit would carry the first clone's labels.
-        args += ["--build-arg", f"{name}={value}", "--label", f"org.opencontainers.image.{name.lower()}={value}"]
+        args += ["--build-arg", f"{name}={value}"]
+        args += ["--label", f"org.opencontainers.image.{name.lower()}={value}"]
     started = time.monotonic()
     engine(*args, str(ROOT), timeout=1500)
     report["engine"] = engine.name
