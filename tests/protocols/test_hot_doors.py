@@ -3,31 +3,18 @@ status, body bytes and headers, for binary and JSON requests, good and bad."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 from protocol_support import API_KEY, KEY
+from support.apps import running_app
 
-from service.api.app import create_app
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
 LENGTH = "Inference-Header-Content-Length"
 _VARYING = {"x-request-id", "x-queue-time", "x-inference-time", "date"}
-
-
-@asynccontextmanager
-async def _app(settings: Settings, hot_routes: bool) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, hot_routes=hot_routes)
-    async with LifespanManager(app, startup_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            yield client
 
 
 def _binary(texts: list[str]) -> tuple[bytes, dict[str, str]]:
@@ -68,7 +55,7 @@ async def test_both_doors_answer_alike(tiny_store: Path) -> None:
     settings = Settings(model_store=tiny_store, api_key=API_KEY)
     answers: dict[bool, list[tuple[int, bytes, dict[str, str]]]] = {}
     for hot in (True, False):
-        async with _app(settings, hot) as client:
+        async with running_app(settings, hot_routes=hot) as client:
             answers[hot] = []
             for path, body, headers in REQUESTS:
                 answer = await client.post(path, content=body, headers=headers)
@@ -94,7 +81,7 @@ async def test_both_doors_of_the_tei_routes_answer_alike(tiny_store: Path) -> No
     settings = Settings(model_store=tiny_store, api_key=API_KEY)
     answers: dict[bool, list[tuple[int, bytes]]] = {}
     for hot in (True, False):
-        async with _app(settings, hot) as client:
+        async with running_app(settings, hot_routes=hot) as client:
             answers[hot] = []
             for path, body in PREDICTS:
                 content = body if isinstance(body, bytes) else orjson.dumps(body)

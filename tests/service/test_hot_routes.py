@@ -6,14 +6,12 @@ FastAPI route answers): status, body and header names must match, errors include
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.responses import JSONResponse, Response
+from support.apps import running_app
 
 from service.api.app import create_app
 from service.api.deps import Services
@@ -63,15 +61,6 @@ BODIES = [
 ]
 
 
-@asynccontextmanager
-async def _client(settings: Settings, hot_routes: bool) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, hot_routes=hot_routes)
-    async with LifespanManager(app, startup_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            yield client
-
-
 async def _answers(client: httpx.AsyncClient) -> list[tuple[int, object, list[str]]]:
     answers = []
     for body in BODIES:
@@ -87,7 +76,10 @@ async def test_the_hot_route_answers_exactly_as_the_fastapi_route(
     tiny_store: Path, api_key: str | None
 ) -> None:
     settings = Settings(model_store=tiny_store, api_key=api_key)
-    async with _client(settings, hot_routes=True) as fast, _client(settings, hot_routes=False) as slow:
+    async with (
+        running_app(settings, hot_routes=True) as fast,
+        running_app(settings, hot_routes=False) as slow,
+    ):
         if api_key is not None:
             for client in (fast, slow):
                 client.headers["Authorization"] = f"Bearer {api_key}"
@@ -107,7 +99,7 @@ async def test_the_hot_route_answers_exactly_as_the_fastapi_route(
 async def test_both_doors_label_the_request_metrics_with_the_route(
     tiny_store: Path, hot_routes: bool
 ) -> None:
-    async with _client(Settings(model_store=tiny_store), hot_routes=hot_routes) as client:
+    async with running_app(Settings(model_store=tiny_store), hot_routes=hot_routes) as client:
         await client.post("/classify", json={"text": "good"})
         await client.post("/classify", json={"text": ""})
         metrics = (await client.get("/metrics")).text
@@ -162,7 +154,7 @@ async def test_a_templated_raw_body_hot_route_joins_with_one_line(tiny_store: Pa
     # The OIP infer route is a hot route with a FastAPI twin; a hot route listed before it takes it over here.
     raw = HotRoute("POST", "/v2/models/{name}/infer", None, _raw_echo)
     monkeypatch.setattr(app_module, "HOT_ROUTES", (raw, *app_module.HOT_ROUTES))
-    async with _client(Settings(model_store=tiny_store), hot_routes=True) as client:
+    async with running_app(Settings(model_store=tiny_store), hot_routes=True) as client:
         answered = await client.post(
             "/v2/models/tiny-en/infer", content=b"\x00\x01binary", headers={"X-Probe": "42"}
         )

@@ -19,12 +19,13 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 @asynccontextmanager
 async def started_app(
-    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30
+    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30, hot_routes: bool = True
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """A freshly started app (lifespan run, models loaded and verified) and an in-process client of it.
 
-    ``startup_seconds`` bounds loading and verifying the store, ``request_seconds`` each request."""
-    app = create_app(settings)
+    ``startup_seconds`` bounds loading and verifying the store, ``request_seconds`` each request;
+    ``hot_routes=False`` leaves every request to FastAPI's routes."""
+    app = create_app(settings, hot_routes=hot_routes)
     async with LifespanManager(app, startup_timeout=startup_seconds, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
@@ -35,11 +36,11 @@ async def started_app(
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30
+    settings: Settings, *, startup_seconds: float = 60, request_seconds: float = 30, hot_routes: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a freshly started app (lifespan run, models loaded and verified)."""
-    timeouts = {"startup_seconds": startup_seconds, "request_seconds": request_seconds}
-    async with started_app(settings, **timeouts) as (_, client):
+    options = {"startup_seconds": startup_seconds, "request_seconds": request_seconds}
+    async with started_app(settings, **options, hot_routes=hot_routes) as (_, client):
         yield client
 
 
