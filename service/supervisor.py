@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from service.observability.metrics import MULTIPROCESS_FOLDER_VARIABLE
 from service.server import STARTUP_FAILURE, DrainingServer, listening_socket, uvicorn_config
 from service.settings import Settings
 
@@ -170,26 +171,23 @@ class _Supervisor:
 
 def _forget_metrics_of(pid: int | None) -> None:
     """A dead worker's live gauges (requests in flight, queued texts) leave the sums; counters stay."""
-    if pid is not None and os.environ.get(METRICS_FOLDER_VARIABLE):
+    if pid is not None and os.environ.get(MULTIPROCESS_FOLDER_VARIABLE):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
-
-
-METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def supervise(settings: Settings, log_config: dict[str, Any]) -> int:
     """Serve with ``settings.workers`` processes until told to stop; 0 after a clean shutdown."""
     # The workers inherit the environment: each writes its metrics into this server's own folder.
     folder = tempfile.mkdtemp(prefix="lstm-service-metrics-")
-    previous = os.environ.get(METRICS_FOLDER_VARIABLE)
-    os.environ[METRICS_FOLDER_VARIABLE] = folder
+    previous = os.environ.get(MULTIPROCESS_FOLDER_VARIABLE)
+    os.environ[MULTIPROCESS_FOLDER_VARIABLE] = folder
     try:
         return _Supervisor(settings, log_config).run()
     finally:
         if previous is None:
-            os.environ.pop(METRICS_FOLDER_VARIABLE, None)
+            os.environ.pop(MULTIPROCESS_FOLDER_VARIABLE, None)
         else:
-            os.environ[METRICS_FOLDER_VARIABLE] = previous
+            os.environ[MULTIPROCESS_FOLDER_VARIABLE] = previous
         shutil.rmtree(folder, ignore_errors=True)

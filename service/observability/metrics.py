@@ -46,7 +46,8 @@ REQUEST_SECONDS = Histogram(
     _PREFIX + "request_duration_seconds", "Time to answer a request.", ("route", "method"), buckets=_SECONDS
 )
 # prometheus_client's multiprocess folder, set by the supervisor of --workers N (None: one process).
-MULTIPROCESS_FOLDER = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+MULTIPROCESS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS_FOLDER = os.environ.get(MULTIPROCESS_FOLDER_VARIABLE) or None
 IN_FLIGHT = Gauge(_PREFIX + "requests_in_flight", "Requests being answered now.", multiprocess_mode="livesum")
 QUEUE_SECONDS = Histogram(
     _PREFIX + "queue_seconds", "Time a text waited for its batch to start.", _MODEL, buckets=_SECONDS
