@@ -57,14 +57,14 @@ def serve(overrides: dict[str, str]) -> int:
         _say(f"lstm-service serve: the settings cannot work:\n{describe_error(error)}")
         return 2
 
-    from service import server
+    from service import launch
 
     log_config = logging_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(log_config)  # uvicorn applies it again; here so the notes below are formatted
     log_startup_notes(settings)
 
     try:
-        return server.run(settings, log_config)
+        return launch.run(settings, log_config)
     except KeyboardInterrupt:  # Ctrl-C before the server took over SIGINT
         return 130
 

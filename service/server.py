@@ -143,14 +143,3 @@ def uvicorn_config(settings: Settings, log_config: dict[str, Any]) -> uvicorn.Co
         # After the drain window, requests in flight get as long as their own deadline to finish.
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 1,
     )
-
-
-def run(settings: Settings, log_config: dict[str, Any]) -> int:
-    """Serve until told to stop; 0 after a clean shutdown, 3 if the server could not start."""
-    if settings.workers > 1:
-        from service.supervisor import supervise
-
-        return supervise(settings, log_config)
-    server = DrainingServer(uvicorn_config(settings, log_config), settings.drain_seconds)
-    server.run()
-    return 0 if server.started else STARTUP_FAILURE

@@ -21,9 +21,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle import DEFAULT_MODEL_STORE, NAME_PATTERN, list_models
+from service.units import MIB
 
 ENV_PREFIX = "LSTM_SERVICE_"
-MIB = 1 << 20
 
 
 def parse_pinned(value: object) -> object:

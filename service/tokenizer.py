@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,16 @@ class Encoding:
     spans: list[Span]
     truncated: bool
     num_tokens_before_truncation: int
+
+    @property
+    def unknown_share(self) -> float:
+        """The share of this text's tokens that are ``<unk>`` (0 for no tokens): input drift."""
+        return unknown_share(self.ids)
+
+
+def unknown_share(ids: Sequence[int]) -> float:
+    """The share of ``ids`` that are ``<unk>`` (0 for none)."""
+    return ids.count(UNK_ID) / len(ids) if ids else 0.0
 
 
 def jieba_missing_message(what: str) -> str | None:

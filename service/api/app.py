@@ -13,24 +13,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from service.api.bodies import document_bodies
+from service.api.common import error_responses
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
-from service.api.hotpath import HotRoute, HotRoutes
+from service.api.hotpath import HotRoute, HotRoutes, documented_twin
 from service.api.middleware import Front, LastResort
+from service.api.native import admin, classify, embed, explain, health, hidden_states, models, tokenize
+from service.api.native import docs as api_docs
+from service.api.native import inspect as inspector
+from service.api.native import metrics as metrics_route
 from service.api.oip import routes as oip
 from service.api.responses import OrjsonResponse
-from service.api.routes import admin, classify, embed, explain, health, hidden_states, models, tei, tokenize
-from service.api.routes import docs as api_docs
-from service.api.routes import inspect as inspector
-from service.api.routes import metrics as metrics_route
-from service.api.schemas import error_responses
 from service.api.security import require_api_key
-from service.engine.batching import BatchLimits
+from service.api.tei import routes as tei
 from service.engine.coordination import Coordinator, shared_folder
-from service.engine.inference import Inference
-from service.engine.registry import Registry
+from service.engine.engine import Engine
 from service.engine.reloader import StorePoller
-from service.observability import metrics
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -53,26 +51,14 @@ With `LSTM_SERVICE_API_KEY` set, the inference and model routes need `Authorizat
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    registry = Registry(
-        settings.model_store,
-        settings.pinned,
-        settings.default_model,
-        settings.intra_op_threads,
-        fallback=settings.fallback,
-    )
-    await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
-    app.state.registry = registry
+    engine = await Engine.start(settings)
+    registry = engine.registry
     # With --workers N every admin change goes through a log all workers apply (service.engine.coordination);
     # a worker that starts late applies it first.
-    app.state.coordinator = Coordinator(registry, shared_folder(settings.workers), settings.workers)
-    await run_in_threadpool(app.state.coordinator.catch_up)
-    watcher = asyncio.create_task(app.state.coordinator.watch())
-    app.state.inference = Inference(
-        settings.inference_threads, _batch_limits(settings), on_batch=metrics.on_batch, serves=registry.serves
-    )
-    app.state.services = Services(settings, registry, app.state.inference)
-    metrics.track_queue(app.state.inference.queued)
-    metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
+    coordinator = Coordinator(registry, shared_folder(settings.workers), settings.workers)
+    await run_in_threadpool(coordinator.catch_up)
+    watcher = asyncio.create_task(coordinator.watch())
+    app.state.services = Services(settings, engine, coordinator)
     ready = "ready" if registry.is_ready(settings.readiness) else "NOT ready (see /readyz)"
     logger.log(
         logging.INFO if registry.ready else logging.WARNING,  # a failed model is a warning under any policy
@@ -90,29 +76,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-        app.state.coordinator.leave()
+        coordinator.leave()
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
-        await app.state.inference.aclose(timeout=settings.request_timeout_seconds)
+        await engine.aclose()
         # The access log is written in bulk; a worker process exits without running atexit hooks.
         for handler in logging.getLogger("service.access").handlers:
             handler.flush()
 
 
-def _batch_limits(settings: Settings) -> BatchLimits | None:
-    """The micro-batchers' limits, from the settings; None when batching is off."""
-    if not settings.batching:
-        return None
-    return BatchLimits(
-        max_batch_size=settings.max_batch_size,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_wait_ms=settings.max_wait_ms,
-        max_queued=settings.max_queued,
-    )
-
-
-# Routes answered past FastAPI (see service.api.hotpath); each also has its documented FastAPI route.
+# Routes answered past FastAPI (see service.api.hotpath); each one's FastAPI twin is generated from it.
 HOT_ROUTES: tuple[HotRoute, ...] = (classify.HOT_ROUTE, *oip.HOT_ROUTES, *tei.HOT_ROUTES)
 
 
@@ -167,7 +141,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     guarded: dict[str, Any] = {}
     if settings.api_key is not None:
         guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
-    for module in (classify, tokenize, embed, hidden_states, explain, models):
+    for module in (tokenize, embed, hidden_states, explain, models):
         app.include_router(module.router, **guarded)
     for module in (health, metrics_route, inspector, api_docs):
         app.include_router(module.router)
@@ -178,18 +152,9 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.include_router(tei.router, **guarded)
     app.include_router(oip.health_router)
     app.include_router(oip.repository_router)
+    for route in HOT_ROUTES:  # the FastAPI twins: the OpenAPI document, and hot_routes=False
+        guard = guarded if route.guarded else {}
+        twin = documented_twin(route, guard.get("dependencies", ()), guard.get("responses"))
+        app.router.routes.append(twin)
     document_bodies(app)
-    _check_documented(app, HOT_ROUTES)
     return app
-
-
-def _check_documented(app: FastAPI, routes: tuple[HotRoute, ...]) -> None:
-    """Every hot route must have its FastAPI twin: the OpenAPI document and ``hot_routes=False`` use it."""
-    paths = app.openapi()["paths"]
-    missing = [
-        f"{hot.method} {hot.path}" for hot in routes if hot.method.lower() not in paths.get(hot.path, {})
-    ]
-    if missing:
-        raise RuntimeError(
-            f"hot routes without a FastAPI route (for the documentation): {', '.join(missing)}"
-        )

@@ -1,7 +1,7 @@
 """What a route needs, as annotated types: a route's signature is the list of its dependencies.
 
-:class:`Services` is what the lifespan builds (settings, registry, inference); route handlers that also
-serve as hot routes (:mod:`service.api.hotpath`) take it whole. The getters are ``async`` on purpose:
+:class:`Services` is what the lifespan builds (settings, the engine, the coordinator of admin changes);
+hot route handlers (:mod:`service.api.hotpath`) take it whole. The getters are ``async`` on purpose:
 FastAPI runs a plain ``def`` dependency in a worker thread, and three thread hops per request were a fifth
 of the event loop's time under load (py-spy, bench/).
 """
@@ -13,7 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.engine.inference import Inference
+from service.engine.coordination import Coordinator
+from service.engine.engine import Engine
 from service.engine.registry import Registry
 from service.settings import Settings
 
@@ -23,8 +24,12 @@ class Services:
     """The application's long-lived parts, built by the lifespan (``app.state.services``)."""
 
     settings: Settings
-    registry: Registry
-    inference: Inference
+    engine: Engine
+    coordinator: Coordinator
+
+    @property
+    def registry(self) -> Registry:
+        return self.engine.registry
 
 
 async def get_services(request: Request) -> Services:
@@ -32,14 +37,14 @@ async def get_services(request: Request) -> Services:
     return services
 
 
+async def get_engine(request: Request) -> Engine:
+    services: Services = request.app.state.services
+    return services.engine
+
+
 async def get_registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-async def get_inference(request: Request) -> Inference:
-    inference: Inference = request.app.state.inference
-    return inference
+    services: Services = request.app.state.services
+    return services.engine.registry
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -48,6 +53,6 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-InferenceDep = Annotated[Inference, Depends(get_inference)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -14,7 +14,9 @@ from service.bundle.drift import measure_inputs
 from service.bundle.graph import INPUTS, OUTPUTS, PARITY_TOLERANCE
 from service.bundle.manifest import (
     MANIFEST_FILE,
+    MULTI_LABEL,
     SCHEMA_VERSION,
+    SINGLE_LABEL,
     SUPPORTED_SCHEMA_VERSIONS,
     TASKS,
     BundleError,
@@ -60,6 +62,8 @@ __all__ = [
     "PARITY_TOLERANCE",
     "SCHEMA_VERSION",
     "STORE_VARIABLE",
+    "MULTI_LABEL",
+    "SINGLE_LABEL",
     "SUPPORTED_SCHEMA_VERSIONS",
     "TASKS",
     "TOKENIZER_FILE",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from service.bundle.manifest import Distribution, InputDrift
-from service.tokenizer import UNK_ID, Tokenizer
+from service.tokenizer import Tokenizer
 
 
 def quantile(ordered: Sequence[float], share: float) -> float:
@@ -42,7 +42,7 @@ def measure_inputs(tokenizer: Tokenizer, texts: Sequence[str], split: str = "tra
     for text in texts:
         encoding = tokenizer.encode_ids(text)
         if encoding.ids:
-            ratios.append(encoding.ids.count(UNK_ID) / len(encoding.ids))
+            ratios.append(encoding.unknown_share)
         lengths.append(float(encoding.num_tokens_before_truncation))
     if not ratios:
         raise ValueError(f"the {split} split has no text with a token")

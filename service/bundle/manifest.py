@@ -41,6 +41,8 @@ __all__ = [
     "MANIFEST_FILE",
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
+    "MULTI_LABEL",
+    "SINGLE_LABEL",
     "TASKS",
     "BundleError",
     "DataReport",
@@ -58,7 +60,8 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 # single-label: one softmax over the labels, the best one wins; multi-label: one sigmoid per label, each
 # label is on when its score reaches its threshold (Manifest.thresholds)
-TASKS = ("single-label", "multi-label")
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
+TASKS = (SINGLE_LABEL, MULTI_LABEL)
 
 
 def _thresholds(value: Any) -> Mapping[str, float]:
@@ -112,7 +115,7 @@ class Manifest(Record):
     golden: tuple[GoldenExample, ...]
     name: str = ""
     version: int = 0
-    task: str = "single-label"
+    task: str = SINGLE_LABEL
     variant: str = "fp32"
     parameters: Mapping[str, JSON] | None = None
     metrics: Metrics = dataclasses.field(default_factory=Metrics)

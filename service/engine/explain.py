@@ -28,8 +28,6 @@ from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest, NotFound, Overloaded
 from service.tokenizer import UNK_ID
 
-MULTI_LABEL = "multi-label"
-
 
 @dataclass(frozen=True)
 class Flip:
@@ -59,7 +57,7 @@ class Explanation:
 def decision(runtime: ModelRuntime, scores: np.ndarray) -> tuple[int, ...]:
     """The predicted label indices of one row of scores: the best label, or (multi-label) every label whose
     score reaches its threshold, best first (possibly none)."""
-    if runtime.task == MULTI_LABEL:
+    if runtime.multi_label:
         return tuple(runtime.decide(scores[None, :])[0])
     return (int(np.argmax(scores)),)
 

@@ -1,6 +1,7 @@
 """Where requests meet the model: CPU work runs off the event loop, within the request's deadline.
 
-Routes never call a runtime directly; they await :class:`Inference`. Classification goes through one
+The engine's verbs (:mod:`service.engine.engine`) never call a runtime directly; they await
+:class:`Inference`. Classification goes through one
 dynamic micro-batcher per model version (:mod:`service.engine.batching`): texts of concurrent requests share
 one onnxruntime call. Everything else (hidden states, neighbours, long tokenizations) runs in a bounded
 thread pool (``inference_threads``); onnxruntime releases the GIL, so the event loop keeps answering.
@@ -18,8 +19,8 @@ import numpy as np
 
 from service.engine import batching
 from service.engine.preprocess import encode_texts
-from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
-from service.errors import DeadlineExceeded, Overloaded, ServiceError, Unavailable
+from service.engine.runtime import HiddenStates, ModelRuntime
+from service.errors import INTERNAL_MESSAGE, DeadlineExceeded, Overloaded, ServiceError, Unavailable
 from service.observability import timing
 from service.observability.context import DEADLINE, RECORD, seconds_left
 from service.tokenizer import Encoding
@@ -88,10 +89,6 @@ class Inference:
         or one sigmoid per label for a multi-label model)."""
         return (await self.scored(runtime, id_lists))[1]
 
-    async def logits(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(texts, labels) logits, through the model's micro-batcher when batching is on."""
-        return (await self.scored(runtime, id_lists))[0]
-
     async def scored(
         self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +104,7 @@ class Inference:
         try:
             with timing.waiting_for_model():
                 rows = await batcher.submit(id_lists, deadline=DEADLINE.get(), model_time=RECORD.get())
-        except (batching.QueueFull, batching.Expired, batching.BatcherStopped) as error:
+        except batching.BatcherError as error:
             raise service_error(error) from None
         if len(rows) == 1:
             logits, scores = rows[0]
@@ -168,15 +165,13 @@ class Inference:
     async def hidden_states(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
         return await self.run(runtime.hidden_states, id_lists)
 
-    async def neighbors(self, runtime: ModelRuntime, token_ids: Sequence[int], k: int) -> Neighbors:
-        return await self.run(runtime.neighbors, token_ids, k)
-
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def service_error(error: batching.BatcherError) -> ServiceError:
-    """The one translation of the batcher's refusals into the error vocabulary (429, 504, 503)."""
+    """The one translation of the batcher's refusals and failures into the error vocabulary (429, 504,
+    503, and 500 for a batch the model failed on: the batcher has logged its cause once already)."""
     if isinstance(error, batching.QueueFull):
         return Overloaded(
             f"the server is overloaded ({error.queued} texts queued); retry in {error.retry_after} s",
@@ -186,6 +181,8 @@ def service_error(error: batching.BatcherError) -> ServiceError:
         return DeadlineExceeded("the request did not finish within its deadline")
     if isinstance(error, batching.BatcherStopped):
         return Unavailable("the server is shutting down; retry on another instance")
+    if isinstance(error, batching.BatchFailed):
+        return ServiceError(INTERNAL_MESSAGE)
     raise TypeError(f"no answer for {type(error).__name__}") from error
 
 

@@ -23,13 +23,11 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 
-from service.bundle import BundleError, list_models, load_bundle, promoted_versions
-from service.engine.memory import release_memory
+from service.bundle import BundleError, list_models, promoted_versions
+from service.engine.loading import open_model
 from service.engine.runtime import ModelRuntime
-from service.engine.verification import verify_golden
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.observability import metrics
-from service.tokenizer import CJK_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -60,37 +58,11 @@ class _Snapshot:
     statuses: Mapping[str, ModelStatus] = field(default_factory=dict)
 
 
-def open_model(folder: Path, intra_op_threads: int = 1) -> ModelRuntime:
-    """Read, check and verify one bundle; raise :class:`BundleError` (or ORT's error) if it must not serve."""
-    runtime = ModelRuntime.open(load_bundle(folder), intra_op_threads)
-    verify_golden(runtime)
-    if runtime.tokenizer.mode == "word" and _has_cjk_entries(runtime.tokenizer.vocabulary):
-        _load_jieba()
-    runtime.shrink_arena()  # the golden texts' buffers
-    release_memory()  # the parsed ONNX file and the other load-time garbage
-    return runtime
-
-
-def _has_cjk_entries(vocabulary: list[str]) -> bool:
-    """Was the vocabulary built from jieba-segmented Chinese? (An English model then never needs jieba.)"""
-    return any(CJK_PATTERN.search(token) for token in vocabulary)
-
-
 def _is_folder(path: Path) -> bool:
     try:
         return path.is_dir()
     except OSError:  # e.g. a name too long for the file system
         return False
-
-
-def _load_jieba() -> None:
-    """The word tokenizer segments Chinese with jieba, which reads its dictionary on first use (~1-2 s,
-    ~70 MB): for a Chinese word model, do that at start-up rather than inside the first request.
-    A word model without Chinese entries loads it only if a request brings Chinese text."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)  # else its own handler prints DEBUG lines to stderr
-    jieba.initialize()
 
 
 @dataclass(frozen=True)
@@ -318,19 +290,10 @@ class Registry:
         logger.info("model %s unloaded (was%s)", name, _version(old.active.get(name)) or " not serving")
         return status
 
-    def newer_versions(self) -> dict[str, int]:
-        """For the store poller: served, unpinned models whose store holds a newer promoted version than
-        the one serving, and models the store gained (not unloaded by an admin) with their highest."""
-        snapshot, pinned, unloaded = self._snapshot, self.pinned, self.unloaded
-        found = {}
-        for name in sorted(set(snapshot.statuses) | (set(list_models(self.store)) - unloaded)):
-            if name in pinned:
-                continue
-            highest = next(iter(promoted_versions(self.store, name)), None)
-            active = snapshot.active.get(name)
-            if highest is not None and (active is None or highest > active):
-                found[name] = highest
-        return found
+    @property
+    def serving_versions(self) -> Mapping[str, int]:
+        """The version each model answers with when a request names none."""
+        return self._snapshot.active
 
     def _set_status(self, status: ModelStatus) -> None:
         with self._write_lock:

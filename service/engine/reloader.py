@@ -15,6 +15,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from service.bundle import list_models, promoted_versions
 from service.engine.registry import LoadOutcome, Registry
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,21 @@ def fingerprint(folder: Path) -> Fingerprint:
     return tuple(stats)
 
 
+def newer_versions(registry: Registry) -> dict[str, int]:
+    """Served, unpinned models whose store holds a newer promoted version than the one serving, and
+    models the store gained (not unloaded by an admin) with their highest."""
+    serving, pinned, unloaded = registry.serving_versions, registry.pinned, registry.unloaded
+    found = {}
+    for name in sorted(set(registry.statuses()) | (set(list_models(registry.store)) - unloaded)):
+        if name in pinned:
+            continue
+        highest = next(iter(promoted_versions(registry.store, name)), None)
+        active = serving.get(name)
+        if highest is not None and (active is None or highest > active):
+            found[name] = highest
+    return found
+
+
 class StorePoller:
     def __init__(self, registry: Registry, interval_seconds: float) -> None:
         self.registry = registry
@@ -48,7 +64,7 @@ class StorePoller:
     def poll_once(self) -> list[LoadOutcome]:
         """Load every newer version found now (blocking: run it in a thread)."""
         outcomes = []
-        for name, version in self.registry.newer_versions().items():
+        for name, version in newer_versions(self.registry).items():
             files = fingerprint(self.registry.store / name / str(version))
             if self._refused.get((name, version)) == files:
                 continue  # refused before and unchanged since

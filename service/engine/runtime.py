@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from service.bundle import INPUTS, OUTPUTS, Bundle, BundleError, Manifest
+from service.bundle import INPUTS, MULTI_LABEL, OUTPUTS, Bundle, BundleError, Manifest
 from service.engine import memory
 from service.tokenizer import PAD_ID, Tokenizer
 
@@ -101,7 +101,7 @@ def _check_signature(session: ort.InferenceSession, manifest: Manifest) -> None:
 def _check_decision(bundle: Bundle) -> None:
     """A multi-label model needs a threshold for each of its labels (the manifest checks their range)."""
     manifest = bundle.manifest
-    if manifest.task == "multi-label":
+    if manifest.task == MULTI_LABEL:
         lacking = [label for label in bundle.labels if label not in (manifest.thresholds or {})]
         if lacking:
             raise BundleError(f"multi-label manifest has no threshold for the labels {lacking}")
@@ -213,12 +213,29 @@ class ModelRuntime:
         return self._run(["logits"], id_lists)[0]
 
     def classify(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """(batch, labels) scores (see :meth:`scores`); the one call site a micro-batcher may take over."""
+        """(batch, labels) scores (see :meth:`scores`) in one model call, outside any batcher: for tools
+        and tests that hold a runtime; requests go through :class:`service.engine.engine.Engine`."""
         return self.scores(self.logits(id_lists))
 
     @property
     def task(self) -> str:
         return self.manifest.task
+
+    @property
+    def multi_label(self) -> bool:
+        """One sigmoid per label, each label decided by its own threshold (else one softmax)."""
+        return self.manifest.task == MULTI_LABEL
+
+    def output_shape(self, output: str) -> list[int]:
+        """The graph's shape of one of its outputs, -1 where a dimension is symbolic ("batch")."""
+        node = next(node for node in self.session.get_outputs() if node.name == output)
+        return [value if isinstance(value, int) else -1 for value in node.shape]
+
+    @property
+    def hidden_width(self) -> int:
+        """Floats per token of the hidden_states output (hidden size x directions)."""
+        width = self.output_shape("hidden_states")[-1]
+        return width if width > 0 else 2 * self.embedding_dim  # a symbolic width: the usual size
 
     @property
     def cell(self) -> str:
@@ -238,10 +255,17 @@ class ModelRuntime:
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """Logits → what the model's task calls scores: one sigmoid per label (multi-label), or the softmax
         of the logits divided by the bundle's calibration temperature (single-label)."""
-        if self.task == "multi-label":
+        if self.multi_label:
             return sigmoid(logits)
         temperature = self.temperature
         return softmax(logits if temperature == 1.0 else logits / temperature)
+
+    def best_labels(self, scores: np.ndarray) -> list[int]:
+        """Per text, the index of the answer's ``label``: the best score (the first on ties); for a
+        multi-label model the best of the labels over their thresholds, -1 when none is."""
+        if not self.multi_label:
+            return np.argmax(scores, axis=1).tolist()  # type: ignore[no-any-return]
+        return [decided[0] if decided else -1 for decided in self.decide(scores)]
 
     def decide(self, scores: np.ndarray) -> list[list[int]]:
         """Multi-label: per text, the indices of the labels whose score reaches their threshold, best

@@ -17,10 +17,7 @@ store; in multiprocess mode the store is into a memory-mapped file).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import (
@@ -35,7 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from service.tokenizer import UNK_ID, Encoding
+from service.tokenizer import Encoding
 
 _PREFIX = "lstm_service_"
 _MODEL = ("model", "version")
@@ -150,8 +147,6 @@ def on_batch(runtime: Any, stats: Any) -> None:
     observe_batch(
         runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds, stats.failed
     )
-    if not stats.failed:
-        observe_execution(runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds)
 
 
 def observe_encodings(model: str, version: int, encodings: Sequence[Encoding]) -> None:
@@ -165,9 +160,8 @@ def observe_encodings(model: str, version: int, encodings: Sequence[Encoding]) -
     truncated = 0
     for encoding in encodings:
         tokens.observe(encoding.num_tokens_before_truncation)
-        ids = encoding.ids
-        if ids:
-            unknown.observe(ids.count(UNK_ID) / len(ids))
+        if encoding.ids:
+            unknown.observe(encoding.unknown_share)
         truncated += encoding.truncated
     if truncated:
         TRUNCATED.labels(model, str(version)).inc(truncated)
@@ -329,59 +323,3 @@ def render() -> tuple[bytes, str]:
     """The exposition text and its content type: of the whole server (every worker) in multiprocess mode."""
     registry = REGISTRY if MULTIPROCESS_FOLDER is None else _server_registry()
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-# -- per model version totals, in the shape of Triton's statistics extension (GET /v2/.../stats) ----------
-
-
-@dataclass
-class ModelStatistics:
-    """Totals since the process started: ``[count, nanoseconds]`` pairs, batch size -> pair."""
-
-    last_inference_ms: int = 0
-    inference_count: int = 0  # texts the model computed
-    execution_count: int = 0  # model calls (a batch of texts is one call)
-    success: list[int] = field(default_factory=lambda: [0, 0])  # requests answered, per request
-    fail: list[int] = field(default_factory=lambda: [0, 0])
-    queue: list[int] = field(default_factory=lambda: [0, 0])  # per text: waiting for its model call
-    compute_infer: list[int] = field(default_factory=lambda: [0, 0])  # per model call
-    batches: dict[int, list[int]] = field(default_factory=dict)
-
-
-MODEL_STATISTICS: dict[tuple[str, int], ModelStatistics] = {}
-_STATISTICS_LOCK = threading.Lock()
-
-
-def _statistics(model: str, version: int) -> ModelStatistics:
-    found = MODEL_STATISTICS.get((model, version))
-    if found is None:
-        found = MODEL_STATISTICS.setdefault((model, version), ModelStatistics())
-    return found
-
-
-def observe_execution(
-    model: str, version: int, size: int, queue_seconds: Iterable[float], run_seconds: float
-) -> None:
-    """One successful model call over ``size`` texts (batched, or run alone by a route)."""
-    run_ns = int(run_seconds * 1e9)
-    queue_ns = int(sum(queue_seconds) * 1e9)
-    with _STATISTICS_LOCK:
-        totals = _statistics(model, version)
-        totals.last_inference_ms = int(time.time() * 1000)
-        totals.inference_count += size
-        totals.execution_count += 1
-        totals.queue[0] += size
-        totals.queue[1] += queue_ns
-        totals.compute_infer[0] += 1
-        totals.compute_infer[1] += run_ns
-        batch = totals.batches.setdefault(size, [0, 0])
-        batch[0] += 1
-        batch[1] += run_ns
-
-
-def observe_inference(model: str, version: int, succeeded: bool, seconds: float) -> None:
-    """One inference request for ``model`` answered (or refused after the model was chosen)."""
-    with _STATISTICS_LOCK:
-        pair = _statistics(model, version).success if succeeded else _statistics(model, version).fail
-        pair[0] += 1
-        pair[1] += int(seconds * 1e9)

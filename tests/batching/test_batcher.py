@@ -389,12 +389,12 @@ def test_each_request_is_told_the_run_time_of_every_batch_that_held_its_items():
 
 def test_the_batcher_refusals_become_the_service_errors_in_one_place():
     from service.engine.inference import service_error
-    from service.errors import ErrorType
+    from service.errors import INTERNAL_MESSAGE, ErrorType
 
     full = service_error(QueueFull(7, 4, retry_after=2))
     assert full.error_type is ErrorType.overloaded and full.headers == {"Retry-After": "2"}
     assert "7 texts queued" in full.message
     assert service_error(Expired("late")).error_type is ErrorType.timeout
     assert service_error(BatcherStopped("bye")).error_type is ErrorType.unavailable
-    with pytest.raises(TypeError):
-        service_error(BatchFailed("inference failed"))  # a failed batch is a 500, answered elsewhere
+    failed = service_error(BatchFailed("inference failed"))  # the batcher logged the cause already
+    assert failed.error_type is ErrorType.internal and failed.message == INTERNAL_MESSAGE

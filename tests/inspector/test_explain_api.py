@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.schemas import ExplainResponse
-from service.engine.registry import open_model
+from service.api.native.schemas import ExplainResponse
+from service.engine.loading import open_model
 from service.settings import Settings
 from service.tokenizer import UNK_ID
 

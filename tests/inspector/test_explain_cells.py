@@ -13,7 +13,7 @@ import httpx
 import pytest
 from support.data import tiny_examples, write_csv
 
-from service.engine.registry import open_model
+from service.engine.loading import open_model
 from service.settings import Settings
 from service.tokenizer import UNK_ID
 

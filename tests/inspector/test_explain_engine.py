@@ -16,7 +16,7 @@ from service.engine.explain import (
     prefix_sequences,
     trajectory_of,
 )
-from service.engine.registry import open_model
+from service.engine.loading import open_model
 from service.errors import Overloaded
 from service.tokenizer import UNK_ID
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from service.bundle import load_bundle, write_bundle
-from service.engine.registry import open_model
+from service.engine.loading import open_model
 from service.settings import Settings
 from service.tokenizer import UNK_ID
 

@@ -23,7 +23,7 @@ async def test_reload_and_unload_retire_the_old_batchers(store_copy: Path) -> No
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            inference = app.state.inference
+            inference = app.state.services.engine.inference
             for model in ("tiny-en", "tiny-zh"):
                 answer = await client.post("/classify", json={"text": "好 goal", "model": model})
                 assert answer.status_code == 200

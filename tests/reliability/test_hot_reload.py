@@ -14,7 +14,7 @@ import pytest
 from support.apps import ADMIN, ADMIN_TOKEN, failed_reloads
 from support.stores import GRAPHS, add_version, refresh_checksums
 
-from service.api.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
+from service.api.native.schemas import AdminModelResponse, LoadFailedResponse, ModelDetailResponse
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from service.api.schemas import (
+from service.api.native.schemas import (
     ClassifyResponse,
     EmbedResponse,
     HiddenStatesResponse,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.schemas import ClassifyResponse, EmbedResponse, HiddenStatesResponse, TokenizeResponse
+from service.api.native.schemas import ClassifyResponse, EmbedResponse, HiddenStatesResponse, TokenizeResponse
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

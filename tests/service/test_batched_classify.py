@@ -44,7 +44,7 @@ async def test_concurrent_requests_get_the_scores_they_get_alone(tiny_store: Pat
             # and a request's texts are split across batches.
             bodies = [{"texts": TEXTS[i % 6 :] + TEXTS[: i % 6]} for i in range(40)]
             responses = await asyncio.gather(*(client.post("/classify", json=body) for body in bodies))
-            batches = app.state.inference._batchers[("tiny-en", 1)][1].counters
+            batches = app.state.services.engine.inference._batchers[("tiny-en", 1)][1].counters
 
     assert [response.status_code for response in responses] == [200] * 40
     for body, response in zip(bodies, responses, strict=True):

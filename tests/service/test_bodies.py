@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from service.api.bodies import parse_body
-from service.api.schemas import ClassifyRequest, LoadModelRequest
+from service.api.native.schemas import ClassifyRequest, LoadModelRequest
 from service.errors import InvalidRequest
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from support.apps import running_app
 
-from service.api.schemas import ClassifyResponse, HiddenStatesResponse, ModelDetailResponse
+from service.api.native.schemas import ClassifyResponse, HiddenStatesResponse, ModelDetailResponse
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -26,12 +26,12 @@ def test_training_commands_point_at_lstm_train_and_exit_2(
 def test_serve_flags_override_the_environment_and_reach_the_server(
     tiny_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service import server
+    from service import launch
 
     calls: list[tuple[cli.Settings, dict[str, Any]]] = []
     monkeypatch.setenv("LSTM_SERVICE_PORT", "9999")
     monkeypatch.setenv("LSTM_SERVICE_DRAIN_SECONDS", "7")
-    monkeypatch.setattr(server, "run", lambda settings, log_config: calls.append((settings, log_config)) or 0)
+    monkeypatch.setattr(launch, "run", lambda settings, log_config: calls.append((settings, log_config)) or 0)
     environment_before = dict(os.environ)
     sigterm_handler_before = signal.getsignal(signal.SIGTERM)
 
@@ -54,7 +54,7 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
 ) -> None:
     import uvicorn
 
-    from service import server
+    from service import launch, server
 
     started: list[uvicorn.Config] = []
 
@@ -67,7 +67,7 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
         model_store=tiny_store, port=8124, request_timeout_seconds=2.5, drain_seconds=1, workers=1
     )
 
-    assert server.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
+    assert launch.run(settings, {"version": 1, "disable_existing_loggers": False}) == 0
     (config,) = started
     assert config.factory and config.port == 8124
     assert config.app().state.settings is settings  # the app is built from the settings handed over

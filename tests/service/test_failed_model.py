@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.api.schemas import ModelDetailResponse, ModelListResponse, NotReadyResponse
+from service.api.native.schemas import ModelDetailResponse, ModelListResponse, NotReadyResponse
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio

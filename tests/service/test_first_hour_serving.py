@@ -91,7 +91,7 @@ async def test_the_poller_finds_new_models_but_not_unloaded_ones_and_the_default
     async with started_app(settings) as (app, client):
         assert (await client.get("/models")).json()["default_model"] == "tiny-en"
         _copy_model(store_copy, "tiny-zh", "a-new-model")  # first alphabetically: must not become the default
-        await _wait(lambda: "a-new-model" in app.state.registry.names)
+        await _wait(lambda: "a-new-model" in app.state.services.registry.names)
         answer = await client.post("/classify", json={"model": "a-new-model", "text": "很好"})
         assert answer.status_code == 200
         assert (await client.get("/models")).json()["default_model"] == "tiny-en"
@@ -100,7 +100,7 @@ async def test_the_poller_finds_new_models_but_not_unloaded_ones_and_the_default
         assert unloaded.status_code == 200
         polls = app.state.poller.polls
         await _wait(lambda: app.state.poller.polls >= polls + 3)
-        assert "a-new-model" not in app.state.registry.names  # an admin's unload holds
+        assert "a-new-model" not in app.state.services.registry.names  # an admin's unload holds
 
 
 # ------------------------------------------------------------------------------------------- answers

@@ -10,14 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.responses import JSONResponse, Response
 from support.apps import running_app
 
 from service.api.app import create_app
-from service.api.deps import Services
-from service.api.hotpath import HotRoute, HotRoutes, RawBody
-from service.api.schemas import ClassifyRequest
-from service.errors import InvalidRequest
+from service.api.hotpath import HotRoute, HotRoutes
+from service.api.native.schemas import ClassifyRequest
 from service.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -108,6 +105,7 @@ async def test_both_doors_label_the_request_metrics_with_the_route(
 
 
 async def _echo(request: ClassifyRequest, services: object, path_params: dict[str, object]) -> object:
+    """Echo the path parameters and the texts."""
     return {"params": dict(path_params), "items": request.items}
 
 
@@ -127,44 +125,46 @@ def test_a_hot_route_matches_its_method_and_path_template_only() -> None:
     assert table.match("PUT", "/v2/models/tiny-en/versions/3/infer") is None
 
 
-def test_a_hot_route_without_a_fastapi_route_is_refused(tiny_store: Path, monkeypatch) -> None:
+async def test_a_hot_route_declared_once_is_documented_and_answered_by_its_generated_twin(
+    tiny_store: Path, monkeypatch
+) -> None:
     from service.api import app as app_module
 
-    orphan = HotRoute("POST", "/nowhere", ClassifyRequest, _echo)
-    monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, orphan))
-    with pytest.raises(RuntimeError, match="POST /nowhere"):
-        create_app(Settings(model_store=tiny_store))
+    extra = HotRoute("POST", "/nowhere/{name}", ClassifyRequest, _echo, tags=("probe",))
+    monkeypatch.setattr(app_module, "HOT_ROUTES", (*app_module.HOT_ROUTES, extra))
+    operation = create_app(Settings(model_store=tiny_store)).openapi()["paths"]["/nowhere/{name}"]["post"]
+    assert operation["tags"] == ["probe"] and operation["description"] == _echo.__doc__
+    assert [parameter["name"] for parameter in operation["parameters"]] == ["name"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ClassifyRequest"
+    )
+    answers = []
+    for hot in (True, False):
+        async with running_app(Settings(model_store=tiny_store), hot_routes=hot) as client:
+            answers.append(await client.post("/nowhere/x", json={"text": "good"}))
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
 
 
-async def _raw_echo(request: RawBody, services: Services, path_params: dict[str, object]) -> Response:
-    """A stand-in for a binary protocol route: reads the raw body and a header, answers its own way."""
-    if request.body == b"refuse":
-        raise InvalidRequest("refused by the handler")
-    answer = {
-        "name": path_params["name"],
-        "bytes": len(request.body),
-        "header": request.headers.get("x-probe"),
-    }
-    return JSONResponse(answer, status_code=202, headers={"x-answered-by": "hot-route"})
+def test_no_route_path_is_written_twice_in_the_service() -> None:
+    """Each route's path string is passed once, to one declaration, in service/api: a hot route's FastAPI
+    twin is generated from it, never written beside it."""
+    import ast
+    from collections import Counter
 
-
-async def test_a_templated_raw_body_hot_route_joins_with_one_line(tiny_store: Path, monkeypatch) -> None:
-    from service.api import app as app_module
-
-    # The OIP infer route is a hot route with a FastAPI twin; a hot route listed before it takes it over here.
-    raw = HotRoute("POST", "/v2/models/{name}/infer", None, _raw_echo)
-    monkeypatch.setattr(app_module, "HOT_ROUTES", (raw, *app_module.HOT_ROUTES))
-    async with running_app(Settings(model_store=tiny_store), hot_routes=True) as client:
-        answered = await client.post(
-            "/v2/models/tiny-en/infer", content=b"\x00\x01binary", headers={"X-Probe": "42"}
-        )
-        refused = await client.post("/v2/models/tiny-en/infer", content=b"refuse")
-        metrics = (await client.get("/metrics")).text
-
-    assert answered.status_code == 202 and answered.headers["x-answered-by"] == "hot-route"
-    assert answered.json() == {"name": "tiny-en", "bytes": 8, "header": "42"}
-    assert answered.headers["x-request-id"]  # the request middleware still wraps the hot route
-    assert refused.status_code == 422
-    assert refused.json() == {"error": "refused by the handler", "error_type": "validation"}
-    label = 'lstm_service_requests_total{method="POST",route="/v2/models/{name}/infer",status="202"}'
-    assert label in metrics
+    app = create_app(Settings(model_store=Path(__file__).resolve().parents[1] / "fixtures" / "store"))
+    paths = {route.path for route in app.routes if getattr(route, "path", "").startswith("/")}
+    paths.discard(app.openapi_url)  # FastAPI's own
+    declared: Counter[str] = Counter()
+    for source in (Path(__file__).resolve().parents[2] / "service" / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name in dir(str):  # "/".join(...), text.rsplit("/", 1): not declarations
+                continue
+            for argument in node.args:
+                if isinstance(argument, ast.Constant) and argument.value in paths:
+                    declared[argument.value] += 1
+    assert set(declared) == paths  # every route's path is found where it is declared...
+    assert {path: count for path, count in declared.items() if count > 1} == {}  # ...and only there

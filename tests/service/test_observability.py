@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from support.apps import parse_metrics, series
 
 from service import lifecycle
-from service.api.schemas import NotReadyResponse
+from service.api.native.schemas import NotReadyResponse
 from service.observability.logs import JsonFormatter, RequestIdFilter
 from service.settings import Settings
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.bundle import BundleError, load_bundle
-from service.engine.registry import open_model
+from service.engine.loading import open_model
 from service.engine.runtime import ModelRuntime, pad_batch, softmax
 from service.engine.verification import verify_golden
 from service.tokenizer import PAD_ID

@@ -10,17 +10,11 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from support.apps import started_app
 
 from service.api.responses import OPTIONS
-from service.api.vector_budget import (
-    HIDDEN_STATES_OUTPUT,
-    VectorBudget,
-    _chunks,
-    embed_cost,
-    hidden_states_cost,
-    vector_budget,
-)
-from service.bundle.graph import OUTPUTS
+from service.api.streaming import _chunks
+from service.engine.budget import VectorBudget, embed_cost, hidden_states_cost
 from service.errors import Overloaded, PayloadTooLarge
 from service.settings import Settings
 
@@ -60,10 +54,9 @@ def test_reservations_refuse_past_the_limit_and_release_once() -> None:
 
 
 def test_costs_grow_with_the_answer(tiny_store: Path) -> None:
-    from service.engine.registry import open_model
+    from service.engine.loading import open_model
 
     runtime = open_model(tiny_store / "tiny-en" / "1")
-    assert HIDDEN_STATES_OUTPUT in OUTPUTS
     # padded to the longest text: one long text among short ones costs as much as all long
     assert hidden_states_cost(runtime, [1, 1, 50]) == hidden_states_cost(runtime, [50, 50, 50])
     assert hidden_states_cost(runtime, [50] * 4) > hidden_states_cost(runtime, [50] * 2)
@@ -83,15 +76,16 @@ async def test_routes_answer_413_when_an_answer_can_never_fit(
     if route == "/embed":
         big["neighbors"] = 5  # the tiny model's vectors are short (8 floats): neighbours make it larger
     settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_vector_texts=64)
-    async with start_app(settings) as client:
+    async with started_app(settings) as (app, client):
         response = await client.post(route, json=big)
         small = await client.post(route, json=_body(1, 5))
+        budget = app.state.services.engine.budget
 
     assert response.status_code == 413, response.text[:300]
     assert response.json()["error_type"] == "payload_too_large"
     assert "LSTM_SERVICE_MAX_VECTOR_BYTES" in response.json()["error"]
     assert small.status_code == 200, small.text[:300]
-    assert vector_budget(limit).in_flight == 0
+    assert budget.in_flight == 0
 
 
 @pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
@@ -99,8 +93,8 @@ async def test_routes_answer_429_with_retry_after_while_the_budget_is_in_use(
     start_app: Any, tiny_store: Path, route: str
 ) -> None:
     limit = 8 << 20
-    async with start_app(Settings(model_store=tiny_store, max_vector_bytes=limit)) as client:
-        budget = vector_budget(limit)
+    async with started_app(Settings(model_store=tiny_store, max_vector_bytes=limit)) as (app, client):
+        budget = app.state.services.engine.budget
         release = budget.reserve(limit - 1000)  # another request building a large answer
         try:
             busy = await client.post(route, json=_body(2))
@@ -125,7 +119,7 @@ async def test_the_streamed_answer_is_the_documented_json(start_app: Any, tiny_s
 
 
 def test_the_neighbour_search_in_chunks_equals_one_token_at_a_time(tiny_store: Path) -> None:
-    from service.engine.registry import open_model
+    from service.engine.loading import open_model
     from service.engine.runtime import NEIGHBOR_CHUNK
 
     runtime = open_model(tiny_store / "tiny-en" / "1")
@@ -140,7 +134,7 @@ def test_the_neighbour_search_in_chunks_equals_one_token_at_a_time(tiny_store: P
 
 
 async def test_embed_with_many_neighbours_costs_what_it_holds(tiny_store: Path) -> None:
-    from service.engine.registry import open_model
+    from service.engine.loading import open_model
 
     runtime = open_model(tiny_store / "tiny-en" / "1")
     assert embed_cost(runtime, 600, 100) - embed_cost(runtime, 600) >= 600 * 100 * 400
@@ -157,11 +151,12 @@ async def test_oip_hidden_states_are_built_within_the_same_budget(start_app: Any
         }
 
     settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_texts=64)
-    async with start_app(settings) as client:
+    async with started_app(settings) as (app, client):
         hidden = await client.post("/v2/models/tiny-en/infer", json=infer(["HIDDEN_STATES"]))
         probs = await client.post("/v2/models/tiny-en/infer", json=infer(["PROBS"]))
+        budget = app.state.services.engine.budget
 
     assert hidden.status_code == 413, hidden.text[:300]
     assert hidden.json()["error_type"] == "payload_too_large"
     assert probs.status_code == 200, probs.text[:300]  # scores alone need no vector budget
-    assert vector_budget(limit).in_flight == 0
+    assert budget.in_flight == 0

@@ -1,14 +1,13 @@
 """``POST /v2/models/{name}[/versions/{version}]/infer``: one request, decoded, checked, run and encoded.
 
-Texts (``TEXT``) are tokenized exactly as ``/classify`` tokenizes them, and ``LOGITS``, ``PROBS`` and
-``LABEL`` come from one call through the same micro-batcher, the scores made from the logits as
-``/classify`` makes them: the same text gets the same numbers, bit for bit. The hidden states run in the
-inference pool, one model call when asked for.
+The body is decoded here and the outputs come from one verb of the engine
+(:meth:`service.engine.engine.Engine.outputs`): texts (``TEXT``) are tokenized exactly as ``/classify``
+tokenizes them, and ``LOGITS``, ``PROBS`` and ``LABEL`` come from the same micro-batcher as ``/classify``'s
+scores, so the same text gets the same numbers, bit for bit.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,17 +32,12 @@ from service.api.oip.signature import (
     TEXT,
     output_names,
 )
-from service.api.vector_budget import hidden_states_cost, vector_budget
-from service.engine.inference import Inference
-from service.engine.preprocess import check_texts
-from service.engine.registry import Registry
+from service.engine import results
+from service.engine.engine import Engine
+from service.engine.results import ModelOutputs, Texts
 from service.engine.runtime import ModelRuntime
-from service.errors import InvalidRequest, ServiceError
-from service.observability import metrics
-from service.observability.context import note_model
+from service.errors import InvalidRequest
 from service.settings import Settings
-
-_HIDDEN = frozenset({HIDDEN_STATES, H_N, C_N})
 
 
 @dataclass(frozen=True)
@@ -56,35 +50,15 @@ class Wanted:
 
 
 async def answer(
-    body: bytes,
-    headers: Mapping[str, str],
-    name: str,
-    version: int | None,
-    registry: Registry,
-    inference: Inference,
-    settings: Settings,
-) -> tuple[bytes, int | None]:
+    body: bytes, headers: Mapping[str, str], name: str, version: int | None, engine: Engine
+) -> Any:
     """The answer body and the length of its JSON part when binary outputs follow (None: JSON only).
 
     ``headers``: the request's (``Inference-Header-Content-Length``, ``Content-Encoding``)."""
-    runtime = registry.get(name, version)
-    note_model(runtime.name, runtime.version)
-    started = time.perf_counter()
-    try:
-        body = codec.decompress(body, headers.get("content-encoding"), settings.max_body_bytes)
-        header_length = headers.get(codec.HEADER_LENGTH)
-        result = await _answer(body, header_length, runtime, inference, settings)
-    except ServiceError:
-        metrics.observe_inference(runtime.name, runtime.version, False, time.perf_counter() - started)
-        raise
-    metrics.observe_inference(runtime.name, runtime.version, True, time.perf_counter() - started)
-    return result
-
-
-async def _answer(
-    body: bytes, header_length: str | None, runtime: ModelRuntime, inference: Inference, settings: Settings
-) -> tuple[bytes, int | None]:
-    raw, binary = codec.split_body(body, header_length)
+    settings = engine.settings
+    runtime = engine.model(name, version)
+    body = codec.decompress(body, headers.get("content-encoding"), settings.max_body_bytes)
+    raw, binary = codec.split_body(body, headers.get(codec.HEADER_LENGTH))
     try:
         request = InferRequest.model_validate(raw)
     except ValidationError as error:
@@ -92,21 +66,20 @@ async def _answer(
         raise InvalidRequest(describe_validation_errors(errors)) from None
     tensors = decode_inputs(request, binary, runtime, settings)
     wanted = wanted_outputs(request, runtime)
+    asked = frozenset(_ENGINE_OUTPUTS[output.name] for output in wanted)
     if TEXT in tensors:
+        texts = _texts(tensors[TEXT])
         truncate = request.parameters is None or request.parameters.truncate is not False
-        id_lists = await _text_ids(tensors[TEXT], runtime, inference, settings, truncate)
+        query = Texts(texts, [f"{TEXT}.{index}" for index in range(len(texts))], truncate=truncate)
+        outputs = await engine.outputs(runtime, asked, texts=query)
     else:
-        id_lists = _given_ids(tensors[INPUT_IDS], tensors[LENGTHS], runtime)
-    names = {output.name for output in wanted}
-    # Hidden states are built within the worker's vector budget, as /hidden-states builds them (429 with
-    # Retry-After past it, 413 if never); the reservation lasts until the answer's bytes exist.
-    cost = hidden_states_cost(runtime, [len(ids) for ids in id_lists]) if names & _HIDDEN else 0
-    release = vector_budget(settings.max_vector_bytes).reserve(cost) if cost else (lambda: None)
-    try:
-        results = await run_model(runtime, inference, id_lists, names)
-        return _encode(request, runtime, wanted, results)
+        outputs = await engine.outputs(
+            runtime, asked, ids=_given_ids(tensors[INPUT_IDS], tensors[LENGTHS], runtime)
+        )
+    try:  # hidden states are built within the vector budget; the reservation lasts until the bytes exist
+        return _encode(request, runtime, wanted, _by_name(outputs))
     finally:
-        release()
+        outputs.release()
 
 
 def _encode(
@@ -211,19 +184,14 @@ def wanted_outputs(request: InferRequest, runtime: ModelRuntime) -> list[Wanted]
     return wanted
 
 
-async def _text_ids(
-    items: list[bytes], runtime: ModelRuntime, inference: Inference, settings: Settings, truncate: bool
-) -> list[list[int]]:
-    locations = [f"{TEXT}.{index}" for index in range(len(items))]
+def _texts(items: list[bytes]) -> list[str]:
     texts = []
-    for location, item in zip(locations, items, strict=True):
+    for index, item in enumerate(items):
         try:
             texts.append(item.decode("utf-8"))
         except UnicodeDecodeError:
-            raise InvalidRequest(f"{location}: not valid UTF-8") from None
-    check_texts(texts, locations, settings.max_texts, settings.max_text_chars)
-    encodings = await inference.encode(runtime, texts, locations, truncate, require_tokens=True, spans=False)
-    return [encoding.ids for encoding in encodings]
+            raise InvalidRequest(f"{TEXT}.{index}: not valid UTF-8") from None
+    return texts
 
 
 def _given_ids(ids: np.ndarray, lengths: np.ndarray, runtime: ModelRuntime) -> list[list[int]]:
@@ -237,41 +205,28 @@ def _given_ids(ids: np.ndarray, lengths: np.ndarray, runtime: ModelRuntime) -> l
     return [row[:length].tolist() for row, length in zip(ids, lengths.tolist(), strict=True)]
 
 
-async def run_model(
-    runtime: ModelRuntime, inference: Inference, id_lists: list[list[int]], names: set[str]
-) -> dict[str, np.ndarray]:
-    """The named outputs for these id lists, batch first."""
-    results: dict[str, np.ndarray] = {}
-    if names & {PROBS, LABEL, LOGITS}:
-        # One call through the model's micro-batcher, and the scores made from its logits, as /classify.
-        results[LOGITS] = await inference.logits(runtime, id_lists)
-        results[PROBS] = runtime.scores(results[LOGITS])
-    if names & _HIDDEN:
-        started = time.perf_counter()
-        states = await inference.hidden_states(runtime, id_lists)
-        metrics.observe_execution(
-            runtime.name, runtime.version, len(id_lists), (), time.perf_counter() - started
-        )
-        longest = max(len(ids) for ids in id_lists)
-        features = states.per_text[0].shape[1]
-        padded = np.zeros((len(id_lists), longest, features), dtype=np.float32)  # ORT's padding is 0 too
-        for row, text_states in enumerate(states.per_text):
-            padded[row, : len(text_states)] = text_states
-        results[HIDDEN_STATES] = padded
-        results[H_N] = np.ascontiguousarray(states.h_n.transpose(1, 0, 2))  # (L*D, N, H) -> (N, L*D, H)
-        if states.c_n is not None:  # LSTM cells only
-            results[C_N] = np.ascontiguousarray(states.c_n.transpose(1, 0, 2))
-    if LABEL in names:
-        results[LABEL] = best_labels(runtime, results[PROBS])
-    return results
+# The engine's output each of the protocol's outputs is read from.
+_ENGINE_OUTPUTS = {
+    LOGITS: results.LOGITS,
+    PROBS: results.SCORES,
+    LABEL: results.LABELS,
+    HIDDEN_STATES: results.HIDDEN,
+    H_N: results.HIDDEN,
+    C_N: results.HIDDEN,
+}
 
 
-def best_labels(runtime: ModelRuntime, scores: np.ndarray) -> np.ndarray:
-    """Per text, the index of /classify's ``label``: the best score (the first on ties); for a multi-label
-    model the best of the labels over their thresholds, -1 when none is (answered as an empty string)."""
-    if runtime.task != "multi-label":
-        return np.argmax(scores, axis=1)
-    return np.array([decided[0] if decided else -1 for decided in runtime.decide(scores)], dtype=np.int64)
+def _by_name(outputs: ModelOutputs) -> dict[str, np.ndarray]:
+    """The engine's outputs under the protocol's names (those it computed)."""
+    named = {
+        LOGITS: outputs.logits,
+        PROBS: outputs.scores,
+        LABEL: None if outputs.best_labels is None else np.asarray(outputs.best_labels, dtype=np.int64),
+        HIDDEN_STATES: outputs.hidden_states,
+        H_N: outputs.h_n,
+        C_N: outputs.c_n,
+    }
+    return {name: array for name, array in named.items() if array is not None}
 
 
 def _classifications(scores: np.ndarray, k: int, labels: list[str]) -> list[bytes]:

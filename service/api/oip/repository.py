@@ -15,10 +15,10 @@ from fastapi import APIRouter, Body, Depends, Path
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from service.api.common import error_responses
 from service.api.deps import RegistryDep
 from service.api.oip.schemas import RepositoryModel
 from service.api.responses import OrjsonResponse
-from service.api.schemas import error_responses
 from service.api.security import require_admin
 from service.bundle import NAME_PATTERN, list_models
 from service.errors import InvalidRequest

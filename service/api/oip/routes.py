@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
+from service.api.common import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses, path_version
+from service.api.deps import EngineDep, RegistryDep, Services, SettingsDep
 from service.api.errors import error_body
 from service.api.hotpath import HotRoute, RawBody
-from service.api.oip import codec, infer, signature, statistics
+from service.api.oip import codec, signature, statistics
+from service.api.oip import infer as infer_module
 from service.api.oip.repository import router as repository_router  # noqa: F401 (app.py includes it)
 from service.api.oip.schemas import (
     HealthResponse,
@@ -31,9 +33,8 @@ from service.api.oip.schemas import (
     StatisticsResponse,
 )
 from service.api.responses import OrjsonResponse
-from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses
 from service.engine.registry import ModelState, Registry
-from service.errors import STATUS_CODES, ErrorType, InvalidRequest, ServiceError
+from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
 
 SERVER_NAME = "lstm-service"
@@ -107,23 +108,25 @@ def _ready(registry: Registry) -> bool:
 
 
 @router.get("/v2/models/stats", response_model=StatisticsResponse)
-async def all_statistics(registry: RegistryDep) -> Response:
+async def all_statistics(engine: EngineDep) -> Response:
     """Inference counts and cumulative times of every model serving (statistics extension)."""
     runtimes = []
-    for name in registry.names:
+    for name in engine.registry.names:
         try:
-            runtimes.append(registry.get(name))
+            runtimes.append(engine.registry.get(name))
         except ServiceError:  # failed or loading: nothing computed
             continue
-    return OrjsonResponse({"model_stats": [statistics.model_stat(runtime) for runtime in runtimes]})
+    stats = [statistics.model_stat(runtime, engine.statistics) for runtime in runtimes]
+    return OrjsonResponse({"model_stats": stats})
 
 
 @router.get(
     "/v2/models/{name}/stats", response_model=StatisticsResponse, responses={404: ERROR_RESPONSES[404]}
 )
-async def model_statistics(name: ModelName, registry: RegistryDep) -> Response:
+async def model_statistics(name: ModelName, engine: EngineDep) -> Response:
     """Inference counts and cumulative times of the model's serving version."""
-    return OrjsonResponse({"model_stats": [statistics.model_stat(registry.get(name))]})
+    stat = statistics.model_stat(engine.registry.get(name), engine.statistics)
+    return OrjsonResponse({"model_stats": [stat]})
 
 
 @router.get(
@@ -131,9 +134,10 @@ async def model_statistics(name: ModelName, registry: RegistryDep) -> Response:
     response_model=StatisticsResponse,
     responses={404: ERROR_RESPONSES[404]},
 )
-async def version_statistics(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+async def version_statistics(name: ModelName, version: ModelVersion, engine: EngineDep) -> Response:
     """Inference counts and cumulative times of one version."""
-    return OrjsonResponse({"model_stats": [statistics.model_stat(registry.get(name, version))]})
+    stat = statistics.model_stat(engine.registry.get(name, version), engine.statistics)
+    return OrjsonResponse({"model_stats": [stat]})
 
 
 @router.get("/v2/models/{name}", response_model=ModelMetadataResponse, responses=ERROR_RESPONSES)
@@ -196,7 +200,7 @@ async def version_config(
     return OrjsonResponse(signature.model_config(runtime, settings.max_texts, runtime.version))
 
 
-# -- inference: a hot route (service.api.hotpath), its FastAPI twins document it -----------------------
+# -- inference: hot routes (service.api.hotpath), their FastAPI twins generated from these declarations --
 
 
 def infer_response(body: bytes, header_length: int | None) -> Response:
@@ -207,56 +211,42 @@ def infer_response(body: bytes, header_length: int | None) -> Response:
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
-async def infer_raw(request: RawBody, services: Services, path_params: Mapping[str, Any]) -> Response:
-    """Both doors' handler: the body as sent (JSON, or JSON then binary tensors) for the model in the path."""
+async def infer(request: RawBody, services: Services, path_params: Mapping[str, str]) -> Response:
+    """Run the model on TEXT (tokenized as /classify) or INPUT_IDS with LENGTHS; JSON or binary tensors."""
     version = path_params.get("version")
-    if isinstance(version, str):  # the hot route's template passes it as text, the FastAPI twin as an int
-        if not (version.isascii() and version.isdigit()):
-            raise InvalidRequest(
-                "path.version: Input should be a valid integer, unable to parse string as an integer"
-            )
-        version = int(version)
-        if version < 1:
-            raise InvalidRequest("path.version: Input should be greater than or equal to 1")
-    answer = await infer.answer(
+    answer = await infer_module.answer(
         request.body,
         request.headers,
         path_params["name"],
-        version,
-        services.registry,
-        services.inference,
-        services.settings,
+        None if version is None else path_version(version),
+        services.engine,
     )
     return infer_response(*answer)
 
 
+# Documented only: the handler checks the version itself (service.api.common.path_version), the same
+# through both doors; the pattern is a subset of what it accepts, for clients and schema-driven fuzzers.
+_INFER_PATH = {
+    "name": Path(description="Model name."),
+    "version": Path(description="Model version.", json_schema_extra={"pattern": "^[1-9][0-9]{0,8}$"}),
+}
+
+
+def _infer_route(path: str) -> HotRoute:
+    return HotRoute(
+        "POST",
+        path,
+        None,
+        infer,
+        response_model=InferResponse,
+        responses=CLASSIFY_ERROR_RESPONSES,
+        tags=("open inference protocol",),
+        openapi_extra=_INFER_BODY,
+        path_parameters=_INFER_PATH,
+    )
+
+
 HOT_ROUTES = (
-    HotRoute("POST", "/v2/models/{name}/infer", None, infer_raw),
-    HotRoute("POST", "/v2/models/{name}/versions/{version}/infer", None, infer_raw),
+    _infer_route("/v2/models/{name}/infer"),
+    _infer_route("/v2/models/{name}/versions/{version}/infer"),
 )
-
-
-@router.post(
-    "/v2/models/{name}/infer",
-    response_model=InferResponse,
-    responses=CLASSIFY_ERROR_RESPONSES,
-    openapi_extra=_INFER_BODY,
-)
-async def model_infer(name: ModelName, request: Request, services: ServicesDep) -> Response:
-    """Run the model on TEXT (tokenized as /classify) or INPUT_IDS with LENGTHS; JSON or binary tensors."""
-    raw = RawBody(await request.body(), request.headers)
-    return await infer_raw(raw, services, {"name": name})
-
-
-@router.post(
-    "/v2/models/{name}/versions/{version}/infer",
-    response_model=InferResponse,
-    responses=CLASSIFY_ERROR_RESPONSES,
-    openapi_extra=_INFER_BODY,
-)
-async def version_infer(
-    name: ModelName, version: ModelVersion, request: Request, services: ServicesDep
-) -> Response:
-    """Inference on one version."""
-    raw = RawBody(await request.body(), request.headers)
-    return await infer_raw(raw, services, {"name": name, "version": version})

@@ -37,15 +37,6 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
-def _dimension(value: object) -> int:
-    return value if isinstance(value, int) else -1  # ONNX names symbolic dimensions ("batch")
-
-
-def _graph_shape(runtime: ModelRuntime, output: str) -> list[int]:
-    node = next(node for node in runtime.session.get_outputs() if node.name == output)
-    return [_dimension(value) for value in node.shape]
-
-
 def inputs(runtime: ModelRuntime) -> list[TensorSpec]:
     return [
         TensorSpec(TEXT, "BYTES", (-1,)),
@@ -56,8 +47,8 @@ def inputs(runtime: ModelRuntime) -> list[TensorSpec]:
 
 def outputs(runtime: ModelRuntime) -> list[TensorSpec]:
     classes = len(runtime.labels)
-    features = _graph_shape(runtime, "hidden_states")[-1]  # hidden size x directions
-    layers_directions, _, hidden = _graph_shape(runtime, "h_n")  # (L*D, batch, H) in the graph
+    features = runtime.output_shape("hidden_states")[-1]  # hidden size x directions
+    layers_directions, _, hidden = runtime.output_shape("h_n")  # (L*D, batch, H) in the graph
     specs = [
         TensorSpec(PROBS, "FP32", (-1, classes)),
         TensorSpec(LOGITS, "FP32", (-1, classes)),

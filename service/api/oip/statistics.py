@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.engine.runtime import ModelRuntime
-from service.observability.metrics import MODEL_STATISTICS, ModelStatistics
+from service.engine.statistics import Statistics
 
 
 def _duration(pair: list[int]) -> dict[str, int]:
@@ -22,8 +22,8 @@ def _duration(pair: list[int]) -> dict[str, int]:
 _ZERO = {"count": 0, "ns": 0}
 
 
-def model_stat(runtime: ModelRuntime) -> dict[str, Any]:
-    totals = MODEL_STATISTICS.get((runtime.name, runtime.version)) or ModelStatistics()
+def model_stat(runtime: ModelRuntime, statistics: Statistics) -> dict[str, Any]:
+    totals = statistics.totals(runtime.name, runtime.version)
     return {
         "name": runtime.name,
         "version": str(runtime.version),

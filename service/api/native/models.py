@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.api.answers import model_detail, model_summary
+from service.api.common import ERROR_RESPONSES
 from service.api.deps import RegistryDep
+from service.api.native.answers import model_detail, model_summary
+from service.api.native.schemas import ModelDetailResponse, ModelListResponse
 from service.api.responses import OrjsonResponse
-from service.api.schemas import ERROR_RESPONSES, ModelDetailResponse, ModelListResponse
 from service.bundle import list_versions
 from service.engine.registry import ModelStatus, Registry
 from service.engine.runtime import ModelRuntime

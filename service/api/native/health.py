@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from service.api.deps import RegistryDep, SettingsDep
 from service.api.errors import error_body
+from service.api.native.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
 from service.api.responses import OrjsonResponse
-from service.api.schemas import LivenessResponse, NotReadyResponse, ReadinessResponse
 from service.engine.registry import ModelState, Registry
 from service.errors import STATUS_CODES, ErrorType
 from service.lifecycle import is_draining

@@ -1,4 +1,4 @@
-"""The wire format: request and response models, in ``<Verb>Request`` / ``<Verb>Response`` families.
+"""The native wire format: request and response models, in ``<Verb>Request`` / ``<Verb>Response`` families.
 
 Requests are strict (no silent coercion: ``"truncate": "yes"`` is refused) and forbid unknown fields, so a
 typo is a 422 and not an ignored option. Limits that come from the settings (texts per request, characters
@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,26 +22,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from service.bundle import NAME_PATTERN
+from service.api.common import MAX_VERSION, ErrorResponse, ModelName, integral_float_as_int
 from service.engine.registry import ModelState
-from service.errors import ErrorType
-
-
-def _valid_model_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
-        raise ValueError(
-            "a model name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
-
-
-MAX_VERSION = 2**31 - 1  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
-
-
-def _integral_float_as_int(value: object) -> object:
-    """JSON Schema's ``integer`` includes ``2.0``; strict mode would refuse it. ``2.5`` still fails."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
 
 # Strings holding a lone surrogate (valid JSON escapes, invalid Unicode) are refused by pydantic itself.
 Text = Annotated[str, Field(min_length=1)]
@@ -50,9 +31,6 @@ Text = Annotated[str, Field(min_length=1)]
 # route's check says which text has no token); Python's ``\S`` is what the tokenizer splits on.
 TokenText = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": r"\S"})]
 # The pattern is documented in the schema and checked by the validator, whose message is friendlier.
-ModelName = Annotated[
-    str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
-]
 
 
 class _Request(BaseModel):
@@ -61,7 +39,7 @@ class _Request(BaseModel):
     @field_validator("version", "neighbors", "top_k", mode="before", check_fields=False)
     @classmethod
     def _integral(cls, value: object) -> object:
-        return _integral_float_as_int(value)
+        return integral_float_as_int(value)
 
 
 class TextsRequest(_Request):
@@ -406,34 +384,8 @@ class ReadinessResponse(BaseModel):
     models: dict[str, ModelHealth] = Field(description="Every configured model.")
 
 
-class ErrorResponse(BaseModel):
-    error: str = Field(description="What went wrong, for a human.")
-    error_type: ErrorType = Field(description="The kind of error, for a program.")
-
-
 class NotReadyResponse(ReadinessResponse, ErrorResponse):
     """503 from /readyz: the readiness report and the standard error fields."""
-
-
-_ERROR_DESCRIPTIONS = {
-    401: "Missing or wrong credential (API key or admin token)",
-    404: "Unknown model or version",
-    413: "Request body too large",
-    422: "Invalid request",
-    429: "Overloaded: too many texts queued; retry after Retry-After seconds",
-    503: "Model not available",
-    504: "Deadline exceeded",
-}
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these status codes, each with the standard error body."""
-    return {code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
-
-
-ERROR_RESPONSES = error_responses(404, 413, 422, 503, 504)
-# /classify goes through the micro-batcher, whose bounded queue refuses work with 429 (+ Retry-After).
-CLASSIFY_ERROR_RESPONSES = error_responses(404, 413, 422, 429, 503, 504)
 
 
 # -- /admin -----------------------------------------------------------------------------------------

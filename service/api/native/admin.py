@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.api.bodies import json_body, request_body
+from service.api.common import error_responses
 from service.api.deps import RegistryDep
 from service.api.errors import error_body
+from service.api.native.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest
 from service.api.responses import OrjsonResponse
-from service.api.schemas import AdminModelResponse, LoadFailedResponse, LoadModelRequest, error_responses
 from service.api.security import require_admin
 from service.bundle import NAME_PATTERN, list_models
 from service.engine.coordination import Coordinator
@@ -60,7 +61,7 @@ async def load_model(
     """Load and verify a version beside the one serving, then swap it in (a given version is pinned), in
     every worker of the server before the answer."""
     version = request.version if request is not None else None
-    coordinator: Coordinator = http.app.state.coordinator
+    coordinator: Coordinator = http.app.state.services.coordinator
     action = {"op": "load", "name": name, "version": version, "pin": version is not None}
 
     def here() -> LoadOutcome:
@@ -96,7 +97,7 @@ def _refusal(name: str, outcome: LoadOutcome, registry: Registry) -> str:
 )
 async def unload_model(name: ModelNamePath, registry: RegistryDep, http: Request) -> Response:
     """Stop serving a model in every worker; it answers 404 until it is loaded again."""
-    coordinator: Coordinator = http.app.state.coordinator
+    coordinator: Coordinator = http.app.state.services.coordinator
     registry.status(name)  # 404 for an unknown model, before anything is logged
     status, action_id = await run_in_threadpool(
         coordinator.run, {"op": "unload", "name": name}, lambda: registry.unload(name)

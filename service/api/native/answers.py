@@ -1,17 +1,15 @@
-"""The answers of the routes, built as plain data beside the schemas that document them
-(:mod:`service.api.schemas`): orjson serialises them, numpy arrays included."""
+"""The native routes' answers, encoded from the engine's results as plain data beside the schemas that
+document them (:mod:`service.api.native.schemas`): orjson serialises them, numpy arrays included."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
-
-import numpy as np
+from typing import Any
 
 from service.engine.preprocess import is_unknown
 from service.engine.registry import ModelState, ModelStatus
-from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
-from service.tokenizer import UNK_ID, Encoding
+from service.engine.results import Classified, Embedded, HiddenStated, Tokenized
+from service.engine.runtime import ModelRuntime
+from service.tokenizer import Encoding
 
 
 def _model(runtime: ModelRuntime) -> dict[str, Any]:
@@ -22,28 +20,26 @@ def _model(runtime: ModelRuntime) -> dict[str, Any]:
 
 
 def classify_answer(
-    runtime: ModelRuntime,
-    encodings: Sequence[Encoding],
-    probabilities: np.ndarray,
+    classified: Classified,
     unk_ratio: bool = False,
     *,
-    logits: np.ndarray | None = None,
+    raw_scores: bool = False,
     top_k: int | None = None,
     abstain_below: float | None = None,
 ) -> dict[str, Any]:
-    """One result per text. ``probabilities``: the runtime's scores (softmax or sigmoid by task).
+    """One result per text, from the engine's scores (softmax or sigmoid by task).
 
     ``unk_ratio``: each result also says which share of its tokens are ``<unk>`` (input drift);
-    ``logits``: also each label's logit; ``top_k``: only the k best labels, best first; ``abstain_below``
-    (single-label): ``label`` null when the best score is below it. A multi-label result also lists the
-    labels over their thresholds (``labels``); its ``label`` is the best of those, or null."""
+    ``raw_scores``: also each label's logit; ``top_k``: only the k best labels, best first;
+    ``abstain_below`` (single-label): ``label`` null when the best score is below it. A multi-label result
+    also lists the labels over their thresholds (``labels``); its ``label`` is the best of those, or null."""
+    runtime = classified.runtime
     labels = runtime.labels
-    multi_label = runtime.task == "multi-label"
-    decided = runtime.decide(probabilities) if multi_label else None
-    rows = probabilities.tolist()
-    raw_rows = logits.tolist() if logits is not None else None
+    decided = classified.decided() if runtime.multi_label else None
+    rows = classified.scores.tolist()
+    raw_rows = classified.logits.tolist() if raw_scores else None
     results = []
-    for index, (encoding, row) in enumerate(zip(encodings, rows, strict=True)):
+    for index, (encoding, row) in enumerate(zip(classified.encodings, rows, strict=True)):
         best = max(range(len(labels)), key=row.__getitem__)
         order = (
             range(len(labels)) if top_k is None else sorted(range(len(labels)), key=lambda i: -row[i])[:top_k]
@@ -62,7 +58,7 @@ def classify_answer(
         if raw_rows is not None:
             result["logits"] = {labels[i]: raw_rows[index][i] for i in order}
         if unk_ratio:
-            result["unk_ratio"] = encoding.ids.count(UNK_ID) / len(encoding.ids)
+            result["unk_ratio"] = encoding.unknown_share
         results.append(result)
     return {**_model(runtime), "results": results}
 
@@ -71,7 +67,7 @@ def classify_answer(
 
 
 def token_list(encoding: Encoding) -> list[dict[str, Any]]:
-    """The tokens of an encoding in the wire shape of :class:`service.api.schemas.Token`."""
+    """The tokens of an encoding in the wire shape of :class:`service.api.native.schemas.Token`."""
     return [
         {
             "id": token_id,
@@ -84,7 +80,8 @@ def token_list(encoding: Encoding) -> list[dict[str, Any]]:
     ]
 
 
-def tokenize_answer(runtime: ModelRuntime, encodings: Sequence[Encoding]) -> dict[str, Any]:
+def tokenize_answer(tokenized: Tokenized) -> dict[str, Any]:
+    runtime, encodings = tokenized.runtime, tokenized.encodings
     results = [
         {
             "tokens": token_list(encoding),
@@ -100,9 +97,8 @@ def tokenize_answer(runtime: ModelRuntime, encodings: Sequence[Encoding]) -> dic
 # -- /hidden-states ---------------------------------------------------------------------------------
 
 
-def hidden_states_answer(
-    runtime: ModelRuntime, encodings: Sequence[Encoding], states: HiddenStates
-) -> dict[str, Any]:
+def hidden_states_answer(stated: HiddenStated) -> dict[str, Any]:
+    runtime, encodings, states = stated.runtime, stated.encodings, stated.states
     # h_n, c_n: (layers * directions, batch, hidden) → per text (layers * directions, hidden)
     layers_by_directions, _, hidden_dim = states.h_n.shape
     directions = states.per_text[0].shape[1] // hidden_dim  # hidden_states: (tokens, hidden * directions)
@@ -129,23 +125,10 @@ def hidden_states_answer(
 # -- /embed -----------------------------------------------------------------------------------------
 
 
-class EmbedToken(NamedTuple):
-    """A token to embed: its id, its text, and its offsets in the text (None for ``tokens`` input)."""
-
-    id: int
-    text: str
-    start: int | None
-    stop: int | None
-
-
-def embed_answer(
-    runtime: ModelRuntime,
-    groups: Sequence[Sequence[EmbedToken]],
-    truncated: Sequence[bool],
-    vectors: np.ndarray,
-    neighbors: Neighbors | None,
-) -> dict[str, Any]:
-    """One result per group; ``vectors`` and ``neighbors`` hold one row per token of all groups, in order."""
+def embed_answer(embedded: Embedded) -> dict[str, Any]:
+    """One result per group of tokens."""
+    runtime, vectors, neighbors = embedded.runtime, embedded.vectors, embedded.neighbors
+    groups, truncated = embedded.groups, embedded.truncated
     vocabulary = runtime.tokenizer.vocabulary
     results: list[dict[str, Any]] = []
     position = 0

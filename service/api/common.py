@@ -1,0 +1,71 @@
+"""What every wire format shares: the rule for model names and versions, and the standard error body
+``{"error": ..., "error_type": ...}`` with its OpenAPI documentation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from service.bundle import NAME_PATTERN
+from service.errors import ErrorType, InvalidRequest
+
+
+def _valid_model_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            "a model name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+MAX_VERSION = 2**31 - 1  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
+
+
+def integral_float_as_int(value: object) -> object:
+    """JSON Schema's ``integer`` includes ``2.0``; strict mode would refuse it. ``2.5`` still fails."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+ModelName = Annotated[
+    str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
+]
+
+
+def path_version(text: str) -> int:
+    """A version named in a URL path: a decimal integer from 1 to :data:`MAX_VERSION`, written in ASCII
+    digits only (no sign, no point, no spaces), whichever door the request came through."""
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidRequest("path.version: a version is a whole number written in digits (1, 2, ...)")
+    version = int(text)
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidRequest(f"path.version: a version lies between 1 and {MAX_VERSION}")
+    return version
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What went wrong, for a human.")
+    error_type: ErrorType = Field(description="The kind of error, for a program.")
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Missing or wrong credential (API key or admin token)",
+    404: "Unknown model or version",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Overloaded: too many texts queued or large answers in the making; retry after Retry-After seconds",
+    503: "Model not available",
+    504: "Deadline exceeded",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these status codes, each with the standard error body."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+ERROR_RESPONSES = error_responses(404, 413, 422, 503, 504)
+# /classify goes through the micro-batcher, whose bounded queue refuses work with 429 (+ Retry-After).
+CLASSIFY_ERROR_RESPONSES = error_responses(404, 413, 422, 429, 503, 504)
+# /embed, /hidden-states: built within the worker's vector budget, which refuses work with 429 too.
+VECTOR_ERROR_RESPONSES = CLASSIFY_ERROR_RESPONSES

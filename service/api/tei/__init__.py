@@ -1,0 +1,1 @@
+"""text-embeddings-inference's classifier routes (``POST /predict``, ``POST /``, ``GET /info``)."""
