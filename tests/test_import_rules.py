@@ -2,6 +2,8 @@
 
 - ``service`` never imports ``training`` or ``torch``: a serving install has neither.
 - The engine, the error vocabulary and the bundle contract never import the web framework or the API wing.
+- ``training`` has no import cycle, and its sub-packages import downward only: cli → export → loop →
+  model, data.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 SERVICE = Path(__file__).resolve().parents[1] / "service"
+TRAINING = SERVICE.parent / "training"
 HTTP_FREE = ["engine", "errors", "bundle", "tokenizer"]
+TRAINING_LAYERS = ("data", "model", "loop", "export", "cli")  # each may import only those before it
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -65,3 +69,59 @@ def test_the_rule_detects_a_violation(tmp_path: Path) -> None:
     eager.write_text("from fastapi import FastAPI\n")
     assert offending([sneaky], ("training",)) == ["sneaky.py imports training.x"]
     assert "eager.py imports fastapi" in offending([eager], ("fastapi",))
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Each module of the package at ``root`` → the modules of that package it imports (lazily too)."""
+    modules = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in root.rglob("*.py")
+    }
+    return {
+        name: {other for other in imported_modules(path) if other in modules and other != name}
+        for name, path in modules.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as the modules along it (first = last), or [] when there is none."""
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> list[str]:
+        state[name] = "open"
+        for other in sorted(graph.get(name, ())):
+            if state.get(other) == "open":
+                return [*path[path.index(other) :], other]
+            if other not in state and (cycle := visit(other, [*path, other])):
+                return cycle
+        state[name] = "done"
+        return []
+
+    for name in sorted(graph):
+        if name not in state and (cycle := visit(name, [name])):
+            return cycle
+    return []
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return TRAINING_LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in TRAINING_LAYERS else -1
+
+
+def test_training_has_no_import_cycle() -> None:
+    assert find_cycle(module_graph(TRAINING)) == []
+
+
+def test_training_sub_packages_import_downward_only() -> None:
+    upward = [
+        f"{name} imports {other}"
+        for name, others in sorted(module_graph(TRAINING).items())
+        for other in sorted(others)
+        if layer(other) > layer(name)
+    ]
+    assert upward == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
