@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from service.bundle import PARITY_TOLERANCE, Bundle, list_models, load_bundle
 from service.tokenizer import UNK_ID
-from training.model import LSTMClassifier, ModelConfig
+from training.model.classifier import LSTMClassifier, ModelConfig
 
 GOLDEN_TOLERANCE = PARITY_TOLERANCE
 # ONNX LSTM gates are stacked i, o, f, c; torch stacks i, f, g(=c), o.

@@ -67,7 +67,7 @@ def _test_split(bundle: Bundle) -> tuple[list[str], str] | None:
     if source is None:
         return None
     try:
-        from training.data import DataSpec  # noqa: PLC0415 - only the benchmark needs the training side
+        from training.data.source import DataSpec  # noqa: PLC0415 - only the benchmark needs the training side
     except ImportError:
         logger.warning("the training package is not importable; using %s's golden texts", bundle.name)
         return None

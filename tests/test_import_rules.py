@@ -2,6 +2,8 @@
 
 - ``service`` never imports ``training`` or ``torch``: a serving install has neither.
 - The engine, the error vocabulary and the bundle contract never import the web framework or the API wing.
+- ``training`` has no import cycle, and its sub-packages import downward only: cli → export → loop →
+  model, data.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 SERVICE = Path(__file__).resolve().parents[1] / "service"
+TRAINING = SERVICE.parent / "training"
 HTTP_FREE = ["engine", "errors", "bundle", "tokenizer"]
+TRAINING_LAYERS = ("data", "model", "loop", "export", "cli")  # each may import only those before it
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -167,3 +171,30 @@ def test_the_api_calls_engine_verbs_not_engine_pieces() -> None:
                 if name in ENGINE_PIECES or (name == "encode" and any(p in receiver for p in ENGINE_PARTS)):
                     called.append(f"{path.name}:{node.lineno} calls {name}")
     assert called == []
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Each module of the package at ``root`` → the modules of that package it imports (lazily too)."""
+    modules = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in root.rglob("*.py")
+    }
+    return {
+        name: {other for other in imported_modules(path) if other in modules and other != name}
+        for name, path in modules.items()
+    }
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return TRAINING_LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in TRAINING_LAYERS else -1
+
+
+def test_training_sub_packages_import_downward_only() -> None:
+    upward = [
+        f"{name} imports {other}"
+        for name, others in sorted(module_graph(TRAINING).items())
+        for other in sorted(others)
+        if layer(other) > layer(name)
+    ]
+    assert upward == []

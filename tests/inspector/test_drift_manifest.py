@@ -62,7 +62,7 @@ def test_the_drift_record_survives_a_manifest_round_trip_and_old_manifests_have_
 def test_training_writes_the_training_split_distribution(
     tmp_path: Path, tiny_bundle: Callable[..., Path]
 ) -> None:
-    from training.data import DataSpec
+    from training.data.source import DataSpec
 
     folder = tiny_bundle(tmp_path / "store", "drift-en", language="en")
     bundle = load_bundle(folder)
@@ -95,7 +95,7 @@ def test_a_bundle_written_before_drift_gets_it_recorded_without_changing_what_it
 def test_the_backfill_command_measures_the_rebuilt_training_split(
     tmp_path: Path, tiny_bundle: Callable[..., Path]
 ) -> None:
-    from training.drift import record_drift
+    from training.export.drift import record_drift
 
     folder = tiny_bundle(tmp_path / "store", "drift-zh", language="zh", tokenizer="char")
     measured = load_bundle(folder).manifest

@@ -34,7 +34,7 @@ def _train(store: Path, runs: Path, name: str, data: Path, *options: str) -> Non
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch", reason="needs torch (the train extra)")
-    from training.datasets.make_multilabel import generate, write
+    from training.data.datasets.make_multilabel import generate, write
 
     folder = tmp_path_factory.mktemp("cells")
     store, runs = folder / "store", folder / "runs"

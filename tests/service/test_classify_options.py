@@ -75,11 +75,11 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     from support.training import train_tiny
 
-    from training.config import TokenizerSettings, TrainSettings
-    from training.data import DataSpec
-    from training.datasets.make_multilabel import generate, write
-    from training.model import ModelConfig
-    from training.pipeline import train_bundle
+    from training.cli.pipeline import train_bundle
+    from training.data.datasets.make_multilabel import generate, write
+    from training.data.source import DataSpec
+    from training.loop.config import TokenizerSettings, TrainSettings
+    from training.model.classifier import ModelConfig
 
     folder = tmp_path_factory.mktemp("options")
     store = folder / "store"

@@ -10,7 +10,7 @@
 - ``int8/``    ``tiny-en/2``: ``store/tiny-en/1`` quantized to int8 (alone, so a store serves it)
 - ``graphs/other-inputs.onnx``: a valid ONNX graph whose inputs are not a bundle's
 - ``data/``    the rows the bundles were trained on (:mod:`support.data`; ``tiny-tags.csv`` from
-  ``training.datasets.make_multilabel``)
+  ``training.data.datasets.make_multilabel``)
 
 Tests never write into ``tests/fixtures``: they copy what they change (:func:`copy_store`).
 """

@@ -1,7 +1,7 @@
 """Train a tiny real bundle on the made-up data (needs the train extra: torch, onnx, scikit-learn).
 
 One code path for ``tests/fixtures/make_fixture_bundles.py`` (the committed bundles) and the
-``tiny_bundle`` fixture (tests that train at test time): ``training.pipeline.train_bundle``, as the CLI.
+``tiny_bundle`` fixture (tests that train at test time): ``training.cli.pipeline.train_bundle``, as the CLI.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ def train_tiny(
     ``model`` overrides the architecture (default: embedding 16, hidden 16, BiLSTM, max pooling)."""
     import torch
 
-    from training.config import TokenizerSettings, TrainSettings
-    from training.data import DataSpec
-    from training.model import ModelConfig
-    from training.pipeline import train_bundle
+    from training.cli.pipeline import train_bundle
+    from training.data.source import DataSpec
+    from training.loop.config import TokenizerSettings, TrainSettings
+    from training.model.classifier import ModelConfig
 
     torch.set_num_threads(1)  # tiny tensors: a second thread only adds contention on a shared 2-core box
     csv_path = Path(data_folder) / f"tiny-{language}.csv"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.calibration import calibrate, expected_calibration_error, fit_temperature, softmax
+from training.loop.calibration import calibrate, expected_calibration_error, fit_temperature, softmax
 
 
 def _overconfident(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

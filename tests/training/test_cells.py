@@ -10,10 +10,10 @@ import onnx
 import pytest
 import torch
 
-from training import export
-from training.batches import pad
-from training.model import ModelConfig, RecurrentClassifier
-from training.summary import parameter_summary
+from training.export import graph as export
+from training.loop.batches import pad
+from training.model.classifier import ModelConfig, RecurrentClassifier
+from training.model.summary import parameter_summary
 
 TEXTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17], [18]]
 NO_CELL_STATE = ["logits", "hidden_states", "h_n", "embedding_matrix"]

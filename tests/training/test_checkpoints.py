@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
-from training.data import Example, make_splits
-from training.model import ModelConfig
-from training.pipeline import fit
-from training.trainer import BEST, LAST, load_checkpoint, load_checkpoint_model, save_checkpoint
+from training.cli.pipeline import fit
+from training.data.reading import Example
+from training.data.splits import make_splits
+from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
+from training.loop.trainer import BEST, LAST, load_checkpoint, load_checkpoint_model, save_checkpoint
+from training.model.classifier import ModelConfig
 
 
 @pytest.fixture(scope="module")

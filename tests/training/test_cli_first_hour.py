@@ -24,8 +24,8 @@ from service.bundle import (
     promoted_versions,
 )
 from service.settings import Settings
-from training import preflight
 from training.cli import build_parser, main
+from training.data import preflight
 
 SMALL = ["--embedding-dim", "8", "--hidden-dim", "8", "--epochs", "2", "--batch-size", "16"]
 SMALL += ["--lr", "0.01", "--threads", "1", "--no-progress", "--no-baseline"]
@@ -228,8 +228,8 @@ def test_every_option_has_help_and_no_default_is_said_twice(capsys):
 
 
 def test_export_prints_no_known_harmless_warnings(capfd, tmp_path):
-    from training import export
-    from training.model import LSTMClassifier, ModelConfig
+    from training.export import graph as export
+    from training.model.classifier import LSTMClassifier, ModelConfig
 
     model = LSTMClassifier(ModelConfig(embedding_dim=8, hidden_dim=8).sized(20, 2)).eval()
     path = export.export_onnx(model, tmp_path / "model.onnx")

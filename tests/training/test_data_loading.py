@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 
-from training.data import DataError, DataSpec, Example, deduplicate, make_given_splits, make_splits, read_file
+from training.data.reading import DataError, Example, read_file
+from training.data.source import DataSpec
+from training.data.splits import deduplicate, make_given_splits, make_splits
 
 
 def _write(path, text):

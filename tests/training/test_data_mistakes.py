@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from training.data import DataError, DataSpec, Example, read_file, read_labelled
-from training.delimited import FIELD_LIMIT
+from training.data.delimited import FIELD_LIMIT
+from training.data.reading import DataError, Example, read_file, read_labelled
+from training.data.source import DataSpec
 
 
 def _write(path, text, encoding="utf-8"):

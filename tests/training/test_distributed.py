@@ -75,7 +75,7 @@ async def _classify(store: Path, text: str) -> httpx.Response:
 
 
 def test_more_processes_than_training_texts_are_refused() -> None:
-    from training.distributed import Distributed, check_size
+    from training.loop.distributed import Distributed, check_size
 
     check_size(Distributed(rank=0, world_size=4), 4)
     with pytest.raises(ValueError, match="4 processes but only 3 training texts"):

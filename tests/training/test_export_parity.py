@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from service.bundle import PARITY_TOLERANCE, list_models, load_bundle
-from training import export
-from training.batches import pad
-from training.model import LSTMClassifier, ModelConfig
+from training.export import graph as export
+from training.loop.batches import pad
+from training.model.classifier import LSTMClassifier, ModelConfig
 
 OUTPUTS = ["logits", "hidden_states", "h_n", "c_n", "embedding_matrix"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from service.tokenizer import PAD, UNK, Tokenizer
-from training.evaluate import baseline_vectorizer, classification_metrics, tfidf_baseline
+from training.loop.baseline import baseline_vectorizer, tfidf_baseline
+from training.loop.metrics import classification_metrics
 
 
 def test_classification_metrics_per_class_and_confusion_matrix():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.batches import pad
-from training.model import LSTMClassifier, ModelConfig
-from training.summary import parameter_summary
+from training.loop.batches import pad
+from training.model.classifier import LSTMClassifier, ModelConfig
+from training.model.summary import parameter_summary
 
 TEXTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17], [18]]
 
@@ -111,7 +111,7 @@ def test_training_forward_gradients_match_the_packed_forward():
 
 @pytest.mark.parametrize("length_pool", [1, 50])
 def test_batches_cover_every_text_once_and_pools_sort_by_length(length_pool):
-    from training.batches import batch_indices
+    from training.loop.batches import batch_indices
 
     lengths = [(index * 37) % 101 + 1 for index in range(300)]
     batches = list(batch_indices(lengths, 16, shuffle=True, seed=2, length_pool=length_pool))

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from training.data import DataError, DataSpec, Example, make_given_splits, read_labelled
-from training.datasets.make_multilabel import generate, write
+from training.data.datasets.make_multilabel import generate, write
+from training.data.reading import DataError, Example, read_labelled
+from training.data.source import DataSpec
+from training.data.splits import make_given_splits
 
 
 def test_csv_with_a_configured_separator_and_empty_cells(tmp_path: Path, caplog) -> None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from training import multilabel as ml
-from training.datasets.make_multilabel import TOPICS, generate
+from training.data import multilabel as ml
+from training.data.datasets.make_multilabel import TOPICS, generate
+from training.loop import baseline, metrics, objectives, thresholds
 
 
 def test_label_sets_from_csv_cells_and_jsonl_lists() -> None:
@@ -54,38 +55,38 @@ def test_thresholds_maximise_each_labels_f1_and_rare_labels_keep_the_default() -
     targets[:3, 1] = 1  # too rare to tune
     # label 0's positives score around 0.3, negatives around 0.1: the best threshold sits between
     scores = np.where(targets > 0, 0.3, 0.1) + rng.normal(0, 0.02, targets.shape)
-    tuning = ml.tune_thresholds(targets, scores, ["common", "rare"])
+    tuning = thresholds.tune_thresholds(targets, scores, ["common", "rare"])
     assert 0.1 < tuning["thresholds"]["common"] <= 0.3
-    assert tuning["thresholds"]["rare"] == ml.DEFAULT_THRESHOLD
+    assert tuning["thresholds"]["rare"] == thresholds.DEFAULT_THRESHOLD
     assert tuning["tuned"] == ["common"] and tuning["kept_default"] == ["rare"]
-    predicted = ml.predict(scores, tuning["thresholds"], ["common", "rare"])
+    predicted = thresholds.predict(scores, tuning["thresholds"], ["common", "rare"])
     assert (predicted[:, 0] == (targets[:, 0] > 0)).all()
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5])
 def test_thresholds_outside_zero_one_are_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        ml.check_thresholds({"a": 0.5, "b": bad}, ["a", "b"])
+        thresholds.check_thresholds({"a": 0.5, "b": bad}, ["a", "b"])
     with pytest.raises(ValueError, match="no threshold"):
-        ml.check_thresholds({"a": 0.5}, ["a", "b"])
+        thresholds.check_thresholds({"a": 0.5}, ["a", "b"])
 
 
 def test_metrics_match_hand_counts() -> None:
     truth = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
     guess = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
-    metrics = ml.multilabel_metrics(truth, guess, ["a", "b"])
-    assert metrics["subset_accuracy"] == 0.5  # rows 0 and 3 exactly right
-    assert metrics["hamming_loss"] == 0.25  # 2 wrong decisions of 8
+    report = metrics.multilabel_metrics(truth, guess, ["a", "b"])
+    assert report["subset_accuracy"] == 0.5  # rows 0 and 3 exactly right
+    assert report["hamming_loss"] == 0.25  # 2 wrong decisions of 8
     # a: tp 2, fp 0, fn 0; b: tp 1, fp 1, fn 1 → micro P = R = 3/4
-    assert metrics["micro_f1"] == 0.75
-    assert metrics["per_class"]["a"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
-    assert metrics["per_class"]["b"]["f1"] == 0.5
-    assert metrics["macro_f1"] == 0.75
+    assert report["micro_f1"] == 0.75
+    assert report["per_class"]["a"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert report["per_class"]["b"]["f1"] == 0.5
+    assert report["macro_f1"] == 0.75
 
 
 def test_positive_weights_balance_rare_labels() -> None:
     targets = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]], dtype=np.float32)
-    assert ml.positive_weights(targets).tolist() == [1.0, 3.0, 1.0]
+    assert objectives.positive_weights(targets).tolist() == [1.0, 3.0, 1.0]
 
 
 def test_one_vs_rest_baseline_learns_the_generated_topics() -> None:
@@ -94,7 +95,7 @@ def test_one_vs_rest_baseline_learns_the_generated_topics() -> None:
     texts = [text for text, _ in rows]
     matrix = ml.label_matrix([label_set for _, label_set in rows], labels)
     train, dev, test = slice(0, 300), slice(300, 350), slice(350, 400)
-    report = ml.ovr_baseline(
+    report = baseline.ovr_baseline(
         TfidfVectorizer(sublinear_tf=True),
         (texts[train], matrix[train]),
         (texts[dev], matrix[dev]),
@@ -104,4 +105,4 @@ def test_one_vs_rest_baseline_learns_the_generated_topics() -> None:
     )
     assert report["micro_f1"] > 0.8, report
     assert set(report["thresholds"]) == set(labels)
-    assert report["C"] in ml.BASELINE_C_GRID
+    assert report["C"] in baseline.OVR_C_GRID

@@ -20,7 +20,7 @@ import pytest
 from support.data import tiny_examples, write_csv
 from support.network import free_port
 
-from training.datasets.make_multilabel import generate, write
+from training.data.datasets.make_multilabel import generate, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.plots import CONFUSION, CURVES, PER_LABEL, write_run_plots
+from training.export.plots import CONFUSION, CURVES, PER_LABEL, write_run_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

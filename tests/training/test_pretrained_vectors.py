@@ -7,8 +7,8 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from training import pretrained
-from training.model import LSTMClassifier, ModelConfig
+from training.model import pretrained
+from training.model.classifier import LSTMClassifier, ModelConfig
 
 VOCABULARY = ["<pad>", "<unk>", "goal", "soup", "Chip", "unseen"]
 

@@ -1,5 +1,5 @@
-"""training.seed_report: a bundle's manifest gains its recipe's spread over seeds and the strong baseline,
-while everything that identifies the bundle stays as it was; runs of another recipe are refused."""
+"""training.loop.seed_report: a bundle's manifest gains its recipe's spread over seeds and the strong
+baseline, while everything that identifies the bundle stays as it was; runs of another recipe are refused."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.bundle import BundleError, load_bundle
-from training.seed_report import record_seeds
+from training.loop.seed_report import record_seeds
 
 REPO = Path(__file__).resolve().parents[2]
 

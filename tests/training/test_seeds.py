@@ -9,10 +9,10 @@ from pathlib import Path
 from support.data import tiny_examples, write_csv
 
 from service.bundle import load_bundle
-from training.config import TokenizerSettings, TrainSettings
-from training.data import DataSpec
-from training.model import ModelConfig
-from training.pipeline import train_bundle
+from training.cli.pipeline import train_bundle
+from training.data.source import DataSpec
+from training.loop.config import TokenizerSettings, TrainSettings
+from training.model.classifier import ModelConfig
 
 
 def test_the_best_seed_by_dev_is_bundled_with_the_spread_of_all_seeds(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.tokenizer import MODES, PAD, PAD_ID, UNK, UNK_ID, Tokenizer, build_vocabulary
-from training.config import TokenizerSettings
-from training.pipeline import build_tokenizer
+from training.cli.pipeline import build_tokenizer
+from training.loop.config import TokenizerSettings
 
 
 def _tokenizer(mode: str, lowercase: bool = True, max_length: int = 256) -> Tokenizer:

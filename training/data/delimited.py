@@ -1,4 +1,5 @@
-"""Reading a CSV/TSV file strictly: every mistake in the file is refused with its line and the fix.
+"""A CSV/TSV file's bytes → its rows, strictly: every mistake in the file is refused with its line and the
+fix. :func:`training.data.reading.read_labelled` reads data files (any format) and calls this for CSV/TSV.
 
 - The bytes are decoded with the given encoding (default UTF-8, a UTF-8 or UTF-16 byte-order mark is
   honoured); a byte that does not decode is refused with the file, line and byte offset.

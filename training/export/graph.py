@@ -19,10 +19,10 @@ import onnxruntime as ort
 import torch
 
 from service.bundle import INPUTS, PARITY_TOLERANCE, GoldenExample
-from training import quiet
-from training.batches import pad
-from training.cells import cell_of
-from training.model import LSTMClassifier, graph_outputs
+from training.export import quiet
+from training.loop.batches import pad
+from training.model.cells import cell_of
+from training.model.classifier import LSTMClassifier, graph_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def quantize_int8(source: Path, target: Path) -> Path:
     it is a lookup, not compute, and ``embedding_matrix`` must keep returning the vectors themselves."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with quiet.root_log_without(quiet.ORT_QUANTIZATION_NOISE):  # harmless here: see training.quiet
+    with quiet.root_log_without(quiet.ORT_QUANTIZATION_NOISE):  # harmless here: see training.export.quiet
         quantize_dynamic(
             str(source),
             str(target),

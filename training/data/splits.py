@@ -7,7 +7,7 @@ Duplicates are removed and conflicting labels dropped *before* splitting: the sn
 35,123 lines but only 17,410 distinct texts, and a split of the raw lines leaks most of the test set
 into training (test accuracy inflates from 0.86 to 0.96).
 
-Reading the files is :mod:`training.reading`; its names are importable from here too.
+Reading the files is :mod:`training.data.reading`; which files make the split, :mod:`training.data.source`.
 """
 
 from __future__ import annotations
@@ -16,21 +16,10 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from service.bundle import DataSource
-from training import multilabel
-from training.reading import (  # noqa: F401  (re-exported: the data vocabulary in one place)
-    BUILTIN_DATASETS,
-    FORMATS,
-    DataError,
-    Example,
-    detect_format,
-    load_builtin,
-    read_file,
-    read_labelled,
-)
+from training.data import multilabel
+from training.data.reading import DataError, Example
 
 logger = logging.getLogger(__name__)
 
@@ -226,72 +215,3 @@ def _finish_multilabel(
         ),
     )
     return splits
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataSpec(DataSource):
-    """A :class:`~service.bundle.DataSource` that can be loaded: exactly one of a built-in ``dataset``,
-    one ``data`` file to split, or ``train``/``dev`` (and optionally ``test``) files. The manifest and the
-    checkpoints record it, so a later ``export`` or ``evaluate`` rebuilds exactly the same split."""
-
-    def __post_init__(self) -> None:
-        sources = [self.dataset is not None, self.data is not None, self.train is not None]
-        if sum(sources) != 1:
-            raise DataError(
-                "give exactly one of --dataset NAME, --data FILE, or --train FILE --dev FILE [--test FILE]"
-            )
-        if self.train is not None and self.dev is None:
-            raise DataError("--train needs --dev too (early stopping picks the epoch on dev)")
-
-    @classmethod
-    def of(cls, source: DataSource) -> DataSpec:
-        """The loadable form of a recorded source (a manifest's or a checkpoint's)."""
-        return source if isinstance(source, DataSpec) else cls.from_dict(source.to_dict())
-
-    def load(self) -> Splits:
-        separator = self.label_separator or multilabel.DEFAULT_SEPARATOR
-        if self.dataset is not None:
-            if self.task == "multi-label":
-                raise DataError(f"the built-in data set {self.dataset} is single-label")
-            splits = make_splits(load_builtin(self.dataset), tuple(self.split), self.seed)
-        elif self.data is not None:
-            rows, task = read_labelled(
-                Path(self.data),
-                self.text_column,
-                self.label_column,
-                self.format,
-                self.task,
-                separator,
-                **self._reading(),
-            )
-            splits = make_splits(rows, tuple(self.split), self.seed, task)
-        else:
-            train, task = read_labelled(
-                Path(self.train),
-                self.text_column,
-                self.label_column,
-                self.format,
-                self.task,
-                separator,
-                **self._reading(),
-            )
-            parts = [
-                read_file(
-                    Path(path),
-                    self.text_column,
-                    self.label_column,
-                    self.format,
-                    task,
-                    separator,
-                    **self._reading(),
-                )
-                if path
-                else []
-                for path in (self.dev, self.test)
-            ]
-            splits = make_given_splits(train, *parts, task=task)
-        splits.report["source"] = self.to_dict()
-        return splits
-
-    def _reading(self) -> dict[str, str | None]:
-        return {"delimiter": self.delimiter, "encoding": self.encoding}

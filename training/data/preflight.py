@@ -23,7 +23,9 @@ from pathlib import Path
 
 from service.bundle import BundleError, Manifest, check_name, list_versions, load_bundle, promoted_versions
 from service.bundle import read_manifest as read_bundle_manifest
-from training.data import DataError, DataSpec, Splits
+from training.data.reading import DataError
+from training.data.source import DataSpec
+from training.data.splits import Splits
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,24 @@
-"""``lstm-train train | export | evaluate``: the training command, apart from the service's ``lstm-service``.
-
-Installed with the ``train`` extra; also runs as ``python -m training.cli train --dataset zh-sentiment ...``.
-"""
+"""The ``lstm-train`` parser: every option of ``train``, ``export`` and ``evaluate``, and the data source
+they name (:func:`data_spec`). Imports no torch: ``--help`` and argument errors answer on any install."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import shlex
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from service.bundle import STORE_VARIABLE
 from service.tokenizer import MODES
-from training.data import BUILTIN_DATASETS, FORMATS, DataError, DataSpec
-
-logger = logging.getLogger("training")
+from training.data.builtin import BUILTIN_DATASETS
+from training.data.reading import FORMATS, DataError
+from training.data.source import DataSpec
 
 PROG = "lstm-train"
-CELLS = ("lstm", "gru", "rnn")  # training.cells.CELL_NAMES, spelled out: importing it would import torch
+DESCRIPTION = (
+    "``lstm-train train | export | evaluate``: the training command, apart from the service's "
+    "``lstm-service``."
+)
+# training.model.cells.CELL_NAMES, spelled out: importing it would import torch
+CELLS = ("lstm", "gru", "rnn")
 
 EXAMPLES = """examples:
   lstm-train train --data reviews.csv --text-column review --label-column stars --name my-reviews
@@ -126,7 +125,7 @@ def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.set_defaults(_data_required=required)
 
 
-def _data_spec(args: argparse.Namespace) -> DataSpec | None:
+def data_spec(args: argparse.Namespace) -> DataSpec | None:
     if not any((args.dataset, args.data, args.train)):
         if args._data_required:
             raise DataError(
@@ -196,7 +195,7 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description=__doc__.splitlines()[0],
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
@@ -362,31 +361,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--output", type=Path, help="write the JSON report here (default: stdout)")
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gensim").setLevel(logging.WARNING)  # it logs every second of word2vec training
-    try:
-        from training import commands  # torch is imported here, after --help and argument errors
-    except ImportError as error:  # a serving-only install: say what is missing and how to get it
-        logger.error(
-            "%s needs the training dependencies (missing: %s); install them with: "
-            "pip install 'lstm-service[train]'",
-            PROG,
-            error.name or error,
-        )
-        return 2
-
-    command = f"{PROG} {shlex.join(argv)}"  # recorded in the manifest: how to train this model again
-    try:
-        return commands.run(args, _data_spec(args), command)
-    except (DataError, ValueError, FileNotFoundError) as error:
-        logger.error("%s", error)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Record the spread of a bundle's recipe over several seeds, and the strong baseline, in its manifest.
 
-``python -m training.seed_report model_store/news-topic/1 --runs RUN [RUN ...] [--baseline]`` reads the
+``python -m training.loop.seed_report model_store/news-topic/1 --runs RUN [RUN ...] [--baseline]`` reads the
 bundles that the same recipe wrote with other seeds (``lstm-train train ... --seed S --store SCRATCH``; the
 bundle itself may be one of the runs), checks that each one differs from the bundle only in its seed, and
 writes ``metrics.seeds`` in the shape ``lstm-train train --seeds`` writes it: every seed's dev and test
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from service.bundle import BundleError, Manifest, load_bundle, read_manifest, record_in_manifest
-from training.data import DataSpec
-from training.evaluate import tfidf_baseline
+from training.data.source import recorded_splits
+from training.loop.baseline import tfidf_baseline
 
 FIGURES = ("accuracy", "macro_f1")
 
@@ -111,14 +111,7 @@ def seed_summary(bundle: Manifest, runs: Sequence[Manifest]) -> dict[str, Any]:
 def strong_baseline(folder: Path) -> dict[str, Any]:
     """The TF-IDF + LR baseline on the bundle's own split (rebuilt from its data source)."""
     bundle = load_bundle(folder)
-    manifest = bundle.manifest
-    if manifest.data_source is None:
-        raise BundleError(f"{folder}: the manifest records no data source; the split cannot be rebuilt")
-    splits = DataSpec.of(manifest.data_source).load()
-    if splits.counts() != manifest.training.split_counts:
-        raise BundleError(f"{folder}: the rebuilt split {splits.counts()} is not the recorded one")
-    if list(splits.labels) != list(bundle.labels):
-        raise BundleError(f"{folder}: the rebuilt split's labels differ from the bundle's")
+    splits = recorded_splits(bundle)
 
     def part(name: str) -> tuple[list[str], list[Any]]:
         return [example.text for example in getattr(splits, name)], splits.targets(name)
@@ -150,7 +143,7 @@ def record_seeds(folder: Path, runs: Sequence[Path], baseline: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.seed_report", description=__doc__.split("\n\n")[0]
+        prog="python -m training.loop.seed_report", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("bundle", type=Path, help="the bundle folder, e.g. model_store/news-topic/1")
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="bundle folders of the seeds")

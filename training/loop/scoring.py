@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from service.tokenizer import Tokenizer
-from training import multilabel
-from training.batches import encode_texts
-from training.calibration import calibrate
-from training.data import Splits
-from training.evaluate import baseline_vectorizer, classification_metrics, tfidf_baseline
-from training.model import RecurrentClassifier
-from training.trainer import predict_logits
+from training.data.splits import Splits
+from training.loop.baseline import baseline_vectorizer, ovr_baseline, tfidf_baseline
+from training.loop.batches import encode_texts
+from training.loop.calibration import calibrate
+from training.loop.metrics import classification_metrics, multilabel_metrics
+from training.loop.thresholds import check_thresholds, predict, sigmoid, tune_thresholds
+from training.loop.trainer import predict_logits
+from training.model.classifier import RecurrentClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ class Assessment:
     metrics: dict[str, Any]  # the manifest's metrics (test at the top level, dev beside, baseline)
     thresholds: dict[str, float] | None = None  # multi-label: per label, tuned on dev
     calibration: dict[str, Any] | None = None  # single-label: temperature and ECE before/after
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 
 def assess(
@@ -113,17 +110,13 @@ def _assess_multilabel(
     labels = splits.labels
     targets = {part: np.asarray(splits.targets(part), dtype=np.float32) for part in ("train", "dev", "test")}
     dev_scores = sigmoid(logits["dev"])
-    tuning = multilabel.tune_thresholds(targets["dev"], dev_scores, labels)
+    tuning = tune_thresholds(targets["dev"], dev_scores, labels)
     thresholds = tuning["thresholds"]
-    multilabel.check_thresholds(thresholds, labels)
-    dev = multilabel.multilabel_metrics(
-        targets["dev"], multilabel.predict(dev_scores, thresholds, labels), labels
-    )
+    check_thresholds(thresholds, labels)
+    dev = multilabel_metrics(targets["dev"], predict(dev_scores, thresholds, labels), labels)
     if logits["test"] is not None:
         test_scores = sigmoid(logits["test"])
-        metrics = multilabel.multilabel_metrics(
-            targets["test"], multilabel.predict(test_scores, thresholds, labels), labels
-        )
+        metrics = multilabel_metrics(targets["test"], predict(test_scores, thresholds, labels), labels)
     else:
         metrics = {"accuracy": None, "macro_f1": None, "count": 0}
     metrics.update(
@@ -138,7 +131,7 @@ def _assess_multilabel(
     if baseline:
         vectorizer = baseline_vectorizer(tokenizer)
         features = "char 1-2-grams" if tokenizer.mode != "word" else "word unigrams (tokenizer words)"
-        metrics["baseline"] = multilabel.ovr_baseline(
+        metrics["baseline"] = ovr_baseline(
             vectorizer,
             (texts["train"], targets["train"]),
             (texts["dev"], targets["dev"]),

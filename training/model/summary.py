@@ -1,11 +1,11 @@
-"""Parameter counts per layer, with the recurrent cell's arithmetic spelled out (see training.cells)."""
+"""Parameter counts per layer, with the recurrent cell's arithmetic spelled out (see training.model.cells)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from training.cells import formula_text, layer_parameter_counts
-from training.model import RecurrentClassifier
+from training.model.cells import formula_text, layer_parameter_counts
+from training.model.classifier import RecurrentClassifier
 
 
 def parameter_summary(model: RecurrentClassifier) -> dict[str, Any]:

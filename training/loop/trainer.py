@@ -20,10 +20,10 @@ from torch import nn
 from tqdm import tqdm
 
 from service.tokenizer import Tokenizer
-from training.batches import batch_indices, pad
-from training.config import TrainSettings
-from training.data import DataSpec
-from training.distributed import (
+from training.data.source import DataSpec
+from training.loop.batches import batch_indices, pad
+from training.loop.config import TrainSettings
+from training.loop.distributed import (
     SINGLE,
     Distributed,
     broadcast,
@@ -31,8 +31,8 @@ from training.distributed import (
     mean_across_ranks,
     wrap_for_training,
 )
-from training.model import LSTMClassifier, ModelConfig
-from training.objectives import Objective
+from training.loop.objectives import Objective
+from training.model.classifier import LSTMClassifier, ModelConfig
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """From labelled texts to a served bundle, step by step: data → model → train → export → bundle.
 
 - :func:`fit`: the split (:mod:`training.data`), the tokenizer, the model (:mod:`training.model`) with its
-  embedding (:mod:`training.pretrained`), trained with early stopping (:mod:`training.trainer`);
+  embedding (:mod:`training.model.pretrained`), trained with early stopping (:mod:`training.loop.trainer`);
 - :func:`train_bundle`: :func:`fit`, then evaluation, ONNX export with the parity gate and the bundle
-  (:mod:`training.publish`, which uses :mod:`training.export`). The CLI's ``train`` runs it, and so do the
-  test fixtures with tiny settings;
+  (:mod:`training.export.publish`, which uses :mod:`training.export.graph`). The CLI's ``train`` runs it,
+  and so do the test fixtures with tiny settings;
 - :func:`export_checkpoint`: the same bundle from a checkpoint written by an earlier run.
 """
 
@@ -22,18 +22,18 @@ import numpy as np
 
 from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
-from training import pretrained as w2v
-from training.batches import encode_texts
-from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
-from training.data import DataSpec, Splits
-from training.distributed import SINGLE, Distributed, check_size, parameters_digest
-from training.model import LSTMClassifier, ModelConfig
-from training.multilabel import positive_weights
-from training.objectives import Objective
-from training.publish import BundleResult, evaluate_and_bundle
-from training.scoring import assess
-from training.summary import format_summary, parameter_summary
-from training.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
+from training.data.source import DataSpec, recorded_splits
+from training.data.splits import Splits
+from training.export.publish import BundleResult, evaluate_and_bundle
+from training.loop.batches import encode_texts
+from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
+from training.loop.distributed import SINGLE, Distributed, check_size, parameters_digest
+from training.loop.objectives import Objective, positive_weights
+from training.loop.scoring import assess
+from training.loop.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
+from training.model import pretrained as w2v
+from training.model.classifier import LSTMClassifier, ModelConfig
+from training.model.summary import format_summary, parameter_summary
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class FitResult:
     model: LSTMClassifier
     tokenizer: Tokenizer
     splits: Splits
-    parameters: dict[str, Any]  # training.summary.parameter_summary of the model
+    parameters: dict[str, Any]  # training.model.summary.parameter_summary of the model
     record: TrainingRecord  # the manifest's training section (no command yet)
 
 
@@ -334,12 +334,9 @@ def export_checkpoint(
     The split is rebuilt from the data source recorded in the checkpoint unless ``data`` is given."""
     loaded = load_checkpoint_model(checkpoint)
     if data is None:
-        if loaded.data_source is None:
-            raise ValueError(
-                f"{loaded.path} records no data source; pass --dataset, --data or --train/--dev/--test"
-            )
-        data = loaded.data_source
-    splits = data.load() if isinstance(data, DataSpec) else data
+        splits = recorded_splits(loaded)
+    else:
+        splits = data.load() if isinstance(data, DataSpec) else data
     if splits.labels != loaded.labels:
         raise ValueError(f"the data's labels {splits.labels} differ from the checkpoint's {loaded.labels}")
     payload, config = loaded.payload, loaded.payload["config"]

@@ -8,29 +8,32 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from service.bundle import (
     MANIFEST_FILE,
     NAME_PATTERN,
-    DataSource,
+    Bundle,
     Manifest,
     default_store,
     load_bundle,
     promoted_versions,
 )
-from training import distributed, multilabel, preflight
-from training.batches import encode_texts
-from training.cells import refuse_unexportable
-from training.config import PretrainedSettings, TokenizerSettings, TrainSettings
-from training.data import DataError, DataSpec, Example, Splits, read_file
-from training.evaluate import classification_metrics
-from training.export import ort_logits
-from training.model import ModelConfig
-from training.pipeline import export_checkpoint, train_bundle
-from training.publish import BundleResult, quantize_bundle
-from training.trainer import load_checkpoint_model, predict_logits
+from training.cli.pipeline import export_checkpoint, train_bundle
+from training.data import preflight
+from training.data.multilabel import label_matrix
+from training.data.reading import Example, read_file
+from training.data.source import DataSpec, recorded_splits
+from training.export.graph import ort_logits
+from training.export.publish import BundleResult, quantize_bundle
+from training.loop import distributed
+from training.loop.batches import encode_texts
+from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
+from training.loop.metrics import classification_metrics, multilabel_metrics
+from training.loop.thresholds import DEFAULT_THRESHOLD, predict, sigmoid
+from training.loop.trainer import CheckpointModel, load_checkpoint_model, predict_logits
+from training.model.cells import refuse_unexportable
+from training.model.classifier import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -139,15 +142,13 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
         if not args.quantize:
             raise ValueError("--bundle exports nothing new without --quantize (a bundle is already exported)")
         folder = bundle_folder(args.bundle, _store(args))
-        splits = data.load() if data else _recorded(load_bundle(folder).manifest.data_source, folder)
+        splits = data.load() if data else recorded_splits(load_bundle(folder))
         result = quantize_bundle(folder, splits, args.version, promote=args.promote)
         _print_summary(result.manifest, result.path)
         _print_how_to_serve(result.path.parent.parent, result.manifest.name, result.manifest)
         return 0
     checkpoint = args.checkpoint
     name = args.name or (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve().name
-    if data is None:
-        data = _recorded(load_checkpoint_model(checkpoint).data_source, checkpoint)
     store = _store(args)
     result = export_checkpoint(
         checkpoint,
@@ -164,21 +165,6 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
     _print_summary(result.manifest, result.path, result.int8_path)
     _print_how_to_serve(store, name, result.manifest)
     return 0
-
-
-def _recorded(source: DataSource | None, where: Path) -> Splits:
-    """The split recorded in a bundle or checkpoint, rebuilt; a moved data file says how to go on."""
-    if source is None:
-        raise ValueError(
-            f"{where} records no data source; pass --data FILE, --dataset or --train/--dev/--test"
-        )
-    try:
-        return DataSpec.of(source).load()
-    except DataError as error:
-        raise DataError(
-            f"{error} (the data {where} was trained on, as recorded); if the file moved, pass it again: "
-            "--data FILE (or --train/--dev/--test), with the same --text-column/--label-column"
-        ) from error
 
 
 def bundle_folder(path: Path, store: Path) -> Path:
@@ -204,7 +190,7 @@ def _part(args: argparse.Namespace, data: DataSpec | None) -> str:
 
 
 def _examples(
-    args: argparse.Namespace, data: DataSpec | None, fallback: DataSource | None, where: Path
+    args: argparse.Namespace, data: DataSpec | None, trained: Bundle | CheckpointModel
 ) -> tuple[list[Example], str]:
     """The examples to score and what they are, in words."""
     part = _part(args, data)
@@ -221,7 +207,8 @@ def _examples(
             encoding=data.encoding,
         )
         return examples, f"every row of {data.data}"
-    splits = data.load() if data is not None else _recorded(fallback, where)
+    splits = data.load() if data is not None else recorded_splits(trained)
+    fallback = trained.manifest.data_source if isinstance(trained, Bundle) else trained.data_source
     source = (data or fallback or DataSpec(dataset="?")).describe()
     if part == "all":
         return splits.train + splits.dev + splits.test, f"every row of {source} (train, dev and test)"
@@ -234,13 +221,13 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
         folder = bundle_folder(args.bundle, _store(args))
         bundle = load_bundle(folder)
         labels, tokenizer, thresholds = bundle.labels, bundle.tokenizer, bundle.manifest.thresholds
-        examples, scored = _examples(args, data, bundle.manifest.data_source, folder)
+        examples, scored = _examples(args, data, bundle)
         logits = ort_logits(bundle.model_path, encode_texts(tokenizer, [e.text for e in examples]))
         source = str(folder)
     else:
         loaded = load_checkpoint_model(args.checkpoint)
         labels, tokenizer = loaded.labels, loaded.tokenizer
-        examples, scored = _examples(args, data, loaded.data_source, loaded.path)
+        examples, scored = _examples(args, data, loaded)
         logits = predict_logits(loaded.model, encode_texts(tokenizer, [e.text for e in examples]))
         source = str(loaded.path)
     logger.info("scoring %d texts: %s", len(examples), scored)
@@ -251,11 +238,10 @@ def _evaluate(args: argparse.Namespace, data: DataSpec | None, command: str) -> 
         raise ValueError(f"the data has labels the model does not know: {unknown} (model labels: {labels})")
     if multi:
         # a checkpoint has no tuned thresholds (they are tuned when the bundle is written): 0.5 each
-        decided = thresholds or dict.fromkeys(labels, multilabel.DEFAULT_THRESHOLD)
-        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        report = multilabel.multilabel_metrics(
-            multilabel.label_matrix([e.labels for e in examples], labels),
-            multilabel.predict(scores, decided, labels),
+        decided = thresholds or dict.fromkeys(labels, DEFAULT_THRESHOLD)
+        report = multilabel_metrics(
+            label_matrix([e.labels for e in examples], labels),
+            predict(sigmoid(logits), decided, labels),
             labels,
         )
         report["thresholds"] = decided

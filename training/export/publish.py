@@ -27,13 +27,14 @@ from service.bundle import (
     write_bundle,
 )
 from service.tokenizer import Tokenizer
-from training import export
-from training.batches import encode_texts
-from training.data import DataSpec, Splits
-from training.evaluate import classification_metrics
-from training.model import LSTMClassifier, ModelConfig
-from training.plots import write_run_plots
-from training.scoring import assess
+from training.data.source import recorded_splits
+from training.data.splits import Splits
+from training.export import graph as export
+from training.export.plots import write_run_plots
+from training.loop.batches import encode_texts
+from training.loop.metrics import classification_metrics
+from training.loop.scoring import assess
+from training.model.classifier import LSTMClassifier, ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def evaluate_and_bundle(
     promote_int8: bool = False,
 ) -> BundleResult:
     """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``; the run
-    folder gets ``report.json`` and the pictures of :mod:`training.plots`. ``promoted=False`` marks the
+    folder gets ``report.json`` and the pictures of :mod:`training.export.plots`. ``promoted=False`` marks the
     bundle as not served unless asked for by version; the int8 variant is so marked unless
     ``promote_int8``."""
     model = model.eval()
@@ -143,9 +144,7 @@ def quantize_bundle(
             f"int8 variants are written for single-label models only; {fp32_folder} is {manifest.task}"
         )
     if splits is None:
-        if manifest.data_source is None:
-            raise ValueError(f"{fp32_folder} records no data source to measure the int8 accuracy on")
-        splits = DataSpec.of(manifest.data_source).load()
+        splits = recorded_splits(source)
     texts = [example.text for example in (splits.test or splits.dev)]
     index = {label: position for position, label in enumerate(source.labels)}
     targets = [index[example.label] for example in (splits.test or splits.dev)]

@@ -3,7 +3,7 @@
 - torch's ONNX exporter prints "The shape inference of prim::PackPadded type is missing" (and the same
   for prim::PadPacked) from C++ straight to the process's stderr, bypassing Python's ``warnings``: the
   exporter turns the packing into the recurrent node's ``sequence_lens`` input, so those intermediate
-  nodes never reach the written graph, which :func:`training.export.check_graph` and the parity gate
+  nodes never reach the written graph, which :func:`training.export.graph.check_graph` and the parity gate
   (the graph's logits against torch's) check on every export.
 - onnxruntime's ``quantize_dynamic`` logs "Please consider to run pre-processing before quantization"
   and one "Quantization parameters for tensor ... not specified" line per tensor on the root logger:

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from training.batches import batch_indices
+from training.loop.batches import batch_indices
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Record the training split's input distribution in bundles written before training measured it.
 
-``python -m training.drift model_store/news-topic/1 ...`` rebuilds each bundle's split from the data source
-its manifest records (same deduplication, ratios and seed), checks that the split has the recorded size,
-measures the training texts with the bundle's own tokenizer and adds the result to the manifest as
-``drift``. The graph, the tokenizer, the labels and their checksums do not change.
+``python -m training.export.drift model_store/news-topic/1 ...`` rebuilds each bundle's split from the data
+source its manifest records (``recorded_splits``: same deduplication, ratios and seed, and the recorded
+sizes and labels), measures the training texts with the bundle's own tokenizer and adds the result to
+the manifest as ``drift``. The graph, the tokenizer, the labels and their checksums do not change.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from service.bundle import BundleError, load_bundle, measure_inputs, record_in_manifest
-from training.data import DataSpec
+from service.bundle import load_bundle, measure_inputs, record_in_manifest
+from training.data.source import recorded_splits
 
 
 def record_drift(folder: Path) -> str:
     bundle = load_bundle(folder)
     manifest = bundle.manifest
-    if manifest.data_source is None:
-        raise BundleError(f"{folder}: the manifest records no data source; the split cannot be rebuilt")
-    splits = DataSpec.of(manifest.data_source).load()
-    recorded = (manifest.training.split_counts or {}).get("train")
-    if recorded is not None and recorded != len(splits.train):
-        raise BundleError(
-            f"{folder}: the rebuilt training split has {len(splits.train)} texts, not {recorded}"
-        )
+    splits = recorded_splits(bundle)
     drift = measure_inputs(bundle.tokenizer, [example.text for example in splits.train])
     record_in_manifest(folder, dataclasses.replace(manifest, drift=drift))
     ratio, length = drift.unknown_token_ratio, drift.tokens_per_text
@@ -38,7 +31,9 @@ def record_drift(folder: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.drift", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.export.drift", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("bundles", nargs="+", type=Path, help="bundle folders, e.g. model_store/news-topic/1")
     arguments = parser.parse_args(argv)
     for folder in arguments.bundles:

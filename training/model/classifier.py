@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from service.bundle import OUTPUTS
-from training.cells import CELL_NAMES, cell_of, refuse_unexportable
+from training.model.cells import CELL_NAMES, cell_of, refuse_unexportable
 
 POOLINGS = ("max", "mean", "last")
 
@@ -29,7 +29,7 @@ class ModelConfig:
 
     vocab_size: int = 0
     num_labels: int = 0
-    cell: str = "lstm"  # lstm | gru | rnn (tanh): see training.cells
+    cell: str = "lstm"  # lstm | gru | rnn (tanh): see training.model.cells
     embedding_dim: int = 128
     hidden_dim: int = 128
     num_layers: int = 1

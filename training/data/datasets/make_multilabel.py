@@ -1,4 +1,4 @@
-"""Generate a small multi-label text data set: ``python -m training.datasets.make_multilabel out.csv``.
+"""Generate a small multi-label text data set: ``python -m training.data.datasets.make_multilabel out.csv``.
 
 Synthetic, seeded and reproducible: each text gets 0–3 topic labels and is written with 2–4 keywords of
 each of its topics among neutral filler words; one text in ten also carries a stray keyword of a topic it
