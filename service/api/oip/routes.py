@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from service import __version__
 from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
 from service.api.errors import error_body
 from service.api.hotpath import HotRoute, RawBody
@@ -37,7 +38,7 @@ from service.errors import STATUS_CODES, ErrorType, InvalidRequest, ServiceError
 from service.lifecycle import is_draining
 
 SERVER_NAME = "lstm-service"
-SERVER_VERSION = "0.1.0"
+SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
 ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from starlette.responses import Response
 
+from service import __version__
 from service.api.bodies import json_body, request_body
 from service.api.deps import RegistryDep, Services, ServicesDep, SettingsDep
 from service.api.hotpath import HotRoute
@@ -32,7 +33,7 @@ from service.observability import metrics
 from service.observability.context import note_model
 
 router = APIRouter(tags=["text-embeddings-inference"])
-TEI_VERSION = "0.1.0"
+TEI_VERSION = __version__
 
 # A text the model runs on needs a token: a character that is not whitespace (documented; the route's check
 # names the text). TEI's batch form wraps each text in a list of one (a list of two would be a pair).
