@@ -17,9 +17,9 @@ code reaches :func:`launch`. tests/conftest.py installs the hooks below.
 
 from __future__ import annotations
 
-import builtins
+import functools
 import importlib.util
-import inspect
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +47,15 @@ def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
 
 
 def _written_in(value: object, folders: tuple[Path, ...]) -> bool:
-    source = getattr(inspect.getmodule(value), "__file__", None)
-    return source is not None and any(Path(source).resolve().is_relative_to(folder) for folder in folders)
+    name = getattr(value, "__module__", None)
+    module = value if isinstance(value, types.ModuleType) else sys.modules.get(name or "")
+    source = getattr(module, "__file__", None)
+    return source is not None and any(_resolved(source).is_relative_to(folder) for folder in folders)
+
+
+@functools.cache
+def _resolved(source: str) -> Path:
+    return Path(source).resolve()
 
 
 def _members(value: object) -> list[object]:
@@ -59,7 +66,7 @@ def _members(value: object) -> list[object]:
         return [value.__func__]
     if isinstance(value, property):
         return [value.fget]
-    wrapped = getattr(value, "__wrapped__", None) or getattr(value, "_get_wrapped_function", lambda: None)()
+    wrapped = getattr(value, "__wrapped__", None)  # functools.wraps, contextmanager
     return [wrapped] if wrapped is not None else []
 
 
@@ -74,15 +81,22 @@ def reaches_launch(value: object, folders: tuple[Path, ...] = (TESTS,), seen: se
     seen.add(id(value))
     if not isinstance(value, types.FunctionType):
         return any(reaches_launch(member, folders, seen) for member in _members(value))
-    scope = {**vars(builtins), **value.__globals__}
     for code in _codes(value.__code__):
-        for name in (*code.co_names, *code.co_freevars):
-            named = scope.get(name)
+        for name in code.co_names:
+            named = value.__globals__.get(name)
             modules = [named] if isinstance(named, types.ModuleType) else []
             found = [getattr(module, attribute, None) for module in modules for attribute in code.co_names]
             if any(reaches_launch(target, folders, seen) for target in (named, *found) if target is not None):
                 return True
-    return any(reaches_launch(cell.cell_contents, folders, seen) for cell in value.__closure__ or ())
+    enclosed = [_contents(cell) for cell in value.__closure__ or ()]
+    return any(reaches_launch(target, folders, seen) for target in enclosed if target is not None)
+
+
+def _contents(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a variable of the enclosing function not assigned yet
+        return None
 
 
 def starts_a_server(item: pytest.Item) -> bool:
@@ -91,7 +105,12 @@ def starts_a_server(item: pytest.Item) -> bool:
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     fixtures = [definition.func for chain in definitions.values() for definition in chain]
     folders = (TESTS, Path(str(item.path)).resolve().parent)
-    return any(reaches_launch(target, folders) for target in (function, *fixtures) if target is not None)
+    return any(_reaches_cached(target, folders) for target in (function, *fixtures) if target is not None)
+
+
+@functools.cache
+def _reaches_cached(value: object, folders: tuple[Path, ...]) -> bool:
+    return reaches_launch(value, folders)  # a fixture is asked about once, not once per test using it
 
 
 def inferred_kind(item: pytest.Item) -> str:
