@@ -99,7 +99,7 @@ COPY --from=app /opt/app /opt/app
 # The default bundles. Mount your own store over /models (read-only is enough) or set LSTM_SERVICE_MODEL_STORE.
 COPY model_store/ /models/
 
-# Everything is configured through LSTM_SERVICE_* variables (see the project README for all of them).
+# Everything is configured through LSTM_SERVICE_* variables (docs/settings.md lists all of them).
 # The root filesystem can be read-only: bytecode is compiled at build time, and the only writable place
 # anything needs is /tmp (mount a tmpfs there).
 ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \

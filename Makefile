@@ -7,7 +7,7 @@ PORT   ?= 8000
 # The model for requests that name none: set, so that a model trained into the store never takes its place.
 DEFAULT_MODEL ?= news-topic
 
-.PHONY: run test test-container bench lint typecheck fixtures models clean
+.PHONY: run test train-setup test-container bench lint typecheck settings-docs fixtures models clean
 
 # Serving needs only the `serve` extra (no torch); the stamp files make set-up happen once per pyproject change.
 $(BIN)/python:
@@ -24,6 +24,13 @@ $(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[train]' --group dev
 	touch $@ $(VENV)/.serve-installed
+
+# Training only: the `train` extra (torch 2.13 CPU, gensim, scikit-learn...), for .venv/bin/lstm-train.
+$(VENV)/.train-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	touch $@ $(VENV)/.serve-installed
+
+train-setup: $(VENV)/.train-installed
 
 run: $(VENV)/.serve-installed
 	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) --default-model $(DEFAULT_MODEL)
@@ -44,6 +51,10 @@ lint: $(VENV)/.test-installed
 # mypy over service/ ([tool.mypy] in pyproject.toml: strict on the engine and the bundle contract).
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
+
+# Re-write the settings table of docs/settings.md from service/settings.py (a test fails while they differ).
+settings-docs: $(VENV)/.serve-installed
+	$(BIN)/python -m service.settings_doc
 
 # Re-write the committed fixture bundles under tests/fixtures/ (after a change to the bundle format or training).
 fixtures: $(VENV)/.test-installed

@@ -44,7 +44,7 @@ def default_workers() -> int:
 
     Each worker runs onnxruntime with one intra-op thread: one thread is fastest at batch 1 and, with a
     worker per CPU, every CPU already works at any load; two threads per call only pay from batch ~8 and
-    would then compete with the other workers (bench/, reference §4).
+    would then compete with the other workers (measured with bench/).
     """
     if hasattr(os, "sched_getaffinity"):
         return max(1, min(64, len(os.sched_getaffinity(0))))

@@ -10,20 +10,16 @@ Stores (real bundles, never a mock of onnxruntime; see :mod:`support.stores`):
 - ``store_copy``: a private copy of ``tiny_store``, free to damage or to add versions to
 - ``start_app``: ``async with start_app(settings) as client``, the real app in process
 
-Markers, set here by where a test lives and what it uses unless the test sets one itself:
-
-- ``container``  tests/container: builds and runs the image
-- ``train``      tests/training, and any test that trains a bundle (``tiny_bundle``): needs torch
-- ``e2e``        a real server process: modules that import ``LiveServer``, and :data:`E2E_MODULES`
-- ``api``        the app in process over HTTP (the ``client`` or ``start_app`` fixture)
-- ``unit``       everything else: functions and classes called directly
+Markers: every test gets one kind (unit, api, e2e, train, container), set by :mod:`support.markers` from
+where it lives and what it does unless the test sets one itself; a test that starts a real server process
+(through ``support.live_server.launch``) is ``e2e``, found from its code before it runs and refused at run
+time if it still ends up ``unit`` or ``api``.
 
 Without torch installed the ``train`` tests skip, saying so; the rest run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -32,44 +28,16 @@ import httpx
 import pytest
 from support.apps import running_app
 from support.data import tiny_examples
-from support.live_server import LiveServer
+from support.markers import (  # noqa: F401  (pytest's hooks, found here by name)
+    HAS_TORCH,
+    NO_TORCH,
+    pytest_collection_modifyitems,
+    pytest_runtest_call,
+    pytest_runtest_setup,
+)
 from support.stores import SHAPES, STORE, copy_store
 
 from service.settings import Settings
-
-KINDS = ("unit", "api", "e2e", "train", "container")
-FOLDER_KINDS = {"container": "container", "training": "train"}
-# Modules that start a real server process without importing support.live_server's LiveServer.
-E2E_MODULES = frozenset({"test_explain_load.py"})
-APP_FIXTURES = frozenset({"client", "start_app"})
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-NO_TORCH = "needs torch (the train extra: pip install -e '.[train]'); the serving extra alone has none"
-
-
-def _kind(item: pytest.Item) -> str:
-    path = Path(str(item.path))
-    folder = path.parent.name
-    fixtures = set(getattr(item, "fixturenames", ()))
-    if folder in FOLDER_KINDS:
-        return FOLDER_KINDS[folder]
-    if "tiny_bundle" in fixtures:
-        return "train"
-    module = getattr(item, "module", None)
-    if path.name in E2E_MODULES or getattr(module, "LiveServer", None) is LiveServer:
-        return "e2e"
-    if fixtures & APP_FIXTURES:
-        return "api"
-    return "unit"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
-        if not kinds:
-            kinds = [_kind(item)]
-            item.add_marker(kinds[0])
-        if "train" in kinds and not HAS_TORCH:
-            item.add_marker(pytest.mark.skip(reason=NO_TORCH))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from service import __version__
 from service.api.bodies import document_bodies
 from service.api.common import error_responses
 from service.api.deps import Services
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app = ServiceApp(
         title="lstm-service",
         description=DESCRIPTION,
-        version="0.1.0",
+        version=__version__,
         docs_url=None,  # served by routes/docs.py with local assets: the page works without internet
         redoc_url=None,
         lifespan=_lifespan,

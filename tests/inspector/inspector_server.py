@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.live_server import launch
 from support.network import free_port
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def call(port: int, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
@@ -56,9 +55,7 @@ class Server:
             **(env or {}),
         }
         with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT
-            )
+            process = launch(command, environment, log)
         server = cls(process, port, log_path)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -22,12 +22,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from subprocess import Popen
+from typing import IO, Any
 
 from support.network import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 90
+# The pid of every server process :func:`launch` started, in order: a test that adds one must be marked e2e
+# (support.markers finds the tests that reach launch before they run, and fails one that slipped through).
+LAUNCHED: list[int] = []
+
+
+def launch(command: Sequence[str], env: dict[str, str], log: IO[bytes], group: bool = False) -> Popen[bytes]:
+    """Start a real server process from the repository root; every helper that starts one goes through here.
+
+    ``group`` makes it the leader of a process group of its own (see :meth:`LiveServer.kill`)."""
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=group
+    )
+    LAUNCHED.append(process.pid)
+    return process
 
 
 @dataclass(frozen=True)
@@ -86,14 +101,7 @@ class LiveServer:
         ]  # fmt: skip
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, led by the server
-            )
+            process = launch(command, environment, log, group=True)
         server = cls(process, port, log_path)
         try:
             server.wait_ready()

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
+from service import __version__
 from service.api.common import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses, path_version
 from service.api.deps import EngineDep, RegistryDep, Services, SettingsDep
 from service.api.errors import error_body
@@ -38,7 +39,7 @@ from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
 
 SERVER_NAME = "lstm-service"
-SERVER_VERSION = "0.1.0"
+SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
 ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from service import __version__
 from service.api.common import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES
 from service.api.deps import RegistryDep, Services, SettingsDep
 from service.api.hotpath import HotRoute
@@ -26,7 +27,7 @@ from service.engine.results import Texts
 from service.errors import InvalidRequest
 
 router = APIRouter(tags=["text-embeddings-inference"])
-TEI_VERSION = "0.1.0"
+TEI_VERSION = __version__
 
 
 def _texts(inputs: str | list[Any]) -> tuple[list[str], bool]:
