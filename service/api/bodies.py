@@ -6,8 +6,9 @@
 - an empty body is a missing body (``body: Field required``), unless the route's body is optional;
 - the bytes are decoded as JSON by orjson, and by the standard library's decoder when orjson refuses them,
   so ``NaN``, ``1e400``, integers beyond 64 bits and lone surrogate escapes reach the model's validation
-  (which refuses them with a field-level message); anything neither accepts (bad syntax, bytes that are
-  not UTF-8, nesting too deep) is ``request body is not valid JSON``;
+  (which refuses them with a field-level message); bytes that are not UTF-8 are told so, with the first
+  bad byte; anything else neither accepts (bad syntax, nesting too deep) is ``request body is not valid
+  JSON``;
 - the model validates the data (strict, no unknown fields); its errors are described by
   :func:`service.api.errors.describe_validation_errors`.
 
@@ -42,9 +43,17 @@ def decode_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
+    if json.detect_encoding(body) == "utf-8":
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidRequest(
+                f"request body is not valid UTF-8: byte {error.start} is 0x{body[error.start]:02x}; "
+                "send the JSON encoded as UTF-8"
+            ) from None
     try:  # NaN, 1e400, lone surrogates and big integers: parsed here, judged by the model
         return json.loads(body)
-    except Exception:  # not UTF-8, bad syntax, nesting deeper than the recursion limit
+    except Exception:  # bad syntax, nesting deeper than the recursion limit
         raise InvalidRequest(NOT_JSON) from None
 
 

@@ -29,6 +29,7 @@ from service.engine.inference import Inference
 from service.engine.preprocess import check_texts, lookup_tokens
 from service.engine.registry import Registry
 from service.engine.results import (
+    DECIDED,
     HIDDEN,
     LABELS,
     LOGITS,
@@ -170,12 +171,13 @@ class Engine:
     async def _outputs(
         self, runtime: ModelRuntime, wanted: frozenset[str], ids: Sequence[Sequence[int]]
     ) -> ModelOutputs:
-        logits = scores = labels = None
-        if wanted & {LOGITS, SCORES, LABELS}:
+        logits = scores = labels = decided = None
+        if wanted & {LOGITS, SCORES, LABELS, DECIDED}:
             logits, scores = await self.inference.scored(runtime, ids)
             labels = runtime.best_labels(scores) if LABELS in wanted else None
+            decided = runtime.decide(scores) if DECIDED in wanted else None
         if HIDDEN not in wanted:
-            return ModelOutputs(runtime, logits, scores, labels)
+            return ModelOutputs(runtime, logits, scores, labels, decided)
         release = self.budget.reserve(hidden_states_cost(runtime, [len(row) for row in ids]))
         try:
             started = time.perf_counter()
@@ -186,7 +188,7 @@ class Engine:
         except BaseException:
             release()
             raise
-        return ModelOutputs(runtime, logits, scores, labels, padded, h_n, c_n, release)
+        return ModelOutputs(runtime, logits, scores, labels, decided, padded, h_n, c_n, release)
 
     async def tokenize(self, query: TextQuery) -> Tokenized:
         """Each text's tokens as the model reads them (ids, offsets, truncation)."""

@@ -117,6 +117,7 @@ class ModelOutputs:
     logits: np.ndarray | None = None
     scores: np.ndarray | None = None
     best_labels: list[int] | None = None
+    decided: list[list[int]] | None = None  # multi-label: the labels over their thresholds, best first
     hidden_states: np.ndarray | None = None
     h_n: np.ndarray | None = None
     c_n: np.ndarray | None = None
@@ -134,8 +135,8 @@ class Explained:
 
 
 # The outputs a caller of Engine.outputs may want.
-LOGITS, SCORES, LABELS, HIDDEN = "logits", "scores", "labels", "hidden"
-OUTPUTS = frozenset({LOGITS, SCORES, LABELS, HIDDEN})
+LOGITS, SCORES, LABELS, DECIDED, HIDDEN = "logits", "scores", "labels", "decided", "hidden"
+OUTPUTS = frozenset({LOGITS, SCORES, LABELS, DECIDED, HIDDEN})
 
 
 def id_lists(encodings: Sequence[Encoding]) -> list[list[int]]:

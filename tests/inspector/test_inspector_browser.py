@@ -169,8 +169,7 @@ def test_with_an_api_key_the_page_asks_for_it_and_then_works(browser, tmp_path: 
         assert browser.find_element(By.ID, "api-key-box").get_attribute("open") is not None
         assert browser.find_elements(By.CSS_SELECTOR, "#model option") == []
 
-        browser.find_element(By.ID, "api-key").send_keys(key)
-        browser.find_element(By.ID, "text").click()  # leaving the field fires its change event
+        browser.find_element(By.ID, "api-key").send_keys(key)  # no need to leave the field: typing lists them
         wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#model option[value='news-topic']"))
         box = browser.find_element(By.ID, "text")
         box.send_keys("The striker scored twice in the cup final")
@@ -181,3 +180,41 @@ def test_with_an_api_key_the_page_asks_for_it_and_then_works(browser, tmp_path: 
         assert all("401" in message for message in _severe_console_messages(browser))
     finally:
         guarded.stop()
+
+
+def test_a_multi_label_explanation_says_which_label_the_colours_are_for(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil as files
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    store = tmp_path / "store"
+    files.copytree(REPO / "tests" / "fixtures" / "shapes" / "tiny-tags", store / "tiny-tags")
+    tags = Server.start(store, tmp_path / "server.log")
+    try:
+        _explain_in_page(browser, tags, "tiny-tags", "player team league match election vote")
+        choice = Select(browser.find_element(By.ID, "shading-label"))
+        labels = [option.get_attribute("value") for option in choice.options]
+        assert len(labels) >= 2 and choice.first_selected_option.get_attribute("value") == labels[0]
+        tokens = browser.find_element(By.ID, "tokens")
+        assert tokens.get_attribute("data-label") == labels[0]
+
+        def described(label: str) -> bool:
+            spans = browser.find_elements(By.CSS_SELECTOR, "#tokens .token:not(.neutral)")
+            return bool(spans) and all(label in span.get_attribute("aria-label") for span in spans)
+
+        assert described(labels[0])
+        before = [
+            span.get_attribute("data-attribution")
+            for span in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")
+        ]
+        choice.select_by_value(labels[1])
+        WebDriverWait(browser, 10).until(lambda page: tokens.get_attribute("data-label") == labels[1])
+        after = [
+            span.get_attribute("data-attribution")
+            for span in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")
+        ]
+        assert described(labels[1]) and after != before  # the colours follow the chosen label
+        assert _severe_console_messages(browser) == []
+    finally:
+        tags.stop()

@@ -1,6 +1,7 @@
 """The tensors follow each model's graph: 2 layers and one direction (H_N is [N, L*D, H]), char bigrams, a
 GRU, which has no cell state (no C_N: not in the metadata, not answered, refused by name), and a
-multi-label model, whose PROBS are /classify's sigmoids and whose LABEL is /classify's label."""
+multi-label model, whose PROBS are /classify's sigmoids, whose LABEL is /classify's label and whose LABELS
+are /classify's labels, with its thresholds in its configuration."""
 
 from __future__ import annotations
 
@@ -70,3 +71,24 @@ async def test_a_multi_label_model_answers_as_classify(shapes_store: Path) -> No
         np.array(outputs["PROBS"]["data"], dtype=np.float32).reshape(3, 6), expected
     )
     assert outputs["LABEL"]["data"] == [result["label"] or "" for result in classified]
+    # LABELS: every label over its threshold, best first, padded with empty strings to [N, C]
+    assert outputs["LABELS"]["shape"] == [3, 6]
+    rows = [outputs["LABELS"]["data"][row * 6 : (row + 1) * 6] for row in range(3)]
+    assert [[label for label in row if label] for row in rows] == [result["labels"] for result in classified]
+    assert any(len(result["labels"]) > 1 for result in classified)  # the case a single LABEL cannot say
+
+
+async def test_a_multi_label_model_s_thresholds_are_in_its_configuration(shapes_store: Path) -> None:
+    import json
+
+    from service.bundle import load_bundle
+
+    async with running_app(Settings(model_store=shapes_store)) as client:
+        tags = (await client.get("/v2/models/tiny-tags/config")).json()["parameters"]
+        single = (await client.get("/v2/models/tiny-gru/config")).json()["parameters"]
+        single_outputs = (await client.get("/v2/models/tiny-gru")).json()["outputs"]
+    manifest = load_bundle(shapes_store / "tiny-tags" / "1").manifest
+    assert tags["task"] == {"string_value": "multi-label"}
+    assert json.loads(tags["thresholds"]["string_value"]) == dict(manifest.thresholds or {})
+    assert single["task"] == {"string_value": "single-label"} and "thresholds" not in single
+    assert "LABELS" not in [tensor["name"] for tensor in single_outputs]

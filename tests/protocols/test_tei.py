@@ -43,6 +43,33 @@ def test_huggingface_hub_text_classification(server: Server, path: str) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("path", ["/tei/tiny-zh", "/tei/tiny-zh/predict"])
+def test_huggingface_hub_reaches_a_model_that_is_not_the_default(server: Server, path: str) -> None:
+    text = "质量很好 非常满意"
+    answer = InferenceClient(model=f"{server.url}{path}", api_key=API_KEY).text_classification(text)
+    body = json.dumps({"texts": [text], "model": "tiny-zh"}).encode()
+    request = urllib.request.Request(f"{server.url}/classify", body, headers=KEY)
+    with urllib.request.urlopen(request) as response:
+        (expected,) = json.load(response)["results"]
+    best = answer if not isinstance(answer, list) else answer[0]
+    assert (best.label, best.score) == _ranked(expected)[0]
+
+
+async def test_a_named_model_s_tei_routes_answer_for_that_model(client: httpx.AsyncClient) -> None:
+    text = "质量很好"
+    named = await client.post("/tei/tiny-zh", json={"inputs": text})
+    reference = (await client.post("/classify", json={"text": text, "model": "tiny-zh"})).json()["results"][0]
+    assert named.status_code == 200
+    assert [(item["label"], item["score"]) for item in named.json()] == _ranked(reference)
+    info = (await client.get("/tei/tiny-zh/info")).json()
+    assert info["model_id"] == "tiny-zh" and (await client.get("/info")).json()["model_id"] == "tiny-en"
+    for unknown in ("/tei/nope", "/tei/nope/predict"):
+        missing = await client.post(unknown, json={"inputs": text})
+        assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"
+    assert (await client.get("/tei/nope/info")).status_code == 404
+
+
+@pytest.mark.e2e
 def test_huggingface_hub_needs_the_key(server: Server) -> None:
     with pytest.raises(HfHubHTTPError, match="401"):
         InferenceClient(model=f"{server.url}/predict").text_classification(TEXT)

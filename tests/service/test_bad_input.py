@@ -29,7 +29,12 @@ MODEL_RUNS = {"/classify", "/hidden-states"}  # routes that need at least one to
 # (case id, raw body, expected status on every text route, the error message) -- a None message: any.
 _MALFORMED: list[tuple[str, bytes, int, str | None]] = [
     ("truncated JSON", b'{"text": "goal', 422, "request body is not valid JSON"),
-    ("not UTF-8", b'{"text": "\xff\xfe"}', 422, "request body is not valid JSON"),
+    (
+        "not UTF-8",
+        b'{"text": "\xff\xfe"}',
+        422,
+        "request body is not valid UTF-8: byte 10 is 0xff; send the JSON encoded as UTF-8",
+    ),
     ("empty body", b"", 422, "body: Field required"),
     ("JSON null", b"null", 422, None),
     ("JSON array", b'["goal"]', 422, None),

@@ -21,6 +21,7 @@ import functools
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +86,11 @@ def reaches_launch(value: object, folders: tuple[Path, ...] = (TESTS,), seen: se
         for name in code.co_names:
             named = value.__globals__.get(name)
             modules = [named] if isinstance(named, types.ModuleType) else []
-            found = [getattr(module, attribute, None) for module in modules for attribute in code.co_names]
+            with warnings.catch_warnings():  # a module's deprecated attributes warn when looked up
+                warnings.simplefilter("ignore")
+                found = [
+                    getattr(module, attribute, None) for module in modules for attribute in code.co_names
+                ]
             if any(reaches_launch(target, folders, seen) for target in (named, *found) if target is not None):
                 return True
     enclosed = [_contents(cell) for cell in value.__closure__ or ()]

@@ -26,6 +26,7 @@ from service.api.oip.signature import (
     INPUT_IDS,
     INPUT_TYPES,
     LABEL,
+    LABELS,
     LENGTHS,
     LOGITS,
     PROBS,
@@ -210,10 +211,19 @@ _ENGINE_OUTPUTS = {
     LOGITS: results.LOGITS,
     PROBS: results.SCORES,
     LABEL: results.LABELS,
+    LABELS: results.DECIDED,
     HIDDEN_STATES: results.HIDDEN,
     H_N: results.HIDDEN,
     C_N: results.HIDDEN,
 }
+
+
+def _padded(decided: list[list[int]], width: int) -> np.ndarray:
+    """Per text, the decided label indices best first, then -1 up to ``width``."""
+    rows = np.full((len(decided), width), -1, dtype=np.int64)
+    for row, indices in enumerate(decided):
+        rows[row, : len(indices)] = indices
+    return rows
 
 
 def _by_name(outputs: ModelOutputs) -> dict[str, np.ndarray]:
@@ -222,6 +232,7 @@ def _by_name(outputs: ModelOutputs) -> dict[str, np.ndarray]:
         LOGITS: outputs.logits,
         PROBS: outputs.scores,
         LABEL: None if outputs.best_labels is None else np.asarray(outputs.best_labels, dtype=np.int64),
+        LABELS: None if outputs.decided is None else _padded(outputs.decided, len(outputs.runtime.labels)),
         HIDDEN_STATES: outputs.hidden_states,
         H_N: outputs.h_n,
         C_N: outputs.c_n,
@@ -247,9 +258,9 @@ def encode_output(
     if output.classes is not None:
         items = _classifications(values, output.classes, labels)
         shape = [len(values), output.classes]
-    elif output.name == LABEL:
-        items = [labels[index].encode() if index >= 0 else b"" for index in values.tolist()]
-        shape = [len(values)]
+    elif output.name in (LABEL, LABELS):  # -1: no label (answered as an empty string)
+        items = [labels[index].encode() if index >= 0 else b"" for index in values.ravel().tolist()]
+        shape = list(values.shape)
     else:
         array = np.ascontiguousarray(values, dtype="<f4")
         shape = list(array.shape)

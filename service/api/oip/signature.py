@@ -4,12 +4,15 @@ Inputs: ``TEXT`` (BYTES ``[N]`` or ``[N, 1]``; the service tokenizes it as ``/cl
 ``INPUT_IDS`` (INT64 ``[N, T]``) with ``LENGTHS`` (INT64 ``[N]``) for clients that tokenize themselves.
 Outputs: ``PROBS``/``LOGITS`` (FP32 ``[N, C]``; ``PROBS`` are /classify's scores, softmax or one sigmoid
 per label), ``LABEL`` (BYTES ``[N]``: /classify's ``label``, empty when a multi-label model picks none),
-``HIDDEN_STATES`` (FP32 ``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first: ``[N, L*D, H]``; ``C_N`` for
-LSTM cells only). ``-1`` marks a variable dimension.
+``LABELS`` (BYTES ``[N, C]``, multi-label models only: /classify's ``labels``, the labels over their
+thresholds best first, padded with empty strings; the thresholds are in the model configuration's
+``parameters``), ``HIDDEN_STATES`` (FP32 ``[N, T, H*D]``), ``H_N``/``C_N`` (FP32, batch first:
+``[N, L*D, H]``; ``C_N`` for LSTM cells only). ``-1`` marks a variable dimension.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,10 @@ from service.engine.runtime import ModelRuntime
 PLATFORM = "onnxruntime_onnx"
 BACKEND = "onnxruntime"
 TEXT, INPUT_IDS, LENGTHS = "TEXT", "INPUT_IDS", "LENGTHS"
-PROBS, LOGITS, LABEL = "PROBS", "LOGITS", "LABEL"
+PROBS, LOGITS, LABEL, LABELS = "PROBS", "LOGITS", "LABEL", "LABELS"
 HIDDEN_STATES, H_N, C_N = "HIDDEN_STATES", "H_N", "C_N"
 INPUT_TYPES = {TEXT: "BYTES", INPUT_IDS: "INT64", LENGTHS: "INT64"}
-OUTPUT_NAMES = (PROBS, LOGITS, LABEL, HIDDEN_STATES, H_N, C_N)
+OUTPUT_NAMES = (PROBS, LOGITS, LABEL, LABELS, HIDDEN_STATES, H_N, C_N)
 CLASS_SCORES = frozenset({PROBS, LOGITS})  # the outputs the classification extension can rank
 # Triton's model configuration names for the protocol's datatypes.
 CONFIG_TYPES = {"BYTES": "TYPE_STRING", "INT64": "TYPE_INT64", "FP32": "TYPE_FP32"}
@@ -53,17 +56,23 @@ def outputs(runtime: ModelRuntime) -> list[TensorSpec]:
         TensorSpec(PROBS, "FP32", (-1, classes)),
         TensorSpec(LOGITS, "FP32", (-1, classes)),
         TensorSpec(LABEL, "BYTES", (-1,)),
+        TensorSpec(LABELS, "BYTES", (-1, classes)),
         TensorSpec(HIDDEN_STATES, "FP32", (-1, -1, features)),
         TensorSpec(H_N, "FP32", (-1, layers_directions, hidden)),
     ]
     if runtime.has_cell_state:  # only an LSTM has a cell state; GRU and RNN graphs have no c_n
         specs.append(TensorSpec(C_N, "FP32", (-1, layers_directions, hidden)))
-    return specs
+    names = output_names(runtime)
+    return [spec for spec in specs if spec.name in names]
 
 
 def output_names(runtime: ModelRuntime) -> tuple[str, ...]:
-    """The outputs this model gives: every one of :data:`OUTPUT_NAMES` but ``C_N`` for a GRU or RNN."""
-    return OUTPUT_NAMES if runtime.has_cell_state else tuple(name for name in OUTPUT_NAMES if name != C_N)
+    """The outputs this model gives: every one of :data:`OUTPUT_NAMES` but ``C_N`` for a GRU or RNN, and
+    ``LABELS`` for a multi-label model only."""
+    left_out = {C_N} if not runtime.has_cell_state else set()
+    if not runtime.multi_label:
+        left_out.add(LABELS)
+    return tuple(name for name in OUTPUT_NAMES if name not in left_out)
 
 
 def model_metadata(runtime: ModelRuntime, versions: list[int]) -> dict[str, Any]:
@@ -104,5 +113,18 @@ def model_config(runtime: ModelRuntime, max_batch_size: int, version: int) -> di
         "max_batch_size": max_batch_size,
         "input": [_config_tensor(spec) for spec in inputs(runtime)],
         "output": [_config_tensor(spec) for spec in outputs(runtime)],
-        "parameters": {"max_length": {"string_value": str(runtime.tokenizer.max_length)}},
+        "parameters": _parameters(runtime),
     }
+
+
+def _parameters(runtime: ModelRuntime) -> dict[str, dict[str, str]]:
+    """The model's own figures a client needs: the task, and for a multi-label model each label's
+    threshold (JSON), by which LABEL and LABELS are decided."""
+    parameters = {
+        "max_length": {"string_value": str(runtime.tokenizer.max_length)},
+        "task": {"string_value": runtime.task},
+    }
+    if runtime.multi_label:
+        thresholds = dict(runtime.manifest.thresholds or {})
+        parameters["thresholds"] = {"string_value": json.dumps(thresholds, sort_keys=True)}
+    return parameters

@@ -131,16 +131,28 @@ function shade(attribution, largest) {
   return `rgba(${rgb}, ${(0.08 + 0.72 * strength).toFixed(3)})`;
 }
 
+// Which explained label the tokens are shaded for: one select, one option per explained label (a
+// multi-label model explains every label it picked; the first is the default).
+function showShadingChoice(text, answer) {
+  const select = $("shading-label");
+  select.replaceChildren(...answer.labels.map((label) => element("option", { value: label }, label)));
+  select.disabled = answer.labels.length < 2;
+  select.onchange = () => showTokens(text, answer, select.value);
+}
+
 // Offsets count code points (as the service does); JavaScript strings count UTF-16 units.
-function showTokens(text, answer) {
+function showTokens(text, answer, label = answer.labels[0]) {
   const characters = Array.from(text);
   const container = $("tokens");
   container.replaceChildren();
-  const largest = Math.max(0, ...answer.tokens.map((token) => Math.abs(token.attribution)));
+  container.dataset.label = label;
+  const effect = (token) => token.attributions[label];
+  const largest = Math.max(0, ...answer.tokens.map((token) => Math.abs(effect(token))));
   let position = 0;
   answer.tokens.forEach((token, index) => {
     if (token.start > position) container.append(document.createTextNode(characters.slice(position, token.start).join("")));
-    const sign = token.attribution > 0 ? "towards" : token.attribution < 0 ? "away" : "neutral";
+    const attribution = effect(token);
+    const sign = attribution > 0 ? "towards" : attribution < 0 ? "away" : "neutral";
     const span = element("span", {
       class: `token ${sign}${token.unk ? " unk" : ""}`,
       tabindex: "0",
@@ -148,11 +160,11 @@ function showTokens(text, answer) {
       "data-index": String(index),
       "data-start": String(token.start),
       "data-stop": String(token.stop),
-      "data-attribution": String(token.attribution),
-      "aria-label": `${token.text}: ${sign === "neutral" ? "no effect" : `pushes ${sign === "towards" ? "towards" : "away from"} ${answer.label}`} by ${format(Math.abs(token.attribution), 4)}${token.unk ? ", unknown token" : ""}`,
-      title: `${format(token.attribution, 4)}${token.unk ? " (unknown)" : ""}`,
+      "data-attribution": String(attribution),
+      "aria-label": `${token.text}: ${sign === "neutral" ? "no effect" : `pushes ${sign === "towards" ? "towards" : "away from"} ${label}`} by ${format(Math.abs(attribution), 4)}${token.unk ? ", unknown token" : ""}`,
+      title: `${format(attribution, 4)} for ${label}${token.unk ? " (unknown)" : ""}`,
     }, characters.slice(token.start, token.stop).join(""));
-    span.style.backgroundColor = shade(token.attribution, largest);
+    span.style.backgroundColor = shade(attribution, largest);
     span.addEventListener("click", () => showNeighbors(answer.model, token));
     span.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
@@ -270,6 +282,7 @@ async function explain(event) {
     const states = await api("POST", "/hidden-states", { model, text: explainedText });
     $("result").hidden = false;
     showScores(answer);
+    showShadingChoice(text, answer);
     showTokens(text, answer);
     showTrajectory(answer);
     showHeatmap(answer.tokens, states.results[0]);
@@ -295,6 +308,11 @@ document.addEventListener("DOMContentLoaded", () => {
         if (needsKey) $("api-key-box").open = true;
         setStatus(needsKey ? `${error.message}: type this service's API key under "API key"` : error.message, true);
       });
-  $("api-key").addEventListener("change", listModels);  // the key is kept in the page only, never stored
+  // The key is kept in the page only, never stored; models are listed as soon as typing pauses.
+  let typing;
+  $("api-key").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(listModels, 300);
+  });
   listModels();
 });
