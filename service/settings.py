@@ -155,7 +155,14 @@ class Settings(BaseSettings):
         96 * MIB,
         ge=MIB,
         description="Bytes of /embed and /hidden-states answers one worker may build at once (estimated "
-        "before the model runs); past it, 429 with Retry-After.",
+        "from the request before tokenizing); past it, requests wait their turn (see max_vector_waiting).",
+    )
+    max_vector_waiting: int = Field(
+        8,
+        ge=0,
+        description="Vector requests that may wait, first come first served, for the vector budget; past "
+        "it, or when the expected wait outlasts the request's deadline, 429 with the expected wait as "
+        "Retry-After.",
     )
 
     @field_validator("log_level", "log_format", mode="before")

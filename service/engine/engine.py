@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from service.engine.batching import BatchLimits, BatchStats
-from service.engine.budget import VectorBudget, embed_cost, hidden_states_cost
+from service.engine.budget import (
+    Reservation,
+    VectorBudget,
+    embed_cost,
+    hidden_states_cost,
+    upper_bound_tokens,
+)
 from service.engine.explain import Explainer
 from service.engine.inference import Inference
 from service.engine.preprocess import check_texts, lookup_tokens
@@ -44,13 +51,15 @@ from service.engine.results import (
     Tokenized,
     id_lists,
 )
-from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors
+from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors, Stop
 from service.engine.statistics import Statistics
-from service.errors import InvalidRequest, ServiceError
+from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
 from service.observability import metrics
-from service.observability.context import note_model
+from service.observability.context import note_model, seconds_left
 from service.settings import Settings
 from service.tokenizer import Encoding
+
+T = TypeVar("T")
 
 
 class Engine:
@@ -65,7 +74,7 @@ class Engine:
             serves=registry.serves,
         )
         self.explainer = Explainer(self.inference, settings.max_batch_tokens, settings.max_batch_size)
-        self.budget = VectorBudget(settings.max_vector_bytes)
+        self.budget = VectorBudget(settings.max_vector_bytes, settings.max_vector_waiting)
 
     @classmethod
     async def start(cls, settings: Settings) -> Engine:
@@ -178,17 +187,27 @@ class Engine:
             decided = runtime.decide(scores) if DECIDED in wanted else None
         if HIDDEN not in wanted:
             return ModelOutputs(runtime, logits, scores, labels, decided)
-        release = self.budget.reserve(hidden_states_cost(runtime, [len(row) for row in ids]))
+        cost = hidden_states_cost(runtime, [len(row) for row in ids])
+        reservation = await self.budget.reserve(cost, seconds_left())
+        started = time.perf_counter()
+        states = await self._within(reservation, self.inference.hidden_states, runtime, ids)
+        seconds = time.perf_counter() - started
+        self.statistics.observe_execution(runtime.name, runtime.version, len(ids), (), seconds)
+        padded, h_n, c_n = _batch_first(states, ids)
+        return ModelOutputs(runtime, logits, scores, labels, decided, padded, h_n, c_n, reservation.release)
+
+    async def _within(
+        self, reservation: Reservation, work: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """``work(*args, stopped=reservation.release)``: the reservation is given back if the work fails,
+        and, when the deadline passes or the client leaves, once the pool thread has let go of it."""
         try:
-            started = time.perf_counter()
-            states = await self.inference.hidden_states(runtime, ids)
-            seconds = time.perf_counter() - started
-            self.statistics.observe_execution(runtime.name, runtime.version, len(ids), (), seconds)
-            padded, h_n, c_n = _batch_first(states, ids)
+            return await work(*args, stopped=reservation.release, **kwargs)
+        except (DeadlineExceeded, asyncio.CancelledError):
+            raise  # released by the work's ``stopped``, once the thread has stopped
         except BaseException:
-            release()
+            reservation.release()
             raise
-        return ModelOutputs(runtime, logits, scores, labels, decided, padded, h_n, c_n, release)
 
     async def tokenize(self, query: TextQuery) -> Tokenized:
         """Each text's tokens as the model reads them (ids, offsets, truncation)."""
@@ -196,16 +215,19 @@ class Engine:
         return Tokenized(runtime, await self._encode(runtime, query, require_tokens=False, spans=True))
 
     async def hidden_states(self, query: TextQuery) -> HiddenStated:
-        """The recurrent layers' states for each text, within the vector budget."""
+        """The recurrent layers' states for each text, within the vector budget (reserved from the texts'
+        lengths before tokenizing, so a refusal costs nothing)."""
         runtime = self._model_for(query, self.settings.max_vector_texts)
-        encodings = await self._encode(runtime, query, require_tokens=True, spans=True)
-        release = self.budget.reserve(hidden_states_cost(runtime, [len(e.ids) for e in encodings]))
+        bound = upper_bound_tokens(query.items, runtime.tokenizer.max_length)
+        reservation = await self.budget.reserve(hidden_states_cost(runtime, bound), seconds_left())
         try:
-            states = await self.inference.hidden_states(runtime, id_lists(encodings))
+            encodings = await self._encode(runtime, query, require_tokens=True, spans=True)
+            reservation.shrink(hidden_states_cost(runtime, [len(e.ids) for e in encodings]))
         except BaseException:
-            release()
+            reservation.release()
             raise
-        return HiddenStated(runtime, encodings, states, release)
+        states = await self._within(reservation, self.inference.hidden_states, runtime, id_lists(encodings))
+        return HiddenStated(runtime, encodings, states, reservation.release)
 
     async def embed(
         self, query: TextQuery, *, tokens: Sequence[str] | None = None, neighbors: int | None = None
@@ -215,12 +237,21 @@ class Engine:
         search run in the inference pool."""
         if tokens is not None:
             runtime = self._model_for(query, self.settings.max_texts)
+            reservation = await self.budget.reserve(
+                embed_cost(runtime, len(tokens), neighbors), seconds_left()
+            )
             token_ids = lookup_tokens(runtime, tokens)
             groups = [[EmbedToken(i, text, None, None) for i, text in zip(token_ids, tokens, strict=True)]]
             truncated = [False]
         else:
             runtime = self._model_for(query, self.settings.max_vector_texts)
-            encodings = await self._encode(runtime, query, require_tokens=False, spans=True)
+            bound = sum(upper_bound_tokens(query.items, runtime.tokenizer.max_length))
+            reservation = await self.budget.reserve(embed_cost(runtime, bound, neighbors), seconds_left())
+            try:
+                encodings = await self._encode(runtime, query, require_tokens=False, spans=True)
+            except BaseException:
+                reservation.release()
+                raise
             groups = [
                 [
                     EmbedToken(i, span.text, span.start, span.stop)
@@ -230,13 +261,17 @@ class Engine:
             ]
             truncated = [encoding.truncated for encoding in encodings]
         all_ids = [token.id for group in groups for token in group]
-        release = self.budget.reserve(embed_cost(runtime, len(all_ids), neighbors))
-        try:
-            vectors, found = await self.inference.run(_vectors_and_neighbors, runtime, all_ids, neighbors)
-        except BaseException:
-            release()
-            raise
-        return Embedded(runtime, groups, truncated, vectors, found, release)
+        reservation.shrink(embed_cost(runtime, len(all_ids), neighbors))
+        vectors, found = await self._within(reservation, self._vectors, runtime, all_ids, neighbors)
+        return Embedded(runtime, groups, truncated, vectors, found, reservation.release)
+
+    async def _vectors(
+        self, runtime: ModelRuntime, token_ids: list[int], k: int | None, stopped: Callable[[], None]
+    ) -> tuple[np.ndarray, Neighbors | None]:
+        stop = Stop()
+        return await self.inference.run(
+            _vectors_and_neighbors, runtime, token_ids, k, stop, stop=stop, stopped=stopped
+        )
 
     async def explain(
         self,
@@ -289,7 +324,7 @@ def _batch_first(
 
 
 def _vectors_and_neighbors(
-    runtime: ModelRuntime, token_ids: list[int], k: int | None
+    runtime: ModelRuntime, token_ids: list[int], k: int | None, stop: Stop
 ) -> tuple[np.ndarray, Neighbors | None]:
     vectors = runtime.embeddings(token_ids)
-    return vectors, runtime.neighbors(token_ids, k) if k is not None and token_ids else None
+    return vectors, runtime.neighbors(token_ids, k, stop) if k is not None and token_ids else None

@@ -13,13 +13,13 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from service.engine import batching
 from service.engine.preprocess import encode_texts
-from service.engine.runtime import HiddenStates, ModelRuntime
+from service.engine.runtime import HiddenStates, ModelRuntime, Stop
 from service.errors import INTERNAL_MESSAGE, DeadlineExceeded, Overloaded, ServiceError, Unavailable
 from service.observability import timing
 from service.observability.context import DEADLINE, RECORD, seconds_left
@@ -57,17 +57,37 @@ class Inference:
         # stopped (after draining), so their sessions and threads do not outlive them.
         self._serves = serves
 
-    async def run(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """``function(*args, **kwargs)`` in the pool; 504 if the request's deadline passes first."""
+    async def run(
+        self,
+        function: Callable[..., T],
+        *args: object,
+        stop: Stop | None = None,
+        stopped: Callable[[], None] | None = None,
+        **kwargs: object,
+    ) -> T:
+        """``function(*args, **kwargs)`` in the pool; 504 if the request's deadline passes first.
+
+        At the deadline, ``stop`` is requested (the work ends at its next check, or onnxruntime ends its
+        run) and ``stopped`` is called once the pool thread has really let go of the work: what the work
+        holds (a reservation of the vector budget) is freed then, not at the 504."""
         remaining = seconds_left()
         if remaining is not None and remaining <= 0:
+            if stopped is not None:
+                stopped()
             raise DeadlineExceeded("the request ran out of time before inference started")
         loop = asyncio.get_running_loop()
         call = timing.timed(functools.partial(function, *args, **kwargs))  # X-Queue-Time, X-Inference-Time
         future = loop.run_in_executor(self._executor, call)
         try:
-            return await asyncio.wait_for(future, remaining)
-        except asyncio.TimeoutError:
+            return await asyncio.wait_for(asyncio.shield(future), remaining)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as error:  # the deadline, or the client left
+            if stop is not None:
+                stop.request()
+            if stopped is not None:
+                future.add_done_callback(lambda _: stopped())
+            future.add_done_callback(_consume)
+            if isinstance(error, asyncio.CancelledError):
+                raise
             raise DeadlineExceeded("the request did not finish within its deadline") from None
 
     async def encode(
@@ -162,8 +182,14 @@ class Inference:
         )
         self.close()
 
-    async def hidden_states(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
-        return await self.run(runtime.hidden_states, id_lists)
+    async def hidden_states(
+        self,
+        runtime: ModelRuntime,
+        id_lists: Sequence[Sequence[int]],
+        stopped: Callable[[], None] | None = None,
+    ) -> HiddenStates:
+        stop = Stop()
+        return await self.run(runtime.hidden_states, id_lists, stop, stop=stop, stopped=stopped)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -202,3 +228,10 @@ def _scored_one_by_one(
 ) -> tuple[np.ndarray, np.ndarray]:
     logits = np.concatenate([runtime.logits([ids]) for ids in id_lists])
     return logits, runtime.scores(logits)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of work whose request gave up on it (a stopped run raises), so that asyncio
+    does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -60,6 +60,28 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return probabilities
 
 
+class Stop:
+    """A request to stop work running in a pool thread, made from the event loop when the request's
+    deadline passes: onnxruntime ends a run in progress (its ``RunOptions.terminate``), and loops over
+    chunks check :attr:`requested` between chunks."""
+
+    def __init__(self) -> None:
+        self.run_options = ort.RunOptions()
+        self.requested = False
+
+    def request(self) -> None:
+        self.requested = True
+        self.run_options.terminate = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise Stopped("stopped: the request's deadline passed")
+
+
+class Stopped(Exception):
+    """Work given up at a :class:`Stop` request (its request was answered 504 already)."""
+
+
 @dataclass(frozen=True)
 class HiddenStates:
     """``per_text[i]``: (num_tokens_i, hidden * directions).
@@ -203,9 +225,17 @@ class ModelRuntime:
         ids, lengths = pad_batch([[PAD_ID]])
         self.session.run(["logits"], {"ids": ids, "lengths": lengths}, memory.SHRINK_ARENA)
 
-    def _run(self, outputs: list[str], id_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    def _run(
+        self, outputs: list[str], id_lists: Sequence[Sequence[int]], stop: Stop | None = None
+    ) -> list[np.ndarray]:
         ids, lengths = pad_batch(id_lists)
-        arrays: list[np.ndarray] = self.session.run(outputs, {"ids": ids, "lengths": lengths})
+        options = stop.run_options if stop is not None else None
+        try:
+            arrays: list[np.ndarray] = self.session.run(outputs, {"ids": ids, "lengths": lengths}, options)
+        except Exception:
+            if stop is not None:
+                stop.check()  # onnxruntime's own error for a terminated run, told apart
+            raise
         return arrays
 
     def logits(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
@@ -278,14 +308,14 @@ class ModelRuntime:
             decided.append(over[np.argsort(-row[over], kind="stable")].tolist())
         return decided
 
-    def hidden_states(self, id_lists: Sequence[Sequence[int]]) -> HiddenStates:
+    def hidden_states(self, id_lists: Sequence[Sequence[int]], stop: Stop | None = None) -> HiddenStates:
         """The top recurrent layer's output at every real step of each text, the final h_n, and for an LSTM
         the final c_n (``None`` for cells without a cell state)."""
         if not self.has_cell_state:
-            states, h_n = self._run(["hidden_states", "h_n"], id_lists)
+            states, h_n = self._run(["hidden_states", "h_n"], id_lists, stop)
             c_n = None
         else:
-            states, h_n, c_n = self._run(["hidden_states", "h_n", "c_n"], id_lists)
+            states, h_n, c_n = self._run(["hidden_states", "h_n", "c_n"], id_lists, stop)
         per_text = [states[row, : len(token_ids)] for row, token_ids in enumerate(id_lists)]
         return HiddenStates(per_text, h_n, c_n)
 
@@ -293,21 +323,28 @@ class ModelRuntime:
         """(tokens, embedding_dim) float32: the rows of the embedding matrix the model looks up."""
         return self.embedding_matrix[np.asarray(token_ids, dtype=np.int64)]
 
-    def neighbors(self, token_ids: Sequence[int], k: int) -> Neighbors:
+    def neighbors(self, token_ids: Sequence[int], k: int, stop: Stop | None = None) -> Neighbors:
         """The ``k`` nearest vocabulary entries of each token by cosine similarity (not <pad>, not itself).
 
-        In chunks of :data:`NEIGHBOR_CHUNK` tokens: the search holds a (tokens, vocabulary) similarity
-        matrix and its partition indices, 12 bytes per pair (101 MB for 600 tokens and 14,000 words)."""
-        if len(token_ids) > NEIGHBOR_CHUNK:
-            parts = [
-                self.neighbors(token_ids[start : start + NEIGHBOR_CHUNK], k)
-                for start in range(0, len(token_ids), NEIGHBOR_CHUNK)
-            ]
-            return Neighbors(
-                np.concatenate([part.ids for part in parts]),
-                np.concatenate([part.similarities for part in parts]),
-            )
-        queries = np.asarray(token_ids, dtype=np.int64)
+        Each distinct token is searched once (a text repeats its words), in chunks of
+        :data:`NEIGHBOR_CHUNK` tokens, checking ``stop`` between chunks: the search holds a (tokens,
+        vocabulary) similarity matrix and its partition indices, 12 bytes per pair (101 MB for 600 tokens
+        and 14,000 words)."""
+        distinct, positions = np.unique(np.asarray(token_ids, dtype=np.int64), return_inverse=True)
+        parts = []
+        for start in range(0, len(distinct), NEIGHBOR_CHUNK):
+            if stop is not None:
+                stop.check()
+            parts.append(self._neighbors_of(distinct[start : start + NEIGHBOR_CHUNK], k))
+        if not parts:
+            empty = np.empty((0, 0))
+            return Neighbors(empty.astype(np.int64), empty.astype(np.float32))
+        ids = np.concatenate([part.ids for part in parts])
+        similarities = np.concatenate([part.similarities for part in parts])
+        return Neighbors(ids[positions], similarities[positions])
+
+    def _neighbors_of(self, queries: np.ndarray, k: int) -> Neighbors:
+        """:meth:`neighbors` of at most :data:`NEIGHBOR_CHUNK` distinct tokens."""
         matrix, inverse_norms = self._embedding_arrays()
         similarity = (matrix[queries] @ matrix.T) * inverse_norms  # (queries, vocab)
         similarity *= inverse_norms[queries][:, None]

@@ -4,6 +4,7 @@ byte for byte what one ``orjson.dumps`` gives."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,83 @@ async def test_a_streamed_answer_is_byte_for_byte_one_dumps(content: dict[str, A
     assert await _streamed(content) == orjson.dumps(content, option=OPTIONS)
 
 
-def test_reservations_refuse_past_the_limit_and_release_once() -> None:
-    budget = VectorBudget(limit=100)
-    release = budget.reserve(60)
+async def test_reservations_refuse_what_never_fits_and_release_once() -> None:
+    budget = VectorBudget(limit=100, max_waiting=0)
+    held = await budget.reserve(60)
 
-    with pytest.raises(Overloaded) as busy:
-        budget.reserve(50)
+    with pytest.raises(Overloaded) as busy:  # no room, no queue: refused at once
+        await budget.reserve(50)
     assert busy.value.headers == {"Retry-After": "1"}
     with pytest.raises(PayloadTooLarge, match="LSTM_SERVICE_MAX_VECTOR_BYTES"):
-        budget.reserve(101)
+        await budget.reserve(101)
 
-    release()
-    release()  # twice: still released once
+    held.release()
+    held.release()  # twice: still released once
     assert budget.in_flight == 0
-    budget.reserve(100)()
+    (await budget.reserve(100)).release()
+    assert budget.high_water == 100
+
+
+async def test_waiters_are_admitted_first_come_first_served_and_never_past_the_limit() -> None:
+    budget = VectorBudget(limit=100, max_waiting=3)
+    first = await budget.reserve(70)
+    order: list[str] = []
+
+    async def wait_for(name: str, cost: int) -> Any:
+        reservation = await budget.reserve(cost, seconds_left=5)
+        order.append(name)
+        return reservation
+
+    big = asyncio.create_task(wait_for("big", 80))  # arrived first: the small ones may not overtake it
+    await asyncio.sleep(0)
+    small = [asyncio.create_task(wait_for(f"small{i}", 10)) for i in range(2)]
+    await asyncio.sleep(0.01)
+    assert order == [] and budget.waiting == 3 and budget.in_flight == 70
+    with pytest.raises(Overloaded):  # the queue is full
+        await budget.reserve(1, seconds_left=5)
+
+    first.release()
+    (await big).release()
+    for task in small:
+        (await task).release()
+    assert order == ["big", "small0", "small1"]
+    assert budget.in_flight == 0 and budget.high_water <= 100
+
+
+async def test_the_expected_wait_refuses_early_and_becomes_retry_after() -> None:
+    budget = VectorBudget(limit=100, max_waiting=8)
+    for _ in range(3):  # history: 50 bytes given back every 0.1 s (500 bytes/s)
+        (await budget.reserve(50)).release()
+        await asyncio.sleep(0.1)
+    held = await budget.reserve(100)
+    expected = budget.expected_wait(100)
+    assert expected is not None and 0.05 < expected < 2
+
+    with pytest.raises(Overloaded) as refused:  # would wait longer than the request may
+        await budget.reserve(100, seconds_left=expected / 10)
+    assert int(refused.value.headers["Retry-After"]) >= 1 and budget.waiting == 0
+    held.release()
+
+
+async def test_a_wait_that_outlasts_the_deadline_gives_up_with_429_and_leaves_no_trace() -> None:
+    budget = VectorBudget(limit=100, max_waiting=8)
+    held = await budget.reserve(100)
+    with pytest.raises(Overloaded):
+        await budget.reserve(10, seconds_left=0.05)
+    assert budget.waiting == 0 and budget.in_flight == 100
+    held.release()
+    assert budget.in_flight == 0
+
+
+async def test_a_reservation_shrinks_to_the_real_cost() -> None:
+    budget = VectorBudget(limit=100)
+    reservation = await budget.reserve(90)  # the bound from the texts' lengths
+    reservation.shrink(30)  # the real cost, once tokenized
+    assert budget.in_flight == 30
+    other = await budget.reserve(70)  # fits beside it now
+    reservation.release()
+    other.release()
+    assert budget.in_flight == 0
 
 
 def test_costs_grow_with_the_answer(tiny_store: Path) -> None:
@@ -90,22 +154,46 @@ async def test_routes_answer_413_when_an_answer_can_never_fit(
 
 @pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
 async def test_routes_answer_429_with_retry_after_while_the_budget_is_in_use(
-    start_app: Any, tiny_store: Path, route: str
+    start_app: Any, tiny_store: Path, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from service.tokenizer import Tokenizer
+
     limit = 8 << 20
-    async with started_app(Settings(model_store=tiny_store, max_vector_bytes=limit)) as (app, client):
+    tokenized: list[str] = []
+    encode = Tokenizer.encode
+    monkeypatch.setattr(Tokenizer, "encode", lambda self, text: tokenized.append(text) or encode(self, text))
+    settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_vector_waiting=0)
+    async with started_app(settings) as (app, client):
         budget = app.state.services.engine.budget
-        release = budget.reserve(limit - 1000)  # another request building a large answer
+        held = await budget.reserve(limit - 1000)  # another request building a large answer
+        tokenized.clear()  # the golden examples, verified at start-up
         try:
             busy = await client.post(route, json=_body(2))
         finally:
-            release()
+            held.release()
+        refused_before_tokenizing = not tokenized
         after = await client.post(route, json=_body(2))
 
     assert busy.status_code == 429, busy.text[:300]
     assert busy.headers["Retry-After"] == "1" and busy.json()["error_type"] == "overloaded"
+    assert refused_before_tokenizing  # a refusal costs no tokenizing
     assert after.status_code == 200, after.text[:300]
     assert budget.in_flight == 0  # released once the body was sent
+
+
+async def test_a_request_waits_for_the_budget_instead_of_being_refused(tiny_store: Path) -> None:
+    limit = 8 << 20
+    async with started_app(Settings(model_store=tiny_store, max_vector_bytes=limit)) as (app, client):
+        budget = app.state.services.engine.budget
+        held = await budget.reserve(limit - 1000)
+        waiting = asyncio.create_task(client.post("/hidden-states", json=_body(2)))
+        while budget.waiting == 0:
+            await asyncio.sleep(0.01)
+        held.release()
+        answer = await waiting
+
+    assert answer.status_code == 200, answer.text[:300]
+    assert budget.in_flight == 0 and budget.high_water <= limit
 
 
 async def test_the_streamed_answer_is_the_documented_json(start_app: Any, tiny_store: Path) -> None:
