@@ -33,7 +33,10 @@ MODEL_FILE, TOKENIZER_FILE, LABELS_FILE = ("model.onnx", "tokenizer.json", "labe
 STORE_VARIABLE = "LSTM_SERVICE_MODEL_STORE"
 DEFAULT_MODEL_STORE = Path(__file__).resolve().parents[2] / "model_store"
 _PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+# Checked with fullmatch (``$`` alone would let a trailing newline through); the pattern is also the
+# JSON Schema's, so it keeps its anchors.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_VERSION = 2**31 - 1  # versions are folder names; a bound keeps 1e308 out of file system calls
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_valid_name(name: object) -> bool:
+    """A model name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (so never a
+    path such as ``..`` or ``a/b``)."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def is_valid_version(version: object) -> bool:
+    """A version: an int (not a bool) from 1 to :data:`MAX_VERSION`."""
+    return type(version) is int and 1 <= version <= MAX_VERSION
+
+
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not is_valid_name(name):
         raise BundleError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return name
 
@@ -107,7 +121,7 @@ def list_models(store: Path) -> dict[str, list[int]]:
         return {}
     found = {}
     for entry in sorted(store.iterdir()):
-        if entry.is_dir() and NAME_PATTERN.match(entry.name):
+        if entry.is_dir() and is_valid_name(entry.name):
             versions = list_versions(store, entry.name)
             if versions:
                 found[entry.name] = versions

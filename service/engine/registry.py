@@ -23,7 +23,14 @@ from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 
-from service.bundle import BundleError, list_models, load_bundle, promoted_versions
+from service.bundle import (
+    BundleError,
+    is_valid_name,
+    is_valid_version,
+    list_models,
+    load_bundle,
+    promoted_versions,
+)
 from service.engine.memory import release_memory
 from service.engine.runtime import ModelRuntime
 from service.engine.verification import verify_golden
@@ -217,6 +224,10 @@ class Registry:
         self, name: str, version: int, pin: bool | None, kind: str, refused: tuple[int, str] | None = None
     ) -> LoadOutcome:
         """Open, verify and swap in one version; ``refused`` is a newer version that failed before it."""
+        if not (is_valid_name(name) and is_valid_version(version)):  # never a path outside the store
+            invalid = "invalid model name or version"
+            logger.error("refused to load model %.80r version %.20r: %s", name, version, invalid)
+            return LoadOutcome(ModelStatus(name, ModelState.failed, None, invalid), None, invalid, True)
         if not _is_folder(self.store / name / str(version)):
             return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
