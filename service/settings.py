@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="A request still not answered after this long gets 504."
     )
+    max_head_bytes: int = Field(
+        64 << 10, ge=1024, description="Largest request head (request line and headers) in bytes (431 above)."
+    )
+    max_headers: int = Field(100, ge=1, description="Most headers in one request (431 above).")
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request head not received within this long gets 408 and the connection closes.",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request body not received within this long of its head gets 408 and the connection "
+        "closes.",
+    )
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per inference call.")
     inference_threads: int = Field(
         2, ge=1, description="Inference calls that may run at once (threads off the event loop)."

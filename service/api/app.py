@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from service.api.bodies import document_bodies
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
+from service.api.gate import Gate
 from service.api.hotpath import HotRoute, HotRoutes
 from service.api.middleware import Front, LastResort
 from service.api.oip import routes as oip
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         HotRoutes(HOT_ROUTES) if hot_routes else None,
         timeout_seconds=settings.request_timeout_seconds,
         max_body_bytes=settings.max_body_bytes,
+        gate=Gate(settings),  # credentials are checked before a body is read
     )
     # With an API key configured, the inference and model routes need it (and say so in the OpenAPI).
     guarded: dict[str, Any] = {}

@@ -19,11 +19,13 @@ import re
 import time
 from collections.abc import Iterable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
+from service.api.gate import Gate
 from service.api.hotpath import HotRoutes
-from service.errors import INTERNAL_MESSAGE, ErrorType
+from service.errors import INTERNAL_MESSAGE, ErrorType, ServiceError
 from service.lifecycle import is_draining
 from service.observability import metrics
 from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
@@ -64,9 +66,15 @@ class Front:
     """
 
     def __init__(
-        self, app: ASGIApp, hot_routes: HotRoutes | None, timeout_seconds: float, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        hot_routes: HotRoutes | None,
+        timeout_seconds: float,
+        max_body_bytes: int,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
+        self.gate = gate
         self.hot_routes = hot_routes
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
@@ -105,6 +113,8 @@ class Front:
         try:
             if scope["method"] not in _BODY_METHODS:
                 await self.app(scope, receive, send_with_id)
+            elif (refusal := self._refusal(scope)) is not None:
+                await refusal(scope, receive, send_with_id)  # a credential is missing: the body stays unread
             elif declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_id, unread=True)
             else:
@@ -145,6 +155,18 @@ class Front:
             _log_access(scope, route, status, seconds, record)
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
                 variable.reset(token)  # type: ignore[attr-defined]
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request whose route needs a credential its headers lack (checked before the
+        body is read, which then never is: the connection closes after the answer)."""
+        if self.gate is None:
+            return None
+        matched = self.hot_routes.match(scope["method"], scope["path"]) if self.hot_routes else None
+        try:
+            self.gate.check(scope, matched[0] if matched else None)
+        except ServiceError as error:
+            return error_response(error.error_type, error.message, {**error.headers, "Connection": "close"})
+        return None
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None: the client left, or the body passed the limit (413 answered)."""
