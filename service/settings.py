@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.bundle import DEFAULT_MODEL_STORE, NAME_PATTERN, list_models
+from service.bundle import DEFAULT_MODEL_STORE, is_valid_name, list_models
 
 ENV_PREFIX = "LSTM_SERVICE_"
 MIB = 1 << 20
@@ -223,7 +223,7 @@ class Settings(BaseSettings):
                 f"is not in the store (it holds: {names})"
             )
         for name, version in self.pinned.items():
-            if not NAME_PATTERN.match(name) or name not in available:
+            if not is_valid_name(name) or name not in available:
                 raise ValueError(
                     f"{ENV_PREFIX}PINNED: pinned model {name!r} is not in the store (it holds: {names})"
                 )

@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         redoc_url=None,
         lifespan=_lifespan,
         default_response_class=OrjsonResponse,
+        redirect_slashes=False,  # its redirect would copy the request's Host into Location; a 404 instead
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -41,6 +41,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DISCARD_BYTES = 64 << 20
 _DISCARD_SECONDS = 10.0
 _JSON_HEADER = (b"content-type", b"application/json")
+# The status recorded (metrics, access log) for a request whose client left before its body ended: nginx's
+# 499, so that clients cannot raise the 5xx rate by hanging up.
+CLIENT_CLOSED_REQUEST = 499
+_CLIENT_LEFT = b"<client left>"  # compared by identity: a body is never this very object
 
 
 # A random per-process prefix and a counter: unique across workers and restarts, and far cheaper than
@@ -119,8 +123,10 @@ class Front:
                 await self._too_large(scope, receive, send_with_id, unread=True)
             else:
                 body = await self._read_body(scope, receive, send_with_id)
-                if body is None:
-                    pass  # the client left (nobody to answer), or the body was too large (413 sent)
+                if body is _CLIENT_LEFT:
+                    status = CLIENT_CLOSED_REQUEST  # nobody to answer; not the server's error
+                elif body is None:
+                    pass  # the body was too large (413 sent)
                 elif self.hot_routes is not None and (
                     matched := self.hot_routes.match(scope["method"], scope["path"])
                 ):
@@ -169,13 +175,14 @@ class Front:
         return None
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or None: the client left, or the body passed the limit (413 answered)."""
+        """The whole body; :data:`_CLIENT_LEFT` when the client left before it ended; None when the body
+        passed the limit (413 answered)."""
         chunks: list[bytes] = []
         size = 0
         while True:  # bounded: stops at max_body_bytes or at the end of the body
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None
+                return _CLIENT_LEFT
             chunk = message.get("body", b"")
             size += len(chunk)
             more_body = message.get("more_body", False)
@@ -253,6 +260,8 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
     if not access_logger.isEnabledFor(logging.INFO):  # nothing to build when nobody would read it
         return
     method, path = scope["method"], scope["path"]
+    if not path.isprintable():  # a decoded %0D%0A would otherwise start a forged line
+        path = _escaped(path)
     extra = {
         "method": method,
         "path": path,
@@ -276,6 +285,11 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
         extra,
     )
     access_logger.handle(line)
+
+
+def _escaped(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\r``, ``\\n``, ``\\x1b``...)."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 async def _discard_body(receive: Receive, limit: int) -> None:

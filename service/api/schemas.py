@@ -23,20 +23,23 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from service.bundle import NAME_PATTERN
+from service.bundle import MAX_VERSION as BUNDLE_MAX_VERSION
+from service.bundle import NAME_PATTERN, is_valid_name
 from service.engine.registry import ModelState
 from service.errors import ErrorType
 
 
 def _valid_model_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not is_valid_name(name):
         raise ValueError(
             "a model name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
 
 
-MAX_VERSION = 2**31 - 1  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
+MAX_VERSION = (
+    BUNDLE_MAX_VERSION  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
+)
 
 
 def _integral_float_as_int(value: object) -> object:

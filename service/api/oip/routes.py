@@ -32,15 +32,16 @@ from service.api.oip.schemas import (
 )
 from service.api.responses import OrjsonResponse
 from service.api.schemas import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses
+from service.api.validation import PathVersion, path_version
 from service.engine.registry import ModelState, Registry
-from service.errors import STATUS_CODES, ErrorType, InvalidRequest, ServiceError
+from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
 
 SERVER_NAME = "lstm-service"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
-ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]
+ModelVersion = PathVersion  # strict decimal, as the hot route checks it
 
 health_router = APIRouter(tags=["open inference protocol"])
 router = APIRouter(tags=["open inference protocol"])
@@ -211,13 +212,7 @@ async def infer_raw(request: RawBody, services: Services, path_params: Mapping[s
     """Both doors' handler: the body as sent (JSON, or JSON then binary tensors) for the model in the path."""
     version = path_params.get("version")
     if isinstance(version, str):  # the hot route's template passes it as text, the FastAPI twin as an int
-        if not (version.isascii() and version.isdigit()):
-            raise InvalidRequest(
-                "path.version: Input should be a valid integer, unable to parse string as an integer"
-            )
-        version = int(version)
-        if version < 1:
-            raise InvalidRequest("path.version: Input should be greater than or equal to 1")
+        version = path_version(version)
     answer = await infer.answer(
         request.body,
         request.headers,
