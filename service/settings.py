@@ -15,12 +15,15 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.bundle import DEFAULT_MODEL_STORE, is_valid_name, list_models
+from service.bundle import DEFAULT_MODEL_STORE, BundleError, is_valid_name, list_models, load_public_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 ENV_PREFIX = "LSTM_SERVICE_"
 MIB = 1 << 20
@@ -166,6 +169,11 @@ class Settings(BaseSettings):
         "and report the refused one on /models/{name}, /readyz and /metrics; false: the model fails (and "
         "readiness with it).",
     )
+    bundle_public_key: Path | None = Field(
+        None,
+        description="PEM file of an Ed25519 public key: serve only bundles whose manifest is signed with its "
+        "private key (lstm-train --sign-key); unset: signatures are not checked.",
+    )
     max_vector_bytes: int = Field(
         96 * MIB,
         ge=MIB,
@@ -207,6 +215,20 @@ class Settings(BaseSettings):
                 "at a store, or train a model first with `lstm-train train`"
             )
         return store.resolve()
+
+    @field_validator("bundle_public_key")
+    @classmethod
+    def _public_key_loads(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                load_public_key(path)
+            except BundleError as error:
+                raise ValueError(str(error)) from None
+        return path
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        """The key bundles must be signed with (None: signatures are not checked)."""
+        return None if self.bundle_public_key is None else load_public_key(self.bundle_public_key)
 
     @model_validator(mode="after")
     def _models_exist(self) -> Settings:

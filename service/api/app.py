@@ -60,6 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.default_model,
         settings.intra_op_threads,
         fallback=settings.fallback,
+        public_key=settings.public_key(),
     )
     await run_in_threadpool(registry.load_all)  # opening sessions blocks; keep the loop free meanwhile
     app.state.registry = registry

@@ -1,4 +1,5 @@
-"""The model bundle: the only thing training and serving share at run time (stdlib only).
+"""The model bundle: the only thing training and serving share at run time (stdlib only; signing also
+needs ``cryptography``).
 
 - :mod:`service.bundle.graph`     the ONNX graph's input and output names, the parity tolerance
 - :mod:`service.bundle.manifest`  :class:`Manifest`, the typed ``manifest.json``
@@ -6,6 +7,7 @@
 - :mod:`service.bundle.record`    the machinery every record shares (JSON in and out, unknown keys kept)
 - :mod:`service.bundle.store`     :func:`write_bundle` / :func:`load_bundle` and the store's layout
 - :mod:`service.bundle.drift`     the training split's unknown-token ratio and length quantiles
+- :mod:`service.bundle.signing`   Ed25519 signatures of manifests (imports ``cryptography`` when used)
 
 Training, the service and the benchmark import all of it from here.
 """
@@ -27,6 +29,15 @@ from service.bundle.manifest import (
     Metrics,
     Parity,
     TrainingRecord,
+)
+from service.bundle.signing import (
+    SIGNATURE_FILE,
+    load_private_key,
+    load_public_key,
+    sign_bundle,
+    signing,
+    verify_signature,
+    write_key_pair,
 )
 from service.bundle.store import (
     DEFAULT_MODEL_STORE,
@@ -63,6 +74,7 @@ __all__ = [
     "OUTPUTS",
     "PARITY_TOLERANCE",
     "SCHEMA_VERSION",
+    "SIGNATURE_FILE",
     "STORE_VARIABLE",
     "SUPPORTED_SCHEMA_VERSIONS",
     "TASKS",
@@ -81,6 +93,12 @@ __all__ = [
     "check_name",
     "is_valid_name",
     "is_valid_version",
+    "load_private_key",
+    "load_public_key",
+    "sign_bundle",
+    "signing",
+    "verify_signature",
+    "write_key_pair",
     "default_store",
     "list_models",
     "list_versions",

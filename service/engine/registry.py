@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from service.bundle import (
     BundleError,
@@ -37,6 +38,9 @@ from service.engine.verification import verify_golden
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.observability import metrics
 from service.tokenizer import CJK_PATTERN
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +71,12 @@ class _Snapshot:
     statuses: Mapping[str, ModelStatus] = field(default_factory=dict)
 
 
-def open_model(folder: Path, intra_op_threads: int = 1) -> ModelRuntime:
-    """Read, check and verify one bundle; raise :class:`BundleError` (or ORT's error) if it must not serve."""
-    runtime = ModelRuntime.open(load_bundle(folder), intra_op_threads)
+def open_model(
+    folder: Path, intra_op_threads: int = 1, public_key: Ed25519PublicKey | None = None
+) -> ModelRuntime:
+    """Read, check and verify one bundle (signed with ``public_key``'s private key, when given); raise
+    :class:`BundleError` (or ORT's error) if it must not serve."""
+    runtime = ModelRuntime.open(load_bundle(folder, public_key), intra_op_threads)
     verify_golden(runtime)
     if runtime.tokenizer.mode == "word" and _has_cjk_entries(runtime.tokenizer.vocabulary):
         _load_jieba()
@@ -123,8 +130,10 @@ class Registry:
         default_model: str | None = None,
         intra_op_threads: int = 1,
         fallback: bool = True,
+        public_key: Ed25519PublicKey | None = None,
     ) -> None:
         self.store = Path(store)
+        self.public_key = public_key  # set: every bundle must be signed with its private key
         self.fallback = fallback
         self._start_default: str | None = None  # the default model chosen when the store was first loaded
         self.unloaded: frozenset[str] = frozenset()  # unloaded by an admin: the store poller leaves them be
@@ -232,7 +241,7 @@ class Registry:
             return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
         try:
-            runtime = open_model(self.store / name / str(version), self.intra_op_threads)
+            runtime = open_model(self.store / name / str(version), self.intra_op_threads, self.public_key)
         except BundleError as error:
             return self._record_failure(name, version, str(error), kind, False, time.perf_counter() - started)
         except Exception as error:  # onnxruntime refusing a graph raises its own exception types
