@@ -27,6 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_store: Path) -> Iterat
         flags=["--workers", "1", "--default-model", "tiny-en"],
         env={
             "LSTM_SERVICE_API_KEY": KEY,
+            "LSTM_SERVICE_ADMIN_TOKEN": "limits-admin-token",
             "LSTM_SERVICE_HEAD_TIMEOUT_SECONDS": "1.5",
             "LSTM_SERVICE_BODY_TIMEOUT_SECONDS": "1.5",
             "LSTM_SERVICE_MAX_HEAD_BYTES": str(64 << 10),
@@ -153,6 +154,14 @@ def test_a_body_without_the_key_is_refused_before_it_is_read(server: LiveServer)
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
     assert b"connection: close" in answer.lower()
     assert time.monotonic() - started < 1.0  # answered at once, not after the body timeout
+
+
+def test_an_admin_body_without_the_token_is_refused_before_it_is_read(server: LiveServer):
+    connection = _connect(server)
+    head = "POST /admin/models/tiny-en/load HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n"
+    connection.sendall(f"{head}Authorization: Bearer {KEY}\r\n\r\n".encode())  # the API key is no token
+    answer = _read_until_closed(connection)
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"LSTM_SERVICE_ADMIN_TOKEN" in answer, answer[:300]
 
 
 def _rss_bytes(pid: int) -> int:
