@@ -60,13 +60,15 @@ def _new_request_id() -> str:
 class Front:
     """The one ASGI layer in front of the application, for every HTTP request.
 
-    In order: the request id, deadline and record; the body, read up to ``max_body_bytes`` (413 beyond,
-    before any parsing); then a hot route answers (:class:`service.api.hotpath.HotRoutes`), or the body is
-    replayed to ``app`` (FastAPI's stack: router, dependencies, error handlers). Afterwards the timing
-    headers, metrics and the access line, and the last-resort 500 for anything unhandled. One layer, not
-    a stack of middlewares: each layer cost a coroutine, a ``send`` wrapper and a pass over the headers per
-    request, and FastAPI's own outer layers (server-error, telemetry, body-limit middlewares) are skipped by
-    the hot routes altogether (:class:`service.api.app.ServiceApp`).
+    In order: the request id, deadline and record; the credential a body-carrying request's route needs,
+    checked from the headers (:class:`service.api.gate.Gate`: 401 without reading the body); the body,
+    read up to ``max_body_bytes`` (413 beyond, before any parsing); then a hot route answers
+    (:class:`service.api.hotpath.HotRoutes`), or the body is replayed to ``app`` (FastAPI's stack: router,
+    dependencies, error handlers). Afterwards the timing headers, metrics and the access line, and the
+    last-resort 500 for anything unhandled. One layer, not a stack of middlewares: each layer cost a
+    coroutine, a ``send`` wrapper and a pass over the headers per request, and FastAPI's own outer layers
+    (server-error, telemetry, body-limit middlewares) are skipped by the hot routes altogether
+    (:class:`service.api.app.ServiceApp`).
     """
 
     def __init__(
@@ -144,7 +146,7 @@ class Front:
                 else:
                     await self.app(_as_json(scope), _replay(body, receive), send_with_id)
         except Exception:
-            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            logger.exception("unhandled error answering %s %s", scope["method"], _escaped(scope["path"]))
             if response_started:
                 raise  # too late for an error body; the server closes the connection
             response = error_response(ErrorType.internal, INTERNAL_MESSAGE, {REQUEST_ID_HEADER: request_id})
@@ -224,7 +226,7 @@ class LastResort:
         except Exception:
             if response_started or scope["type"] != "http":
                 raise  # too late for an error body; the server closes the connection
-            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            logger.exception("unhandled error answering %s %s", scope["method"], _escaped(scope["path"]))
             await error_response(ErrorType.internal, INTERNAL_MESSAGE)(
                 scope, receive, send
             )  # front adds the id
