@@ -1,5 +1,5 @@
-"""``lstm-train train --sign-key``: the bundle it writes is signed (a service with the public key serves
-it); a key that is not a private Ed25519 key is refused before any training."""
+"""``lstm-train train --sign-key`` and ``export --sign-key``: the bundles they write are signed (a service
+with the public key serves them); a key that is not a private Ed25519 key is refused before any training."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def test_a_trained_bundle_is_signed_with_the_given_key(tmp_path: Path, tiny_data
     assert (bundle / SIGNATURE_FILE).is_file()
     loaded = load_bundle(bundle, load_public_key(tmp_path / "key.pub"))  # raises unless the signature holds
     assert loaded.manifest.golden_labels == tuple(loaded.labels)
+
+    # export writes a signed bundle too (and its int8 variant)
+    argv = ["export", "--checkpoint", str(tmp_path / "run"), "--name", "exported", "--store", str(store)]
+    assert main([*argv, "--quantize", "--sign-key", str(tmp_path / "key.pem")]) == 0
+    for version in (1, 2):
+        load_bundle(store / "exported" / str(version), load_public_key(tmp_path / "key.pub"))
 
 
 def test_a_bad_key_is_refused_before_training(tmp_path: Path, tiny_dataset, caplog):
