@@ -1,4 +1,4 @@
-"""The ``lstm-service`` command: ``serve``.
+"""The ``lstm-service`` command: ``serve``, and ``keygen`` (a key pair for signed bundles).
 
 Every setting is also a flag (``--model-store``, ``--port``...; flags override ``LSTM_SERVICE_*``
 variables); the settings are validated here, before uvicorn starts, and handed to the server (and to its
@@ -12,6 +12,7 @@ import argparse
 import logging.config
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -45,7 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
             metavar=name.split("_")[-1].upper(),
             help=f"{field.description} [{ENV_PREFIX}{name.upper()}; default: {default}]",
         )
+    keygen = commands.add_parser(
+        "keygen",
+        help="write an Ed25519 key pair for signing bundles",
+        description="Write a new Ed25519 key pair as PEM files: sign bundles with the private one "
+        "(lstm-train --sign-key), serve with the public one (LSTM_SERVICE_BUNDLE_PUBLIC_KEY).",
+    )
+    keygen.add_argument("--private", required=True, help="the private key's file (created, mode 600)")
+    keygen.add_argument("--public", required=True, help="the public key's file")
     return parser
+
+
+def keygen(private: str, public: str) -> int:
+    from service.bundle import write_key_pair
+
+    try:
+        write_key_pair(Path(private), Path(public))
+    except FileExistsError:
+        _say(f"lstm-service keygen: {private} exists already; remove it or choose another file")
+        return 2
+    except OSError as error:
+        _say(f"lstm-service keygen: cannot write the keys: {error}")
+        return 2
+    _say(f"wrote {private} (keep it with whoever trains models) and {public} (for the service)")
+    return 0
 
 
 def serve(overrides: dict[str, str]) -> int:
@@ -75,5 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"lstm-service {argv[0]}: training commands are lstm-train's now: lstm-train {argv[0]} --help")
         return 2
     arguments = vars(build_parser().parse_args(argv))
-    arguments.pop("command")
+    if arguments.pop("command") == "keygen":
+        return keygen(arguments["private"], arguments["public"])
     return serve(arguments)

@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 
 from service import lifecycle
+from service.http_limits import HttpLimits, protocol_class
 from service.observability import metrics
 from service.settings import Settings
 
@@ -140,6 +141,16 @@ def uvicorn_config(settings: Settings, log_config: dict[str, Any]) -> uvicorn.Co
         log_config=log_config,
         log_level=settings.log_level,
         access_log=False,  # service.access logs one line per request, with its request id
+        http=protocol_class(http_limits(settings)),  # httptools, with a cap on the head and read deadlines
         # After the drain window, requests in flight get as long as their own deadline to finish.
         timeout_graceful_shutdown=math.ceil(settings.request_timeout_seconds) + 1,
+    )
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        max_head_bytes=settings.max_head_bytes,
+        max_headers=settings.max_headers,
+        head_timeout_seconds=settings.head_timeout_seconds,
+        body_timeout_seconds=settings.body_timeout_seconds,
     )

@@ -15,13 +15,16 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.bundle import DEFAULT_MODEL_STORE, NAME_PATTERN, list_models
+from service.bundle import DEFAULT_MODEL_STORE, BundleError, is_valid_name, list_models, load_public_key
 from service.units import MIB
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 ENV_PREFIX = "LSTM_SERVICE_"
 
@@ -90,6 +93,21 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="A request still not answered after this long gets 504."
     )
+    max_head_bytes: int = Field(
+        64 << 10, ge=1024, description="Largest request head (request line and headers) in bytes (431 above)."
+    )
+    max_headers: int = Field(100, ge=1, description="Most headers in one request (431 above).")
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request head not received within this long gets 408 and the connection closes.",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request body not received within this long of its head gets 408 and the connection "
+        "closes.",
+    )
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads per inference call.")
     inference_threads: int = Field(
         2, ge=1, description="Inference calls that may run at once (threads off the event loop)."
@@ -151,6 +169,11 @@ class Settings(BaseSettings):
         "and report the refused one on /models/{name}, /readyz and /metrics; false: the model fails (and "
         "readiness with it).",
     )
+    bundle_public_key: Path | None = Field(
+        None,
+        description="PEM file of an Ed25519 public key: serve only bundles whose manifest is signed with its "
+        "private key (lstm-train --sign-key); unset: signatures are not checked.",
+    )
     max_vector_bytes: int = Field(
         96 * MIB,
         ge=MIB,
@@ -200,6 +223,20 @@ class Settings(BaseSettings):
             )
         return store.resolve()
 
+    @field_validator("bundle_public_key")
+    @classmethod
+    def _public_key_loads(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                load_public_key(path)
+            except BundleError as error:
+                raise ValueError(str(error)) from None
+        return path
+
+    def public_key(self) -> Ed25519PublicKey | None:
+        """The key bundles must be signed with (None: signatures are not checked)."""
+        return None if self.bundle_public_key is None else load_public_key(self.bundle_public_key)
+
     @model_validator(mode="after")
     def _models_exist(self) -> Settings:
         available = list_models(self.model_store)
@@ -215,7 +252,7 @@ class Settings(BaseSettings):
                 f"is not in the store (it holds: {names})"
             )
         for name, version in self.pinned.items():
-            if not NAME_PATTERN.match(name) or name not in available:
+            if not is_valid_name(name) or name not in available:
                 raise ValueError(
                     f"{ENV_PREFIX}PINNED: pinned model {name!r} is not in the store (it holds: {names})"
                 )

@@ -15,7 +15,9 @@ A worker that dies while serving is replaced; one that fails at start-up stops t
 ``/metrics`` describes the whole server, whichever worker answers: the supervisor gives the workers a
 fresh folder in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode: each worker keeps its
 values in memory-mapped files there, and a scrape adds them up), clears a dead worker's gauges, and
-removes the folder when it exits (see :mod:`service.observability.metrics`).
+removes the folder when it exits (see :mod:`service.observability.metrics`). Likewise the workers' admin log
+lives in a folder only the service's user can use, created here for each run and removed at exit
+(:mod:`service.engine.workers_folder`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from service.engine import workers_folder
 from service.observability.metrics import MULTIPROCESS_FOLDER_VARIABLE
 from service.server import STARTUP_FAILURE, DrainingServer, listening_socket, uvicorn_config
 from service.settings import Settings
@@ -179,15 +182,22 @@ def _forget_metrics_of(pid: int | None) -> None:
 
 def supervise(settings: Settings, log_config: dict[str, Any]) -> int:
     """Serve with ``settings.workers`` processes until told to stop; 0 after a clean shutdown."""
-    # The workers inherit the environment: each writes its metrics into this server's own folder.
-    folder = tempfile.mkdtemp(prefix="lstm-service-metrics-")
-    previous = os.environ.get(MULTIPROCESS_FOLDER_VARIABLE)
-    os.environ[MULTIPROCESS_FOLDER_VARIABLE] = folder
+    # The workers inherit the environment: each writes its metrics into this server's own folder, and
+    # shares its admin log with the others in another (both owner-only, made by mkdtemp).
+    folders = {
+        MULTIPROCESS_FOLDER_VARIABLE: tempfile.mkdtemp(prefix="lstm-service-metrics-"),
+        workers_folder.FOLDER_VARIABLE: str(workers_folder.create_folder()),
+    }
+    logger.info("the workers share the admin folder %s", folders[workers_folder.FOLDER_VARIABLE])
+    previous = {variable: os.environ.get(variable) for variable in folders}
+    os.environ.update(folders)
     try:
         return _Supervisor(settings, log_config).run()
     finally:
-        if previous is None:
-            os.environ.pop(MULTIPROCESS_FOLDER_VARIABLE, None)
-        else:
-            os.environ[MULTIPROCESS_FOLDER_VARIABLE] = previous
-        shutil.rmtree(folder, ignore_errors=True)
+        for variable, value in previous.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -17,6 +17,7 @@ from service.api.bodies import document_bodies
 from service.api.common import error_responses
 from service.api.deps import Services
 from service.api.errors import install_error_handlers
+from service.api.gate import Gate
 from service.api.hotpath import HotRoute, HotRoutes, documented_twin
 from service.api.middleware import Front, LastResort
 from service.api.native import admin, classify, embed, explain, health, hidden_states, models, tokenize
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         redoc_url=None,
         lifespan=_lifespan,
         default_response_class=OrjsonResponse,
+        redirect_slashes=False,  # its redirect would copy the request's Host into Location; a 404 instead
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         HotRoutes(HOT_ROUTES) if hot_routes else None,
         timeout_seconds=settings.request_timeout_seconds,
         max_body_bytes=settings.max_body_bytes,
+        gate=Gate(settings),  # credentials are checked before a body is read
     )
     # With an API key configured, the inference and model routes need it (and say so in the OpenAPI).
     guarded: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""What every wire format shares: the rule for model names and versions, and the standard error body
+"""What every wire format shares: the rule for model names in bodies (versions in paths:
+:mod:`service.api.validation`; both rules come from the bundle contract), and the standard error body
 ``{"error": ..., "error_type": ...}`` with its OpenAPI documentation."""
 
 from __future__ import annotations
@@ -7,19 +8,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from service.bundle import NAME_PATTERN
-from service.errors import ErrorType, InvalidRequest
+from service.bundle import NAME_PATTERN, is_valid_name
+from service.errors import ErrorType
 
 
 def _valid_model_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not is_valid_name(name):
         raise ValueError(
             "a model name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
-
-
-MAX_VERSION = 2**31 - 1  # bundle versions are folder names; a bound keeps 1e308 out of file system calls
 
 
 def integral_float_as_int(value: object) -> object:
@@ -30,17 +28,6 @@ def integral_float_as_int(value: object) -> object:
 ModelName = Annotated[
     str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
 ]
-
-
-def path_version(text: str) -> int:
-    """A version named in a URL path: a decimal integer from 1 to :data:`MAX_VERSION`, written in ASCII
-    digits only (no sign, no point, no spaces), whichever door the request came through."""
-    if not (text.isascii() and text.isdigit()):
-        raise InvalidRequest("path.version: a version is a whole number written in digits (1, 2, ...)")
-    version = int(text)
-    if not 1 <= version <= MAX_VERSION:
-        raise InvalidRequest(f"path.version: a version lies between 1 and {MAX_VERSION}")
-    return version
 
 
 class ErrorResponse(BaseModel):

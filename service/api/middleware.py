@@ -19,11 +19,13 @@ import re
 import time
 from collections.abc import Iterable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
+from service.api.gate import Gate
 from service.api.hotpath import HotRoutes
-from service.errors import INTERNAL_MESSAGE, ErrorType
+from service.errors import INTERNAL_MESSAGE, ErrorType, ServiceError
 from service.lifecycle import is_draining
 from service.observability import metrics
 from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
@@ -39,6 +41,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _DISCARD_BYTES = 64 << 20
 _DISCARD_SECONDS = 10.0
 _JSON_HEADER = (b"content-type", b"application/json")
+# The status recorded (metrics, access log) for a request whose client left before its body ended: nginx's
+# 499, so that clients cannot raise the 5xx rate by hanging up.
+CLIENT_CLOSED_REQUEST = 499
+_CLIENT_LEFT = b"<client left>"  # compared by identity: a body is never this very object
 
 
 # A random per-process prefix and a counter: unique across workers and restarts, and far cheaper than
@@ -54,19 +60,27 @@ def _new_request_id() -> str:
 class Front:
     """The one ASGI layer in front of the application, for every HTTP request.
 
-    In order: the request id, deadline and record; the body, read up to ``max_body_bytes`` (413 beyond,
-    before any parsing); then a hot route answers (:class:`service.api.hotpath.HotRoutes`), or the body is
-    replayed to ``app`` (FastAPI's stack: router, dependencies, error handlers). Afterwards the timing
-    headers, metrics and the access line, and the last-resort 500 for anything unhandled. One layer, not
-    a stack of middlewares: each layer cost a coroutine, a ``send`` wrapper and a pass over the headers per
-    request, and FastAPI's own outer layers (server-error, telemetry, body-limit middlewares) are skipped by
-    the hot routes altogether (:class:`service.api.app.ServiceApp`).
+    In order: the request id, deadline and record; the credential a body-carrying request's route needs,
+    checked from the headers (:class:`service.api.gate.Gate`: 401 without reading the body); the body,
+    read up to ``max_body_bytes`` (413 beyond, before any parsing); then a hot route answers
+    (:class:`service.api.hotpath.HotRoutes`), or the body is replayed to ``app`` (FastAPI's stack: router,
+    dependencies, error handlers). Afterwards the timing headers, metrics and the access line, and the
+    last-resort 500 for anything unhandled. One layer, not a stack of middlewares: each layer cost a
+    coroutine, a ``send`` wrapper and a pass over the headers per request, and FastAPI's own outer layers
+    (server-error, telemetry, body-limit middlewares) are skipped by the hot routes altogether
+    (:class:`service.api.app.ServiceApp`).
     """
 
     def __init__(
-        self, app: ASGIApp, hot_routes: HotRoutes | None, timeout_seconds: float, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        hot_routes: HotRoutes | None,
+        timeout_seconds: float,
+        max_body_bytes: int,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
+        self.gate = gate
         self.hot_routes = hot_routes
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
@@ -105,12 +119,16 @@ class Front:
         try:
             if scope["method"] not in _BODY_METHODS:
                 await self.app(scope, receive, send_with_id)
+            elif (refusal := self._refusal(scope)) is not None:
+                await refusal(scope, receive, send_with_id)  # a credential is missing: the body stays unread
             elif declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_id, unread=True)
             else:
                 body = await self._read_body(scope, receive, send_with_id)
-                if body is None:
-                    pass  # the client left (nobody to answer), or the body was too large (413 sent)
+                if body is _CLIENT_LEFT:
+                    status = CLIENT_CLOSED_REQUEST  # nobody to answer; not the server's error
+                elif body is None:
+                    pass  # the body was too large (413 sent)
                 elif self.hot_routes is not None and (
                     matched := self.hot_routes.match(scope["method"], scope["path"])
                 ):
@@ -128,7 +146,7 @@ class Front:
                 else:
                     await self.app(_as_json(scope), _replay(body, receive), send_with_id)
         except Exception:
-            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            logger.exception("unhandled error answering %s %s", scope["method"], _escaped(scope["path"]))
             if response_started:
                 raise  # too late for an error body; the server closes the connection
             response = error_response(ErrorType.internal, INTERNAL_MESSAGE, {REQUEST_ID_HEADER: request_id})
@@ -146,14 +164,27 @@ class Front:
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
                 variable.reset(token)  # type: ignore[attr-defined]
 
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request whose route needs a credential its headers lack (checked before the
+        body is read, which then never is: the connection closes after the answer)."""
+        if self.gate is None:
+            return None
+        matched = self.hot_routes.match(scope["method"], scope["path"]) if self.hot_routes else None
+        try:
+            self.gate.check(scope, matched[0] if matched else None)
+        except ServiceError as error:
+            return error_response(error.error_type, error.message, {**error.headers, "Connection": "close"})
+        return None
+
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body, or None: the client left, or the body passed the limit (413 answered)."""
+        """The whole body; :data:`_CLIENT_LEFT` when the client left before it ended; None when the body
+        passed the limit (413 answered)."""
         chunks: list[bytes] = []
         size = 0
         while True:  # bounded: stops at max_body_bytes or at the end of the body
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None
+                return _CLIENT_LEFT
             chunk = message.get("body", b"")
             size += len(chunk)
             more_body = message.get("more_body", False)
@@ -195,7 +226,7 @@ class LastResort:
         except Exception:
             if response_started or scope["type"] != "http":
                 raise  # too late for an error body; the server closes the connection
-            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            logger.exception("unhandled error answering %s %s", scope["method"], _escaped(scope["path"]))
             await error_response(ErrorType.internal, INTERNAL_MESSAGE)(
                 scope, receive, send
             )  # front adds the id
@@ -231,6 +262,8 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
     if not access_logger.isEnabledFor(logging.INFO):  # nothing to build when nobody would read it
         return
     method, path = scope["method"], scope["path"]
+    if not path.isprintable():  # a decoded %0D%0A would otherwise start a forged line
+        path = _escaped(path)
     extra = {
         "method": method,
         "path": path,
@@ -254,6 +287,11 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
         extra,
     )
     access_logger.handle(line)
+
+
+def _escaped(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\r``, ``\\n``, ``\\x1b``...)."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 async def _discard_body(receive: Receive, limit: int) -> None:

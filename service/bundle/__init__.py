@@ -1,4 +1,5 @@
-"""The model bundle: the only thing training and serving share at run time (stdlib only).
+"""The model bundle: the only thing training and serving share at run time (stdlib only; signing also
+needs ``cryptography``).
 
 - :mod:`service.bundle.graph`     the ONNX graph's input and output names, the parity tolerance
 - :mod:`service.bundle.manifest`  :class:`Manifest`, the typed ``manifest.json``
@@ -6,6 +7,7 @@
 - :mod:`service.bundle.record`    the machinery every record shares (JSON in and out, unknown keys kept)
 - :mod:`service.bundle.store`     :func:`write_bundle` / :func:`load_bundle` and the store's layout
 - :mod:`service.bundle.drift`     the training split's unknown-token ratio and length quantiles
+- :mod:`service.bundle.signing`   Ed25519 signatures of manifests (imports ``cryptography`` when used)
 
 Training, the service and the benchmark import all of it from here.
 """
@@ -30,9 +32,19 @@ from service.bundle.manifest import (
     Parity,
     TrainingRecord,
 )
+from service.bundle.signing import (
+    SIGNATURE_FILE,
+    load_private_key,
+    load_public_key,
+    sign_bundle,
+    signing,
+    verify_signature,
+    write_key_pair,
+)
 from service.bundle.store import (
     DEFAULT_MODEL_STORE,
     LABELS_FILE,
+    MAX_VERSION,
     MODEL_FILE,
     NAME_PATTERN,
     STORE_VARIABLE,
@@ -40,6 +52,8 @@ from service.bundle.store import (
     Bundle,
     check_name,
     default_store,
+    is_valid_name,
+    is_valid_version,
     list_models,
     list_versions,
     load_bundle,
@@ -56,11 +70,13 @@ __all__ = [
     "INPUTS",
     "LABELS_FILE",
     "MANIFEST_FILE",
+    "MAX_VERSION",
     "MODEL_FILE",
     "NAME_PATTERN",
     "OUTPUTS",
     "PARITY_TOLERANCE",
     "SCHEMA_VERSION",
+    "SIGNATURE_FILE",
     "STORE_VARIABLE",
     "MULTI_LABEL",
     "SINGLE_LABEL",
@@ -79,6 +95,14 @@ __all__ = [
     "Parity",
     "TrainingRecord",
     "check_name",
+    "is_valid_name",
+    "is_valid_version",
+    "load_private_key",
+    "load_public_key",
+    "sign_bundle",
+    "signing",
+    "verify_signature",
+    "write_key_pair",
     "default_store",
     "list_models",
     "list_versions",

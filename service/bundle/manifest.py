@@ -80,6 +80,12 @@ def _calibration(value: Any) -> Mapping[str, JSON]:
     return dict(value)
 
 
+def _label_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise BundleError(f"{MANIFEST_FILE}: golden_labels must be a list of label names")
+    return tuple(value)
+
+
 def _task(value: Any) -> str:
     if value not in TASKS:
         raise BundleError(f"task {value!r} is not supported (supported: {', '.join(TASKS)})")
@@ -122,6 +128,9 @@ class Manifest(Record):
     training: TrainingRecord = dataclasses.field(default_factory=TrainingRecord)
     libraries: Mapping[str, str] = dataclasses.field(default_factory=dict)
     golden_source: str | None = None
+    # The label names in the order of the golden logits (set by write_bundle): a labels.json whose names
+    # were swapped or renamed fails verification, even with its checksum recomputed. None: not recorded.
+    golden_labels: tuple[str, ...] | None = None
     parity: Parity | None = None
     batch_invariant: bool = True
     batch_invariance: Mapping[str, JSON] | None = None
@@ -141,6 +150,7 @@ class Manifest(Record):
 
     _PARSE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "golden": parse_golden,
+        "golden_labels": _label_names,
         "version": int,
         "task": _task,
         "metrics": Metrics.from_dict,

@@ -22,10 +22,14 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.bundle.manifest import MANIFEST_FILE, SCHEMA_VERSION, TASKS, BundleError, Manifest
+from service.bundle.signing import sign_if_signing, verify_signature
 from service.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MODEL_FILE, TOKENIZER_FILE, LABELS_FILE = ("model.onnx", "tokenizer.json", "labels.json")
 # The one store training writes to and the service serves, unless told otherwise: the variable (read by
@@ -33,7 +37,10 @@ MODEL_FILE, TOKENIZER_FILE, LABELS_FILE = ("model.onnx", "tokenizer.json", "labe
 STORE_VARIABLE = "LSTM_SERVICE_MODEL_STORE"
 DEFAULT_MODEL_STORE = Path(__file__).resolve().parents[2] / "model_store"
 _PAYLOAD_FILES = (MODEL_FILE, TOKENIZER_FILE, LABELS_FILE)
+# Checked with fullmatch (``$`` alone would let a trailing newline through); the pattern is also the
+# JSON Schema's, so it keeps its anchors.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_VERSION = 2**31 - 1  # versions are folder names; a bound keeps 1e308 out of file system calls
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_valid_name(name: object) -> bool:
+    """A model name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (so never a
+    path such as ``..`` or ``a/b``)."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def is_valid_version(version: object) -> bool:
+    """A version: an int (not a bool) from 1 to :data:`MAX_VERSION`."""
+    return type(version) is int and 1 <= version <= MAX_VERSION
+
+
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not is_valid_name(name):
         raise BundleError(f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return name
 
@@ -107,7 +125,7 @@ def list_models(store: Path) -> dict[str, list[int]]:
         return {}
     found = {}
     for entry in sorted(store.iterdir()):
-        if entry.is_dir() and NAME_PATTERN.match(entry.name):
+        if entry.is_dir() and is_valid_name(entry.name):
             versions = list_versions(store, entry.name)
             if versions:
                 found[entry.name] = versions
@@ -159,8 +177,10 @@ def write_bundle(
             version=version,
             files={file: sha256_file(staging / file) for file in _PAYLOAD_FILES},
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            golden_labels=tuple(labels),  # the golden logits are in this order
         )
         _dump_json(staging / MANIFEST_FILE, written.to_dict())
+        sign_if_signing(staging)  # inside signing(): the bundle appears already signed
         for file in (*_PAYLOAD_FILES, MANIFEST_FILE):
             with (staging / file).open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -175,11 +195,24 @@ def write_bundle(
 def record_in_manifest(folder: Path, manifest: Manifest) -> Path:
     """Rewrite the manifest of the bundle in ``folder`` with fields that describe it and were measured after
     it was written (e.g. ``drift``). Everything that identifies the bundle (name, version, task, labels'
-    and graph's checksums, golden examples) must be unchanged: a changed model is a new version."""
+    and graph's checksums, golden examples) must be unchanged: a changed model is a new version. The
+    bundle is signed again inside :func:`~service.bundle.signing.signing`; otherwise a signature of the old
+    manifest is removed (it would not match the new one)."""
     folder = Path(folder)
     current = read_manifest(folder)
     verify_checksums(folder, current)
-    for field_name in ("name", "version", "task", "variant", "files", "model", "golden", "created_at"):
+    identity = (
+        "name",
+        "version",
+        "task",
+        "variant",
+        "files",
+        "model",
+        "golden",
+        "golden_labels",
+        "created_at",
+    )
+    for field_name in identity:
         if getattr(manifest, field_name) != getattr(current, field_name):
             raise BundleError(f"{field_name} differs from the bundle's; write a new version instead")
     written, before = manifest.to_dict(), _read_json(folder / MANIFEST_FILE)
@@ -188,6 +221,7 @@ def record_in_manifest(folder: Path, manifest: Manifest) -> Path:
     staging = folder / f".{MANIFEST_FILE}.tmp"
     _dump_json(staging, ordered)
     os.replace(staging, folder / MANIFEST_FILE)
+    sign_if_signing(folder)
     return folder
 
 
@@ -200,10 +234,23 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"{path.name} is not valid JSON: {error}") from error
 
 
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of the bundle in ``folder``, checked against where the folder sits (not the checksums)."""
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as error:
+        raise BundleError(f"missing file {path.name}") from error
+
+
+def read_manifest(folder: Path, data: bytes | None = None) -> Manifest:
+    """The manifest of the bundle in ``folder`` (``data``: its bytes, already read), checked against where
+    the folder sits (not the checksums)."""
     folder = Path(folder)
-    manifest = Manifest.from_dict(_read_json(folder / MANIFEST_FILE))
+    data = _read_bytes(folder / MANIFEST_FILE) if data is None else data
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BundleError(f"{MANIFEST_FILE} is not valid JSON: {error}") from error
+    manifest = Manifest.from_dict(parsed)
     if str(manifest.version) != folder.name or manifest.name != folder.parent.name:
         raise BundleError(
             f"manifest says {manifest.name}/{manifest.version} but the bundle sits in "
@@ -225,12 +272,18 @@ def verify_checksums(folder: Path, manifest: Manifest) -> None:
             )
 
 
-def load_bundle(folder: Path) -> Bundle:
-    """Read and verify a bundle folder; raise :class:`BundleError` saying why if it must not be served."""
+def load_bundle(folder: Path, public_key: Ed25519PublicKey | None = None) -> Bundle:
+    """Read and verify a bundle folder; raise :class:`BundleError` saying why if it must not be served.
+
+    With ``public_key``, the manifest must be signed with its private key (:mod:`service.bundle.signing`);
+    the bytes checked are the bytes then read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"no bundle at {folder}")
-    manifest = read_manifest(folder)
+    data = _read_bytes(folder / MANIFEST_FILE)
+    if public_key is not None:
+        verify_signature(data, folder, public_key)
+    manifest = read_manifest(folder, data)
     verify_checksums(folder, manifest)
     try:
         tokenizer = Tokenizer.from_dict(_read_json(folder / TOKENIZER_FILE))

@@ -8,10 +8,12 @@ change, or after :data:`WAIT_SECONDS` with the count of workers it reached (the 
 as their current load finishes). A worker that starts later (a replacement for one that died) applies
 the whole log before it serves.
 
-The folder is ``<tmp>/lstm-service-workers-<supervisor pid>-<its start time>`` (the process that started the
-workers), so each run of a server has its own folder and a restart starts from the configuration again.
-A single process, or an app built outside a supervisor's worker (tests), has none (:func:`shared_folder`
-returns None).
+The supervisor creates a fresh folder for each run of a server (so a restart starts from the configuration
+again) and hands it to its workers (:mod:`service.engine.workers_folder`, which also refuses a folder
+another user could write to, and never opens a file in it through a symbolic link). A single process, or
+an app built outside a supervisor's worker (tests), has none (:func:`shared_folder` returns None).
+Whatever the log holds is checked before it is applied: an entry that is not a well-formed action on a
+valid model name is skipped with an ERROR line.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.bundle import is_valid_name, is_valid_version
+from service.engine import workers_folder
 from service.engine.registry import LoadOutcome, Registry
 from service.errors import ServiceError
 
@@ -39,26 +41,30 @@ logger = logging.getLogger(__name__)
 WATCH_SECONDS = 0.05  # how often a worker looks at the log file (a stat call)
 WAIT_SECONDS = 20.0  # how long an admin call waits for the other workers
 LOG_FILE, LOCK_FILE = "actions.json", "lock"
-PREFIX = "lstm-service-workers-"  # <tmp>/lstm-service-workers-<supervisor pid>-<its start time>
+_OPERATIONS = frozenset({"load", "unload"})
 
 
 def shared_folder(workers: int) -> Path | None:
-    """The folder the workers of this server share (None for a single process)."""
-    supervisor = multiprocessing.parent_process()  # set in a process the supervisor started, else None
-    if workers <= 1 or supervisor is None or supervisor.pid is None:
+    """The folder the workers of this server share (None for a single process); raises
+    :class:`~service.engine.workers_folder.FolderRefused` for a folder another user could write to."""
+    if workers <= 1:
         return None
-    parent = supervisor.pid
-    try:  # the parent's start time (clock ticks since boot): a reused pid gets another folder
-        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        started = "0"
-    folder = Path(tempfile.gettempdir()) / f"{PREFIX}{parent}-{started}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    for other in folder.parent.glob(f"{PREFIX}*"):  # left by servers killed without a shutdown
-        owner = other.name.removeprefix(PREFIX).split("-")[0]
-        if other != folder and owner.isdigit() and not _alive(int(owner)):
-            shutil.rmtree(other, ignore_errors=True)
-    return folder
+    return workers_folder.handed_folder()
+
+
+def valid_action(entry: object) -> bool:
+    """Is ``entry`` an action a worker may apply: an id, a known operation on a valid model name, and
+    for a load an optional valid version and pin flag?"""
+    if not isinstance(entry, dict):
+        return False
+    version, pin = entry.get("version"), entry.get("pin")
+    return (
+        is_valid_version(entry.get("id"))
+        and entry.get("op") in _OPERATIONS
+        and is_valid_name(entry.get("name"))
+        and (version is None or is_valid_version(version))
+        and (pin is None or isinstance(pin, bool))
+    )
 
 
 @dataclass(frozen=True)
@@ -76,16 +82,6 @@ class Reach:
                 "the load they are busy with finishes"
             )
         return answer
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Coordinator:
@@ -106,35 +102,46 @@ class Coordinator:
         import fcntl  # POSIX only, like the supervisor's worker processes that need it
 
         assert self.folder is not None
-        with (self.folder / LOCK_FILE).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        descriptor = workers_folder.open_lock(self.folder / LOCK_FILE)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def _read_log(self) -> list[dict[str, Any]]:
+        """The log's well-formed actions, in order; anything else is skipped with an ERROR line."""
         assert self.folder is not None
         try:
-            actions = json.loads((self.folder / LOG_FILE).read_text(encoding="utf-8"))
+            entries = json.loads(workers_folder.read_text(self.folder / LOG_FILE))
         except FileNotFoundError:
             return []
-        return list(actions)
+        except (OSError, ValueError) as error:
+            logger.error("the workers' admin log is unreadable and is ignored: %s", error)
+            return []
+        if not isinstance(entries, list):
+            logger.error("the workers' admin log is not a list of actions and is ignored")
+            return []
+        actions: list[dict[str, Any]] = []
+        for entry in entries:
+            if valid_action(entry) and (not actions or entry["id"] > actions[-1]["id"]):
+                actions.append(entry)
+            else:
+                logger.error("skipping a malformed entry of the workers' admin log: %.200r", entry)
+        return actions
 
     def _append(self, action: dict[str, Any]) -> int:
         assert self.folder is not None
         actions = self._read_log()
         action = {**action, "id": (actions[-1]["id"] if actions else 0) + 1}
         staging = self.folder / f".{LOG_FILE}.{os.getpid()}"
-        staging.write_text(json.dumps([*actions, action]), encoding="utf-8")
-        os.replace(staging, self.folder / LOG_FILE)  # readers see the old log or the new one, never half
+        workers_folder.replace_text(self.folder / LOG_FILE, json.dumps([*actions, action]), staging)
         return int(action["id"])
 
     def _acknowledge(self) -> None:
         assert self.folder is not None
         staging = self.folder / f".ack-{os.getpid()}"
-        staging.write_text(str(self.applied), encoding="utf-8")
-        os.replace(staging, self.folder / f"ack-{os.getpid()}")
+        workers_folder.replace_text(self.folder / f"ack-{os.getpid()}", str(self.applied), staging)
 
     def reached(self, action_id: int) -> int:
         """Live workers that applied ``action_id`` (their acknowledgement files say so)."""
@@ -142,10 +149,11 @@ class Coordinator:
         count = 0
         for path in self.folder.glob("ack-*"):
             try:
-                pid, applied = int(path.name.removeprefix("ack-")), int(path.read_text())
+                pid = int(path.name.removeprefix("ack-"))
+                applied = int(workers_folder.read_text(path))
             except (OSError, ValueError):
                 continue
-            if applied >= action_id and _alive(pid):
+            if applied >= action_id and workers_folder.alive(pid):
                 count += 1
         return count
 
@@ -161,6 +169,9 @@ class Coordinator:
 
     def _apply(self, action: dict[str, Any]) -> None:
         name = action["name"]
+        if not valid_action(action):  # the log's reader checked it already; a caller might not have
+            logger.error("refusing a malformed admin action: %.200r", action)
+            return
         try:
             if action["op"] == "unload":
                 self.registry.unload(name)

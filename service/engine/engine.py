@@ -85,6 +85,7 @@ class Engine:
             settings.default_model,
             settings.intra_op_threads,
             fallback=settings.fallback,
+            public_key=settings.public_key(),
         )
         await asyncio.to_thread(registry.load_all)  # opening sessions blocks; keep the loop free
         engine = cls(settings, registry)

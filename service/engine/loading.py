@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.bundle import load_bundle
 from service.engine.memory import release_memory
 from service.engine.runtime import ModelRuntime
 from service.engine.verification import verify_golden
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-def open_model(folder: Path, intra_op_threads: int = 1) -> ModelRuntime:
-    """Read, check and verify one bundle; raise :class:`BundleError` (or ORT's error) if it must not serve."""
-    runtime = ModelRuntime.open(load_bundle(folder), intra_op_threads)
+
+def open_model(
+    folder: Path, intra_op_threads: int = 1, public_key: Ed25519PublicKey | None = None
+) -> ModelRuntime:
+    """Read, check and verify one bundle (signed with ``public_key``'s private key, when given); raise
+    :class:`BundleError` (or ORT's error) if it must not serve."""
+    runtime = ModelRuntime.open(load_bundle(folder, public_key), intra_op_threads)
     verify_golden(runtime)
     if runtime.tokenizer.segments_chinese:
         _load_jieba()

@@ -22,12 +22,16 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from service.bundle import BundleError, list_models, promoted_versions
+from service.bundle import BundleError, is_valid_name, is_valid_version, list_models, promoted_versions
 from service.engine.loading import open_model
 from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
 from service.observability import metrics
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +92,10 @@ class Registry:
         default_model: str | None = None,
         intra_op_threads: int = 1,
         fallback: bool = True,
+        public_key: Ed25519PublicKey | None = None,
     ) -> None:
         self.store = Path(store)
+        self.public_key = public_key  # set: every bundle must be signed with its private key
         self.fallback = fallback
         self._start_default: str | None = None  # the default model chosen when the store was first loaded
         self.unloaded: frozenset[str] = frozenset()  # unloaded by an admin: the store poller leaves them be
@@ -189,11 +195,15 @@ class Registry:
         self, name: str, version: int, pin: bool | None, kind: str, refused: tuple[int, str] | None = None
     ) -> LoadOutcome:
         """Open, verify and swap in one version; ``refused`` is a newer version that failed before it."""
+        if not (is_valid_name(name) and is_valid_version(version)):  # never a path outside the store
+            invalid = "invalid model name or version"
+            logger.error("refused to load model %.80r version %.20r: %s", name, version, invalid)
+            return LoadOutcome(ModelStatus(name, ModelState.failed, None, invalid), None, invalid, True)
         if not _is_folder(self.store / name / str(version)):
             return self._record_failure(name, version, "no such version in the store", kind, True)
         started = time.perf_counter()
         try:
-            runtime = open_model(self.store / name / str(version), self.intra_op_threads)
+            runtime = open_model(self.store / name / str(version), self.intra_op_threads, self.public_key)
         except BundleError as error:
             return self._record_failure(name, version, str(error), kind, False, time.perf_counter() - started)
         except Exception as error:  # onnxruntime refusing a graph raises its own exception types

@@ -4,7 +4,9 @@ Each golden example holds a text, the ids training's tokenizer gave it and the l
 Serving must reproduce both: the same ids (else the tokenizer drifted) and logits within
 :data:`LOGIT_TOLERANCE` (else the graph is not the model that was evaluated). The examples run once as a
 padded batch of mixed lengths and once one by one, which also proves padding changes nothing (except for
-bundles that declare ``batch_invariant: false``: int8 models, whose goldens hold only text by text).
+bundles that declare ``batch_invariant: false``: int8 models, whose goldens hold only text by text). The
+label names must be the ones the golden logits were recorded with (``golden_labels``), so a labels.json
+with two names swapped fails even with its checksum recomputed.
 """
 
 from __future__ import annotations
@@ -68,8 +70,19 @@ def _check_logits(name: str, actual: np.ndarray, expected: np.ndarray) -> None:
         )
 
 
+def _check_label_names(runtime: ModelRuntime) -> None:
+    recorded = runtime.manifest.golden_labels  # None in bundles written before it was recorded
+    if recorded is not None and tuple(runtime.labels) != recorded:
+        raise BundleError(
+            "labels.json does not name the labels as the golden examples recorded them (golden_labels "
+            f"{list(recorded)[:20]}): the label names were changed after training"
+        )
+
+
 def verify_golden(runtime: ModelRuntime) -> None:
-    """Raise :class:`BundleError` with the reason unless every golden example reproduces."""
+    """Raise :class:`BundleError` with the reason unless every golden example reproduces (and the label
+    names are the ones its logits were recorded with)."""
+    _check_label_names(runtime)
     golden = _golden_examples(runtime)
     id_lists = _check_ids(runtime, golden)
     expected = _expected_logits(runtime, golden)

@@ -107,7 +107,15 @@ _ENCODING_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
 _BATCH_CHILDREN: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
 
+# Label values come from these sets only, so that no client can add series: any other method is "OTHER"
+# (routes are templates already, or "unmatched").
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    if method not in KNOWN_METHODS:
+        method = OTHER_METHOD
     key = (route, method, status)
     children = _REQUEST_CHILDREN.get(key)
     if children is None:

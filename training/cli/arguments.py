@@ -167,6 +167,12 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
     )
     group.add_argument("--version", type=int, help="bundle version (default: one above the highest present)")
     group.add_argument(
+        "--sign-key",
+        type=Path,
+        help="sign the bundle's manifest with this Ed25519 private key (PEM; lstm-service keygen makes one) "
+        "for a service that checks signatures (LSTM_SERVICE_BUNDLE_PUBLIC_KEY)",
+    )
+    group.add_argument(
         "--quantize",
         action="store_true",
         help="also write an int8 (dynamic quantization) variant as the next version, not served unless "

@@ -18,6 +18,7 @@ from service.bundle import (
     default_store,
     load_bundle,
     promoted_versions,
+    signing,
 )
 from training.cli.pipeline import export_checkpoint, train_bundle
 from training.data import preflight
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
     torch.set_num_threads(max(1, getattr(args, "threads", 2) or 2))
-    return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
+    with signing(getattr(args, "sign_key", None)):  # every bundle written meanwhile is signed with it
+        return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
 
 
 def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import Response
 
+from service.api.page_headers import page_headers
 from service.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -25,13 +26,15 @@ _CACHE = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "n
 @router.get("/docs")
 async def swagger_ui(request: Request) -> Response:
     """The interactive API documentation."""
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url or "/openapi.json",
         title=f"{request.app.title} - API documentation",
         swagger_js_url="/docs/swagger-ui-bundle.js",
         swagger_css_url="/docs/swagger-ui.css",
         swagger_favicon_url="/docs/favicon-32x32.png",
     )
+    page.headers.update(page_headers(bytes(page.body)))
+    return page
 
 
 @router.get("/docs/{asset}")

@@ -22,7 +22,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from service.api.common import MAX_VERSION, ErrorResponse, ModelName, integral_float_as_int
+from service.api.common import ErrorResponse, ModelName, integral_float_as_int
+from service.bundle import MAX_VERSION
 from service.engine.registry import ModelState
 
 # Strings holding a lone surrogate (valid JSON escapes, invalid Unicode) are refused by pydantic itself.

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from service import __version__
-from service.api.common import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses, path_version
+from service.api.common import CLASSIFY_ERROR_RESPONSES, ERROR_RESPONSES, error_responses
 from service.api.deps import EngineDep, RegistryDep, Services, SettingsDep
 from service.api.errors import error_body
 from service.api.hotpath import HotRoute, RawBody
@@ -34,6 +34,7 @@ from service.api.oip.schemas import (
     StatisticsResponse,
 )
 from service.api.responses import OrjsonResponse
+from service.api.validation import PathVersion, path_version
 from service.engine.registry import ModelState, Registry
 from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
@@ -42,7 +43,7 @@ SERVER_NAME = "lstm-service"
 SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
-ModelVersion = Annotated[int, Path(ge=1, description="Model version.")]
+ModelVersion = PathVersion  # strict decimal, as the hot route checks it
 
 health_router = APIRouter(tags=["open inference protocol"])
 router = APIRouter(tags=["open inference protocol"])
