@@ -50,6 +50,9 @@ OPERATIONS = [
     ("POST", "/predict"),
     ("POST", "/"),
     ("GET", "/info"),
+    ("POST", "/tei/{name}/predict"),
+    ("POST", "/tei/{name}"),
+    ("GET", "/tei/{name}/info"),
 ]
 EXAMPLES = 12
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -57,7 +60,7 @@ LENGTH = "Inference-Header-Content-Length"
 
 
 def is_protocol_path(path: str) -> bool:
-    return path == "/" or path.startswith(("/v2", "/predict", "/info"))
+    return path == "/" or path.startswith(("/v2", "/predict", "/info", "/tei/"))
 
 
 @pytest.fixture(scope="module")
