@@ -187,6 +187,19 @@ class Settings(BaseSettings):
         "it, or when the expected wait outlasts the request's deadline, 429 with the expected wait as "
         "Retry-After.",
     )
+    grpc_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="TCP port of the Open Inference Protocol over gRPC (GRPCInferenceService, the gRPC "
+        "health service and server reflection), on the same host and in the same process as HTTP (every "
+        "worker shares it); unset: no gRPC. Needs the grpc extra.",
+    )
+    grpc_max_message_bytes: int = Field(
+        4 * MIB,
+        ge=1024,
+        description="Largest gRPC message received or sent (RESOURCE_EXHAUSTED above).",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -69,6 +69,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.model_store,
         ready,
     )
+    grpc_server = None
+    if settings.grpc_port is not None:  # the Open Inference Protocol over gRPC (service/api/oip_grpc)
+        from service.api.oip_grpc.launch import start_grpc
+
+        grpc_server = await start_grpc(engine)
     poller = None
     if settings.reload_interval_seconds > 0:
         app.state.poller = StorePoller(registry, settings.reload_interval_seconds)  # tests read .polls
@@ -76,6 +81,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop()
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         coordinator.leave()

@@ -21,6 +21,7 @@ from service.api.oip.schemas import RepositoryModel
 from service.api.responses import OrjsonResponse
 from service.api.security import require_admin
 from service.bundle import NAME_PATTERN, list_models
+from service.engine.registry import Registry
 from service.errors import InvalidRequest
 
 router = APIRouter(tags=["open inference protocol"], dependencies=[Depends(require_admin)])
@@ -32,8 +33,14 @@ OptionalBody = Annotated[dict[str, Any] | None, Body(description="Optional; Trit
 async def repository_index(registry: RegistryDep, request: OptionalBody = None) -> Response:
     """Every model of the store with its state (READY, LOADING, UNAVAILABLE) and the reason."""
     only_ready = bool(request and request.get("ready") is True)
+    return OrjsonResponse(index(registry, only_ready))
+
+
+def index(registry: Registry, only_ready: bool) -> list[dict[str, str]]:
+    """The index entries (``name``, ``version`` when loaded, ``state``, ``reason``), sorted by name; the
+    gRPC ``RepositoryIndex`` answers the same."""
     statuses = registry.statuses()
-    index = []
+    entries = []
     for name in sorted(set(list_models(registry.store)) | set(statuses)):
         status = statuses.get(name)
         if status is None:
@@ -44,8 +51,8 @@ async def repository_index(registry: RegistryDep, request: OptionalBody = None) 
             if status.version is not None:
                 entry["version"] = str(status.version)
         if not only_ready or entry["state"] == "READY":
-            index.append(entry)
-    return OrjsonResponse(index)
+            entries.append(entry)
+    return entries
 
 
 class AdminAnswer(Response):
