@@ -4,15 +4,17 @@ token set, so every client test also proves that the credentials travel the way 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from protocol_support import API_KEY, KEY, Server
+from protocol_support import API_KEY, GRPC_MAX_MESSAGE_BYTES, KEY, GrpcServer, Server
 from support.apps import ADMIN_TOKEN, running_app
 from support.live_server import LiveServer
-from support.stores import copy_store
+from support.network import free_port
+from support.stores import SHAPES, STORE, copy_store
 
 from service.settings import Settings
 
@@ -48,3 +50,26 @@ async def client(protocol_settings: Settings) -> AsyncIterator[httpx.AsyncClient
     async with running_app(protocol_settings) as client:
         client.headers.update(KEY)
         yield client
+
+
+@pytest.fixture(scope="session")
+def grpc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
+    """``python -m service serve`` with ``LSTM_SERVICE_GRPC_PORT`` over tiny-en, tiny-zh and the multi-label
+    tiny-tags, with the API key and the admin token, and a gRPC message limit of 256 KiB."""
+    store = copy_store(STORE, tmp_path_factory.mktemp("grpc") / "store")
+    shutil.copytree(SHAPES / "tiny-tags", store / "tiny-tags")
+    grpc_port = free_port()
+    environment = {
+        "LSTM_SERVICE_API_KEY": API_KEY,
+        "LSTM_SERVICE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LSTM_SERVICE_DEFAULT_MODEL": "tiny-en",
+        "LSTM_SERVICE_GRPC_PORT": str(grpc_port),
+        "LSTM_SERVICE_GRPC_MAX_MESSAGE_BYTES": str(GRPC_MAX_MESSAGE_BYTES),
+    }
+    live = LiveServer.start(store, store.parent / "server.log", [], environment)
+    try:
+        yield GrpcServer(f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{live.port}", live)
+        live.terminate(group=True)
+        live.process.wait(timeout=30)
+    finally:
+        live.kill()

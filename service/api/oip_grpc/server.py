@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api.oip_grpc import grpc_predict_v2_pb2 as pb
-from service.api.oip_grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.api.oip_grpc.servicer import InferenceServicer
 from service.engine.engine import Engine
+from service.errors import ErrorType
 from service.lifecycle import is_draining
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,32 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 _HEALTH_POLL_SECONDS = 0.2
 _STOP_GRACE_SECONDS = 5.0  # the lifespan ends after uvicorn drained: calls in flight get this long
+
+
+def _handlers(servicer: InferenceServicer) -> grpc.GenericRpcHandler:
+    """The service's methods, each parsing its own request: bytes that are not the message end the call
+    INVALID_ARGUMENT with a message (grpcio's own parsing would answer INTERNAL, as for a server bug)."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name), method.input_type),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def _parsing(rpc: Any, request_class: Any, descriptor: Any) -> Any:
+    async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            request = request_class.FromString(raw)
+        except DecodeError:
+            context.set_trailing_metadata((("error-type", ErrorType.validation.value),))
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {descriptor.full_name} message"
+            )
+        return await rpc(request, context)
+
+    return behavior
 
 
 class GrpcServer:
@@ -50,7 +78,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ]
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), server)
+        server.add_generic_rpc_handlers((_handlers(InferenceServicer(engine)),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
