@@ -2,13 +2,12 @@
 
 Servers, in this order, each started fresh (its cold start measured) and killed afterwards:
 ``trivial`` (FastAPI returning a constant: the load generator's proof), ``service`` (this service, default
-settings; its ``/v2`` infer route is driven too), ``fastapi-ort`` (FastAPI + onnxruntime, one request at a
-time), ``litserve`` (LitServe with its dynamic batching, onnxruntime), ``naive-torch`` (FastAPI + torch
-eager); on request ``service-nobatch`` (LSTM_SERVICE_BATCHING=false) and any ``--service-variant``. Then
-the in-process ceiling. The server side always runs on ``--server-cpus`` and the load generator on
-``--client-cpus``. Text sets: each model's test split, and the short news snippets (paragraphs of 5-60
-words) on the news model.
-"""
+settings; its ``/v2`` infer route is driven too, and the same over gRPC unless ``--no-grpc``),
+``fastapi-ort`` (FastAPI + onnxruntime, one request at a time), ``litserve`` (LitServe with its dynamic
+batching, onnxruntime), ``naive-torch`` (FastAPI + torch eager); on request ``service-nobatch``
+(LSTM_SERVICE_BATCHING=false) and any ``--service-variant``. Then the in-process ceiling. The server side
+always runs on ``--server-cpus`` and the load generator on ``--client-cpus``. Text sets: each model's test
+split, and the short news snippets (paragraphs of 5-60 words) on the news model."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import oip_client, report, soak
+from bench import grpc_client, oip_client, report, soak
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
 from bench.texts import TextSample, latest_bundle, sample_texts, snippet_texts
 from service.bundle import list_models
@@ -69,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how to start the service (the bench appends: serve --model-store S --host H --port P)",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    parser.add_argument(
+        "--no-grpc", action="store_true", help="skip the gRPC row (OIP v2 over gRPC, bench.grpc_client)"
+    )
     parser.add_argument(
         "--no-snippets", action="store_true", help=f"skip the short news snippets on {SNIPPETS_MODEL}"
     )
@@ -123,7 +125,10 @@ def _server_specs(args: argparse.Namespace, store: Path) -> list[ServerSpec]:
         elif name in variants:
             serve = ["serve", "--model-store", str(store), "--host", "127.0.0.1", "--port", str(port)]
             command = shlex.split(args.service_command) + serve
-            specs.append(ServerSpec(name, command, port, env=variants[name]))
+            environment = dict(variants[name])
+            if name == "service" and not args.no_grpc:  # the gRPC row's port, served beside HTTP
+                environment[grpc_client.GRPC_PORT_VARIABLE] = str(free_port())
+            specs.append(ServerSpec(name, command, port, env=environment))
         elif name in ("naive-torch", "fastapi-ort", "litserve"):
             module = {
                 "naive-torch": "bench.naive_torch_server",
@@ -174,10 +179,11 @@ def _drive(
     concurrency: int,
     args: argparse.Namespace,
     client: tuple[str, ...] = ("-m", "bench.loadgen"),
+    port: int | None = None,
 ) -> dict:
     """One closed-loop step from the client CPUs; adds the server's and client's CPU use to the result."""
     command = python_command(
-        *client, "--port", str(server.spec.port), "--requests", str(bodies_file),
+        *client, "--port", str(port or server.spec.port), "--requests", str(bodies_file),
         "--concurrency", str(concurrency), "--duration", str(args.duration), "--warmup", str(args.warmup),
         "--texts-per-request", str(args.texts_per_request),
     )  # fmt: skip
@@ -247,6 +253,15 @@ def _run_server(
                     row.update(
                         _drive(server, files[sample.label], concurrency, args, oip_client.LOADGEN_MODULE)
                     )
+                    rows.append(row)
+                    print(report.load_table([row]).splitlines()[-1], flush=True)
+            # And over gRPC (the same process, its own port), as tritonclient.grpc sends them.
+            if grpc_client.GRPC_PORT_VARIABLE in spec.env:
+                grpc_port = int(spec.env[grpc_client.GRPC_PORT_VARIABLE])
+                for concurrency in args.concurrency_levels:
+                    row = {"server": grpc_client.ROW_NAME, "model": sample.label, "concurrency": concurrency}
+                    module = grpc_client.LOADGEN_MODULE
+                    row.update(_drive(server, files[sample.label], concurrency, args, module, grpc_port))
                     rows.append(row)
                     print(report.load_table([row]).splitlines()[-1], flush=True)
         memory = server.memory_mb()
@@ -371,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         results["soak"] = {"duration_s": args.soak_seconds, "table": soak.report(sampler, summary, 150.0)}
     results["setup"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    results["notes"] = _agreement_notes(answers) + oip_client.notes(results["load"]) + failures
+    load = results["load"]
+    results["notes"] = _agreement_notes(answers) + oip_client.notes(load) + grpc_client.notes(load) + failures
     if _cpu_set(args.server_cpus) & _cpu_set(args.client_cpus):
         results["notes"].append("server and load generator shared CPUs: the figures understate the server")
     markdown = report.markdown_report(results)
