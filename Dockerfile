@@ -14,7 +14,8 @@
 ARG BASE_IMAGE=python:3.12-slim
 
 # ---- deps: a virtual environment with the pinned serving dependencies, and nothing else ----------------
-# Its only input is requirements/serve.txt: edits to the code, the docs or the models never rebuild it.
+# Its only input is requirements/serve.txt (or serve-grpc.txt): edits to the code, the docs or the models
+# never rebuild it.
 FROM ${BASE_IMAGE} AS deps
 
 # A package mirror, if PyPI is not where yours lives (--build-arg PIP_INDEX_URL=...). Behind a proxy, pass
@@ -22,6 +23,10 @@ FROM ${BASE_IMAGE} AS deps
 # intercepting proxy, mount its CA bundle over the system one for the build (docker/README.md). Build
 # args live in the build stages only: none of them reaches the final image.
 ARG PIP_INDEX_URL=https://pypi.org/simple
+# Which lock to install: serve (the default image) or serve-grpc (the same pins plus grpcio, for
+# LSTM_SERVICE_GRPC_PORT; docs/grpc.md). Tag the gRPC image apart: --build-arg REQUIREMENTS=serve-grpc
+# -t lstm-service:grpc.
+ARG REQUIREMENTS=serve
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -32,7 +37,7 @@ RUN apt-get update \
  && apt-get install --yes --no-install-recommends binutils \
  && rm -rf /var/lib/apt/lists/*
 
-COPY requirements/serve.txt /tmp/serve.txt
+COPY requirements/${REQUIREMENTS}.txt /tmp/serve.txt
 # Wheels only (no compiler, no sdist builds), every file checked against the lock's hashes.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --only-binary :all: --no-compile -r /tmp/serve.txt \
@@ -41,16 +46,17 @@ RUN python3 -m venv /opt/venv \
 # Drop what serving never loads (about 80 MB of 190): onnxruntime's C API library (the Python binding
 # links everything it needs itself; removed only while that stays true), its transformer-optimisation,
 # quantization and conversion tools, and its ONNX-backend test API, the only importer of protobuf (whose
-# code goes too; its metadata stays, so the installed versions still match the lock); numpy's f2py,
+# code goes too, unless grpcio is installed, which needs it; its metadata stays, so the installed versions
+# still match the lock); numpy's f2py,
 # distutils, C headers and the subpackages that `import numpy` leaves unloaded and the service never
 # uses (random, fft, polynomial, ma); every package's test suite and type stubs; and debug info some
 # extension modules ship (uvloop: 13 MB -> 2 MB; only files with a .debug_info section are stripped, so
 # the libraries auditwheel rewrote in *.libs/ are left alone).
 RUN cd /opt/venv/lib/python3*/site-packages \
  && rm -rf onnxruntime/transformers onnxruntime/tools onnxruntime/quantization onnxruntime/backend \
-           google/protobuf \
            numpy/f2py numpy/distutils numpy/_pyinstaller numpy/_core/include \
            numpy/random numpy/fft numpy/polynomial numpy/ma \
+ && if [ ! -d grpc ]; then rm -rf google/protobuf; fi \
  && if ! readelf -d onnxruntime/capi/onnxruntime_pybind11_state*.so | grep -q 'NEEDED.*libonnxruntime'; then \
         rm -f onnxruntime/capi/libonnxruntime.so*; fi \
  && find . -depth -type d -name tests -prune -exec rm -rf {} + \
@@ -68,6 +74,9 @@ prometheus_client, prometheus_client.core, pydantic.v1, pydantic_settings, uvico
 uvicorn.loops.uvloop, uvicorn.main, \
 uvicorn.protocols.http.httptools_impl, uvicorn.supervisors, uvloop; uvloop.run(asyncio.sleep(0)); \
 assert 'CPUExecutionProvider' in onnxruntime.get_available_providers()"
+# The gRPC image: the same for the modules the gRPC server imports.
+RUN if [ -d "$(echo /opt/venv/lib/python3*/site-packages)/grpc" ]; then /opt/venv/bin/python -c "import grpc, \
+grpc.aio, grpc_health.v1.health, grpc_reflection.v1alpha.reflection, google.protobuf.json_format"; fi
 # The service's own code goes to /opt/app (the app stage); this .pth file puts it on the venv's path.
 RUN echo /opt/app > "$(echo /opt/venv/lib/python3*/site-packages)/lstm_service_app.pth"
 
