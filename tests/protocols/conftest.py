@@ -10,7 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from protocol_support import API_KEY, GRPC_MAX_MESSAGE_BYTES, KEY, GrpcServer, Server
+from protocol_support import (
+    API_KEY,
+    DEFAULT_MODELS,
+    DEFAULT_STORE,
+    GRPC_MAX_MESSAGE_BYTES,
+    KEY,
+    GrpcServer,
+    Server,
+)
 from support.apps import ADMIN_TOKEN, running_app
 from support.live_server import LiveServer
 from support.network import free_port
@@ -54,10 +62,13 @@ async def client(protocol_settings: Settings) -> AsyncIterator[httpx.AsyncClient
 
 @pytest.fixture(scope="session")
 def grpc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServer]:
-    """``python -m service serve`` with ``LSTM_SERVICE_GRPC_PORT`` over tiny-en, tiny-zh and the multi-label
-    tiny-tags, with the API key and the admin token, and a gRPC message limit of 256 KiB."""
+    """``python -m service serve`` with ``LSTM_SERVICE_GRPC_PORT`` over tiny-en, tiny-zh, the multi-label
+    tiny-tags and the two default models, with the API key and the admin token, and a gRPC message limit
+    of 256 KiB."""
     store = copy_store(STORE, tmp_path_factory.mktemp("grpc") / "store")
     shutil.copytree(SHAPES / "tiny-tags", store / "tiny-tags")
+    for name in DEFAULT_MODELS:  # the two models the image serves, for scores equal on real models
+        shutil.copytree(DEFAULT_STORE / name, store / name)
     grpc_port = free_port()
     environment = {
         "LSTM_SERVICE_API_KEY": API_KEY,

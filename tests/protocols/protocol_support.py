@@ -22,6 +22,8 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
+DEFAULT_STORE = Path(__file__).resolve().parents[2] / "model_store"  # the models the image serves
+DEFAULT_MODELS = ("news-topic", "review-sentiment-zh")
 GRPC_MAX_MESSAGE_BYTES = 256 * 1024  # the gRPC server's message limit in the tests (small, to pass it)
 GRPC_KEY = (("authorization", f"Bearer {API_KEY}"),)  # the API key as gRPC metadata
 

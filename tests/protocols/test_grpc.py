@@ -134,6 +134,31 @@ def _label_order(server: GrpcServer, model: str) -> list[str]:
     return [order[index] for index in range(classes)]
 
 
+DEFAULT_TEXTS = {
+    "news-topic": [
+        "Shares in the bank fell sharply after it reported a loss for the third quarter.",
+        "The striker scored twice as the champions won the cup final.",
+        "Ministers will vote on the new election law next week.",
+        "The film won the award for best director at the festival.",
+        "The new phone chip doubles battery life, the company said.",
+    ],
+    "review-sentiment-zh": ["质量很好，物流也快，非常满意", "太差了，用了两天就坏了", "还可以吧，价格有点贵"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(DEFAULT_TEXTS))
+def test_the_default_models_answer_as_classify(
+    client: triton.InferenceServerClient, grpc_server: GrpcServer, model: str
+) -> None:
+    texts = DEFAULT_TEXTS[model]
+    classified = _classified(grpc_server, model, texts)
+    result = client.infer(model, [_text_input(texts)], headers=HEADERS)
+    order = _label_order(grpc_server, model)
+    expected = [[row["scores"][label] for label in order] for row in classified]
+    np.testing.assert_allclose(result.as_numpy("PROBS"), np.array(expected), rtol=0, atol=1e-6)
+    assert [label.decode() for label in result.as_numpy("LABEL")] == [row["label"] for row in classified]
+
+
 def test_a_column_of_texts_and_token_ids_answer_the_same(
     client: triton.InferenceServerClient, grpc_server: GrpcServer
 ) -> None:
@@ -189,12 +214,13 @@ def test_statistics_count_grpc_requests_and_the_index_needs_the_admin_token(
     assert after.inference_count == before.inference_count + 2
     assert after.inference_stats.success.count == before.inference_stats.success.count + 1
     every = client.get_inference_statistics(headers=HEADERS).model_stats
-    assert {stat.name for stat in every} == {"tiny-en", "tiny-tags", "tiny-zh"}
+    assert {stat.name for stat in every} >= {"tiny-en", "tiny-tags", "tiny-zh", "news-topic"}
     with pytest.raises(InferenceServerException) as error:
         client.get_model_repository_index(headers=HEADERS)
     assert _status(error) == "StatusCode.UNAUTHENTICATED"
     index = client.get_model_repository_index(headers={"authorization": ADMIN["Authorization"]})
     assert [(model.name, model.state) for model in index.models] == [
+        ("news-topic", "READY"), ("review-sentiment-zh", "READY"),
         ("tiny-en", "READY"), ("tiny-tags", "READY"), ("tiny-zh", "READY"),
     ]  # fmt: skip
 
