@@ -307,3 +307,26 @@ def test_every_worker_serves_grpc_on_the_one_port(tiny_store: Path, tmp_path: Pa
         live.process.wait(timeout=30)
     finally:
         live.kill()
+
+
+def test_calls_are_logged_and_counted_like_http_requests(
+    client: triton.InferenceServerClient, grpc_server: GrpcServer
+) -> None:
+    route = "/inference.GRPCInferenceService/ModelInfer"
+    client.infer("tiny-en", [_text_input(TEXTS)], headers={**HEADERS, "x-request-id": "grpc-call-1"})
+    _refused(client, "no-such-model", [_text_input(TEXTS)])
+    deadline = time.monotonic() + 30  # the access log is written in bulk
+    while True:
+        lines = [line for line in grpc_server.live.log_records() if line.get("route") == route]
+        logged = [line for line in lines if line.get("request_id") == "grpc-call-1"]
+        if logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert logged and logged[0]["status"] == 200 and logged[0]["model"] == "tiny-en"
+    assert any(line["status"] == 404 for line in lines)
+    with urllib.request.urlopen(f"{grpc_server.url}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    counted = [
+        line for line in text.splitlines() if line.startswith("lstm_service_requests_total") and route in line
+    ]
+    assert any('status="200"' in line for line in counted) and any('status="404"' in line for line in counted)

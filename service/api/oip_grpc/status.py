@@ -15,7 +15,9 @@ from typing import TypeVar
 import grpc
 from pydantic import SecretStr
 
+from service.api.oip_grpc.calls import recorded
 from service.errors import INTERNAL_MESSAGE, ErrorType, NotFound, ServiceError, Unauthorized
+from service.errors import STATUS_CODES as HTTP_STATUS_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +47,23 @@ Handler = Callable[[Servicer, Request, grpc.aio.ServicerContext], Awaitable[Resp
 def answered(handler: Handler[Servicer, Request, Response]) -> Handler[Servicer, Request, Response]:
     """Wrap an RPC method so that errors end the call with their status code and a clear message."""
 
+    route = f"/inference.GRPCInferenceService/{handler.__name__}"
+
     async def call(servicer: Servicer, request: Request, context: grpc.aio.ServicerContext) -> Response:
-        try:
-            return await handler(servicer, request, context)
-        except ServiceError as error:
-            context.set_trailing_metadata((("error-type", error.error_type.value),))
-            await context.abort(STATUS_CODES[error.error_type], error.message)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            logger.exception("gRPC %s failed", handler.__name__)
-            context.set_trailing_metadata((("error-type", ErrorType.internal.value),))
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        with recorded(route, context) as outcome:
+            try:
+                return await handler(servicer, request, context)
+            except ServiceError as error:
+                outcome.status = HTTP_STATUS_CODES[error.error_type]
+                context.set_trailing_metadata((("error-type", error.error_type.value),))
+                await context.abort(STATUS_CODES[error.error_type], error.message)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                outcome.status = 500
+                logger.exception("gRPC %s failed", handler.__name__)
+                context.set_trailing_metadata((("error-type", ErrorType.internal.value),))
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     call.__name__ = handler.__name__
