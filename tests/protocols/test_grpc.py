@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protocol_support import ADMIN, API_KEY, GRPC_MAX_MESSAGE_BYTES, KEY, GrpcServer
 from support.live_server import LiveServer
 from support.network import free_port
@@ -330,3 +331,31 @@ def test_calls_are_logged_and_counted_like_http_requests(
         line for line in text.splitlines() if line.startswith("lstm_service_requests_total") and route in line
     ]
     assert any('status="200"' in line for line in counted) and any('status="404"' in line for line in counted)
+
+
+def test_sigterm_turns_grpc_readiness_off_and_calls_are_answered_through_the_drain(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    grpc_port = free_port()
+    environment = {"LSTM_SERVICE_GRPC_PORT": str(grpc_port), "LSTM_SERVICE_DRAIN_SECONDS": "4"}
+    live = LiveServer.start(tiny_store, tmp_path / "server.log", [], environment)
+    try:
+        client = triton.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            serving = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=30).status
+            assert serving == health_pb2.HealthCheckResponse.SERVING
+            live.terminate()
+            deadline = time.monotonic() + 3
+            while client.is_server_ready():
+                assert time.monotonic() < deadline, "ServerReady still true after SIGTERM"
+                time.sleep(0.05)
+            while health.Check(health_pb2.HealthCheckRequest(service=""), timeout=30).status == serving:
+                assert time.monotonic() < deadline, "the health service still says SERVING after SIGTERM"
+                time.sleep(0.05)
+            # still inside the drain window: inference is answered
+            assert client.infer("tiny-en", [_text_input(TEXTS)]).as_numpy("PROBS").shape == (3, 3)
+        client.close()
+        assert live.process.wait(timeout=60) == 0
+    finally:
+        live.kill()
