@@ -2,11 +2,13 @@
 
 A :class:`~service.errors.ServiceError` ends the call with the status code of its kind and its message
 (the same message the HTTP routes put in ``error``); the kind itself travels in the trailing metadata
-``error-type``. Anything else is logged in full and answered INTERNAL with the generic message.
+``error-type``. Anything else is logged in full and answered INTERNAL with the generic message. Every
+call is recorded as an HTTP request is (:mod:`service.api.oip_grpc.calls`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,6 +17,7 @@ from typing import TypeVar
 import grpc
 from pydantic import SecretStr
 
+from service.api.middleware import CLIENT_CLOSED_REQUEST
 from service.api.oip_grpc.calls import recorded
 from service.errors import INTERNAL_MESSAGE, ErrorType, NotFound, ServiceError, Unauthorized
 from service.errors import STATUS_CODES as HTTP_STATUS_CODES
@@ -58,6 +61,9 @@ def answered(handler: Handler[Servicer, Request, Response]) -> Handler[Servicer,
                 context.set_trailing_metadata((("error-type", error.error_type.value),))
                 await context.abort(STATUS_CODES[error.error_type], error.message)
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:  # the caller went away or its deadline passed
+                outcome.status = CLIENT_CLOSED_REQUEST
                 raise
             except Exception:
                 outcome.status = 500
