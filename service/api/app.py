@@ -73,7 +73,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.grpc_port is not None:  # the Open Inference Protocol over gRPC (service/api/oip_grpc)
         from service.api.oip_grpc.launch import start_grpc
 
-        grpc_server = await start_grpc(engine)
+        grpc_server = await start_grpc(app.state.services)
     poller = None
     if settings.reload_interval_seconds > 0:
         app.state.poller = StorePoller(registry, settings.reload_interval_seconds)  # tests read .polls

@@ -359,3 +359,25 @@ def test_sigterm_turns_grpc_readiness_off_and_calls_are_answered_through_the_dra
         assert live.process.wait(timeout=60) == 0
     finally:
         live.kill()
+
+
+def test_the_repository_calls_unload_and_load_with_the_admin_token(
+    client: triton.InferenceServerClient,
+) -> None:
+    admin = {"authorization": ADMIN["Authorization"]}
+    with pytest.raises(InferenceServerException) as error:
+        client.unload_model("tiny-zh", headers=HEADERS)  # the API key is not the admin token
+    assert _status(error) == "StatusCode.UNAUTHENTICATED"
+    client.unload_model("tiny-zh", headers=admin)
+    with pytest.raises(InferenceServerException) as error:
+        client.infer("tiny-zh", [_text_input(ZH_TEXTS)], headers=HEADERS)
+    assert _status(error) == "StatusCode.NOT_FOUND"
+    with pytest.raises(InferenceServerException) as error:
+        client.load_model("tiny-zh", headers=admin, config='{"max_batch_size": 8}')
+    assert _status(error) == "StatusCode.INVALID_ARGUMENT" and "not supported" in error.value.message()
+    with pytest.raises(InferenceServerException) as error:
+        client.load_model("no-such-model", headers=admin)
+    assert _status(error) == "StatusCode.NOT_FOUND" and "not in the store" in error.value.message()
+    client.load_model("tiny-zh", headers=admin)
+    assert client.is_model_ready("tiny-zh", headers=HEADERS)
+    assert client.infer("tiny-zh", [_text_input(ZH_TEXTS)], headers=HEADERS).as_numpy("PROBS").shape == (2, 2)

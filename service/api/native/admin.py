@@ -74,7 +74,7 @@ async def load_model(
     serving = outcome.status.version if outcome.status.state.value == "ready" else None
     error_type = ErrorType.not_found if outcome.missing else ErrorType.invalid_bundle
     body = {
-        **error_body(error_type, _refusal(name, outcome, registry)),
+        **error_body(error_type, refusal(name, outcome, registry)),
         "model": name,
         "version": outcome.version,
         "serving_version": serving,
@@ -83,7 +83,8 @@ async def load_model(
     return OrjsonResponse(body, STATUS_CODES[error_type])
 
 
-def _refusal(name: str, outcome: LoadOutcome, registry: Registry) -> str:
+def refusal(name: str, outcome: LoadOutcome, registry: Registry) -> str:
+    """Why a load did not happen (also the gRPC RepositoryModelLoad's message)."""
     if outcome.missing and outcome.version is None:
         return (
             f"model {name} is not in the store (it holds: {', '.join(list_models(registry.store)) or 'none'})"

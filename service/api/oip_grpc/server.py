@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.api.deps import Services
 from service.api.oip_grpc import grpc_predict_v2_pb2 as pb
 from service.api.oip_grpc.servicer import InferenceServicer
 from service.engine.engine import Engine
@@ -59,7 +60,7 @@ def _parsing(rpc: Any, request_class: Any, descriptor: Any) -> Any:
 
 
 class GrpcServer:
-    """``await GrpcServer.start(engine)`` binds and serves; ``await server.stop()`` ends it."""
+    """``await GrpcServer.start(services)`` binds and serves; ``await server.stop()`` ends it."""
 
     def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int):
         self.server = server
@@ -68,8 +69,8 @@ class GrpcServer:
         self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, engine: Engine) -> GrpcServer:
-        settings = engine.settings
+    async def start(cls, services: Services) -> GrpcServer:
+        engine, settings = services.engine, services.settings
         limit = settings.grpc_max_message_bytes
         server = grpc.aio.server(
             options=[
@@ -78,7 +79,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ]
         )
-        server.add_generic_rpc_handlers((_handlers(InferenceServicer(engine)),))
+        server.add_generic_rpc_handlers((_handlers(InferenceServicer(services)),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

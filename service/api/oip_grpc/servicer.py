@@ -16,6 +16,8 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from service.api.deps import Services
+from service.api.native import admin
 from service.api.oip import repository, signature, statistics, tensors
 from service.api.oip.routes import EXTENSIONS, SERVER_NAME, SERVER_VERSION
 from service.api.oip_grpc import grpc_predict_v2_pb2 as pb
@@ -23,10 +25,10 @@ from service.api.oip_grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.api.oip_grpc import wire
 from service.api.oip_grpc.status import answered, check_api_key, check_token
 from service.api.validation import path_version
-from service.engine.engine import Engine
+from service.bundle import NAME_PATTERN
 from service.engine.registry import ModelState
 from service.engine.runtime import ModelRuntime
-from service.errors import DeadlineExceeded, ErrorType, ServiceError
+from service.errors import DeadlineExceeded, ErrorType, InvalidRequest, NotFound, ServiceError
 from service.lifecycle import is_draining
 from service.observability.context import DEADLINE
 
@@ -38,14 +40,25 @@ def _version(text: str) -> int | None:
     return None if text == "" else path_version(text)
 
 
+def _model_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidRequest(f"model_name {name[:80]!r} is not a model name ({NAME_PATTERN.pattern})")
+    return name
+
+
+class BundleRefused(ServiceError):
+    error_type = ErrorType.invalid_bundle  # FAILED_PRECONDITION: the version serving stays
+
+
 def _parsed(document: Any, message: Message) -> Any:
     return json_format.ParseDict(document, message)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings = engine.settings
+    def __init__(self, services: Services) -> None:
+        self.engine = services.engine
+        self.settings = services.settings
+        self.coordinator = services.coordinator
 
     def _model(self, context: Context, name: str, version: str) -> ModelRuntime:
         check_api_key(context, self.settings.api_key)
@@ -121,6 +134,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         check_token(context, self.settings.admin_token)
         entries = repository.index(self.engine.registry, request.ready)
         return _parsed({"models": entries}, pb.RepositoryIndexResponse())
+
+    @answered
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        check_token(context, self.settings.admin_token)
+        name = _model_name(request.model_name)
+        if request.parameters:
+            raise InvalidRequest("load parameters (a config or files to override the bundle): not supported")
+        registry = self.engine.registry
+        action = {"op": "load", "name": name, "version": None, "pin": False}
+        outcome, action_id = await asyncio.to_thread(
+            self.coordinator.run, action, lambda: registry.reload(name, None, pin=False)
+        )
+        await self.coordinator.reach(action_id)  # every worker applied it
+        if not outcome.loaded:
+            refusal = admin.refusal(name, outcome, registry)
+            raise NotFound(refusal) if outcome.missing else BundleRefused(refusal)
+        return pb.RepositoryModelLoadResponse()
+
+    @answered
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
+        check_token(context, self.settings.admin_token)
+        name = _model_name(request.model_name)
+        registry = self.engine.registry
+        registry.status(name)  # NOT_FOUND for an unknown model, before anything is logged
+        action = {"op": "unload", "name": name}
+        _, action_id = await asyncio.to_thread(self.coordinator.run, action, lambda: registry.unload(name))
+        await self.coordinator.reach(action_id)
+        return pb.RepositoryModelUnloadResponse()
 
     # -- inference --------------------------------------------------------------------------------------
 
