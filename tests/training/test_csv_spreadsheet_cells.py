@@ -129,7 +129,7 @@ def test_csv_writer_output_reads_back_as_written(tmp_path, texts, delimiter):
     try:
         rows = read_rows(path, ",", delimiter=delimiter)
     except FileError as refused:
-        assert "are one row" in str(refused)
+        assert "are one row" in str(refused), (texts, str(refused))
         assert any(_looks_like_rows(text, delimiter) for text in texts), (texts, str(refused))
         return
     assert [row["text"] for row in rows] == texts
