@@ -54,6 +54,7 @@ def test_a_cell_whose_lines_are_rows_of_three_columns_is_read_where_the_header_h
     assert read_rows(path, ",")[0]["text"] == text
 
 
+@pytest.mark.slow  # trains and exports a bundle: leave it out of make mutate's runs of every reader mutant
 def test_the_spreadsheet_review_trains(tmp_path):
     pytest.importorskip("torch")
     from support.data import tiny_examples
