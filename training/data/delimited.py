@@ -7,8 +7,10 @@ fix. :func:`training.data.reading.read_labelled` reads data files (any format) a
   that include the text and label columns, else the suffix's (``,`` for CSV, TAB for TSV).
 - A row with more or fewer fields than the header is refused: unquoted commas in a text would otherwise
   cut the text at the first comma and turn the fragments into labels.
-- A quoted field that spans lines which themselves look like rows is refused as an unbalanced quote:
-  it would silently swallow the rows up to the next quote.
+- A quoted field may span lines and hold delimiters and doubled quotes (as spreadsheets and Python's
+  ``csv`` module write them). One whose every line before the closing one is itself a whole row is refused
+  as an unbalanced quote: it would silently swallow the rows up to the next quote. A quote that is never
+  closed, or a quote in the middle of a quoted field, is refused with its line range.
 - Fields up to :data:`FIELD_LIMIT` characters are read (the csv module's default limit is 128 KiB).
 """
 
@@ -18,6 +20,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 CANDIDATES = (",", ";", "\t", "|")
 FIELD_LIMIT = 16 << 20  # characters per field: a long document, not a whole swallowed file
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# The line breaks the csv module ends a record at: a lone CR too (old Mac files, some exports).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class FileError(ValueError):
@@ -58,7 +63,7 @@ def decode(path: Path, encoding: str | None) -> str:
 
 def pick_delimiter(path: Path, text: str, fallback: str, wanted: tuple[str, ...]) -> str:
     """The candidate that splits the header into the ``wanted`` columns, else ``fallback``."""
-    header = text.split("\n", 1)[0]
+    header = LINE_BREAK.split(text, maxsplit=1)[0]
     found = [
         candidate
         for candidate in CANDIDATES
@@ -89,7 +94,9 @@ def read_rows(
         raise FileError(f"--delimiter must be one character, got {delimiter!r}")
     if csv.field_size_limit() < FIELD_LIMIT:
         csv.field_size_limit(FIELD_LIMIT)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that is never closed, or one inside a quoted field that is not doubled, is an error
+    # (the lenient default reads the rest of the file into one text, or drops the stray quote).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[dict[str, str]] = []
     header: list[str] = []
     line = 1  # the physical line where the current record starts
@@ -107,11 +114,25 @@ def read_rows(
                 _refuse_swallowed_rows(path, start, reader.line_num, record, len(header), delimiter)
             rows.append(dict(zip(header, record, strict=True)))
     except csv.Error as error:
-        raise FileError(
-            f"{path} line {reader.line_num}: {error}; a field over {FIELD_LIMIT >> 20} MiB usually means "
-            'an unbalanced quote (close it, or double a quote inside a quoted text: "")'
-        ) from error
+        raise FileError(_csv_error(path, line, reader.line_num, error)) from error
     return rows
+
+
+def _csv_error(path: Path, start: int, end: int, error: csv.Error) -> str:
+    """The csv module's complaint about the record that starts on line ``start``, with the fix."""
+    fix = 'close it, or double a quote inside a quoted text ("")'
+    lines = f"line {start}" if end <= start else f"lines {start}-{end}"
+    if str(error) == "unexpected end of data":
+        return f"{path} {lines}: the quote opened on line {start} is never closed; {fix}"
+    if str(error).endswith("expected after '\"'"):
+        return (
+            f"{path} {lines}: a quote inside the quoted text that starts on line {start} ends it "
+            f"before the line's end or a delimiter ({error}); {fix}"
+        )
+    return (
+        f"{path} line {end}: {error}; a field over {FIELD_LIMIT >> 20} MiB usually means an unbalanced quote "
+        f"({fix})"
+    )
 
 
 def _ragged(path: Path, line: int, row: int, record: list[str], header: list[str], delimiter: str) -> str:
@@ -130,13 +151,20 @@ def _ragged(path: Path, line: int, row: int, record: list[str], header: list[str
 def _refuse_swallowed_rows(
     path: Path, start: int, end: int, record: list[str], columns: int, delimiter: str
 ) -> None:
-    """A text over several lines is fine; one whose inner lines split into a whole row is a quote left
-    open that swallowed the rows after it."""
-    for field in record:
-        inner = field.split("\n")[1:]
-        if any(len(_header_fields(piece, delimiter)) == columns for piece in inner if piece.strip()):
+    """A text over several lines is fine, delimiters and quotes in it too. One whose line it opens on and
+    every line up to the one it closes on is each a whole row is a quote left open that swallowed the rows
+    after it (valid CSV all the same, but far likelier a stray quote than a cell typed that way)."""
+    for index, field in enumerate(record):
+        lines = LINE_BREAK.split(field)[:-1]  # the last line is where the quote closes
+        if not lines:
+            continue
+        # the physical line the record starts on, as a row: the fields before this one, then its first line
+        lines[0] = delimiter.join([*record[:index], lines[0]])
+        rows = [piece for piece in lines if piece.strip()]
+        if lines[0].strip() and all(len(_header_fields(piece, delimiter)) == columns for piece in rows):
             raise FileError(
                 f"{path} lines {start}-{end} are one row: the quote opened on line {start} closes only on "
                 f"line {end}, taking the rows between into one text; close the quote, or double a quote "
-                'inside a quoted text ("")'
+                'inside a quoted text (""); a text whose every line reads as a row is taken for rows: if it '
+                "really is one text, write the file as JSON lines"
             )

@@ -1,0 +1,91 @@
+"""The CSV/TSV reader's edges that mutation testing found untested: blank lines inside the file, a header
+without the wanted columns, the refusal messages for other delimiters, a two-line swallowed row, and the
+csv module's field limit raised even in a fresh process."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from training.data.delimited import FIELD_LIMIT, FileError, read_rows
+from training.data.reading import DataError, Example, read_file
+
+
+def test_blank_lines_between_rows_are_skipped_and_the_rows_after_them_read(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text('text,label\ngood,pos\n\n""\nbad,neg\n\r\nfine,pos\n', encoding="utf-8")
+    assert read_rows(path, ",") == [
+        {"text": "good", "label": "pos"},
+        {"text": "bad", "label": "neg"},
+        {"text": "fine", "label": "pos"},
+    ]
+
+
+def test_a_header_without_the_wanted_columns_keeps_the_suffix_delimiter(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("sentence;category\ngood;pos\n", encoding="utf-8")
+    assert read_rows(path, ",", wanted=("text", "label")) == [{"sentence;category": "good;pos"}]
+    with pytest.raises(DataError, match="lacks 'text' or 'label'"):
+        read_file(path)
+
+
+def test_a_delimiter_found_in_the_header_wins_over_the_suffix(tmp_path, caplog):
+    path = tmp_path / "a.tsv"
+    path.write_text("text|label\ngood, fine|pos\n", encoding="utf-8")
+    with caplog.at_level("INFO", logger="training"):
+        assert read_rows(path, "\t", wanted=("text", "label")) == [{"text": "good, fine", "label": "pos"}]
+    assert "a.tsv: delimiter pipe (found in the header)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "name", "fix"),
+    [
+        (";", "semicolon", "quote texts that contain a semicolon, or pass the file's --delimiter"),
+        ("\t", "tab", "quote texts that contain a tab, or pass the file's --delimiter"),
+    ],
+)
+def test_a_ragged_row_names_its_delimiter_and_the_fix(tmp_path, delimiter, name, fix):
+    path = tmp_path / "a.txt"
+    rows = ["text", "label"], ["good", "pos"], ["one", "two", "neg"]
+    path.write_text("\n".join(delimiter.join(row) for row in rows) + "\n", encoding="utf-8")
+    with pytest.raises(FileError) as refused:
+        read_rows(path, delimiter)
+    assert str(refused.value) == (
+        f"{path} line 3 (data row 2) has 3 fields but the header has 2 (text, label), "
+        f"split at each {name}: {fix}"
+    )
+
+
+def test_a_delimiter_of_two_characters_is_refused(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("text,label\ngood,pos\n", encoding="utf-8")
+    with pytest.raises(FileError, match="--delimiter must be one character, got ';;'"):
+        read_rows(path, ",", delimiter=";;")
+
+
+def test_a_quote_left_open_over_one_whole_row_is_refused(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text('text,label\n"good,pos\nfine",pos\nbad,neg\n', encoding="utf-8")
+    with pytest.raises(DataError, match="lines 2-3 are one row"):
+        read_file(path)
+
+
+def test_a_long_field_is_read_even_where_the_csv_limit_is_the_default(tmp_path):
+    default = 128 * 1024  # the csv module's own limit, as a fresh process has it
+    previous = csv.field_size_limit(default)
+    try:
+        path = tmp_path / "a.csv"
+        path.write_text('text,label\n"' + "word " * 40_000 + '",pos\n', encoding="utf-8")
+        assert read_file(path)[0] == Example(("word " * 40_000).strip(), "pos")
+        assert csv.field_size_limit() == FIELD_LIMIT
+    finally:
+        csv.field_size_limit(previous)
+
+
+def test_a_field_past_the_limit_names_the_limit_in_mib(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text('text,label\n"' + "x" * (FIELD_LIMIT + 10) + '",pos\n', encoding="utf-8")
+    with pytest.raises(DataError, match=f"a field over {FIELD_LIMIT >> 20} MiB usually means"):
+        read_file(path)
+    assert FIELD_LIMIT >> 20 == 16
