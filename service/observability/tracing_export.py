@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, get_current_span
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from service import __version__
 from service.observability.context import RequestRecord
@@ -46,7 +44,13 @@ SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 UNTRACED_PATHS = frozenset(
     {"/livez", "/readyz", "/health", "/metrics", "/v2/health/live", "/v2/health/ready"}
 )
-_EMPTY_CONTEXT = Context()
+# W3C Trace Context, as the SDK's propagator reads it (a later version may append fields; 00 may not).
+_TRACEPARENT = re.compile(
+    r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$"
+)
+_TRACEPARENT_MAX_CHARS = 512
+_TRACESTATE_MAX_CHARS = 512
+_TRACE_ID_LOW_BITS = (1 << 64) - 1
 _DROP_WARNING_SECONDS = 60.0
 _SHUTDOWN_SECONDS = 3.0  # at exit, how long the last spans may take to leave (a daemon thread after that)
 
@@ -71,7 +75,7 @@ class Tracing:
     :meth:`batch` after each micro-batch (the engine's batch hook)."""
 
     def __init__(
-        self, sampler: Sampler, processor: BatchSpanProcessor, maker: _SpanMaker, limit: int
+        self, sampler: Sampling, processor: BatchSpanProcessor, maker: _SpanMaker, limit: int
     ) -> None:
         self.sampler = sampler
         self.processor = processor
@@ -81,37 +85,29 @@ class Tracing:
         self.dropped = 0
         self._dropped_since_warning = 0
         self._warned_at = -_DROP_WARNING_SECONDS
-        self._propagator = TraceContextTextMapPropagator()
 
     def begin(self, scope: Mapping[str, Any]) -> RequestTrace | None:
         """The request's trace, continuing the caller's ``traceparent``/``tracestate``; None for probes."""
         if scope["path"] in UNTRACED_PATHS:
             return None
         start_ns = time.time_ns()
-        carrier: dict[str, str] | None = None
+        traceparent = tracestate = None
         for key, value in scope["headers"]:
             name = key.lower()
-            if name == b"traceparent" or name == b"tracestate":
-                carrier = carrier or {}
-                carrier[name.decode()] = value.decode("latin-1")
-        parent = None
-        context = _EMPTY_CONTEXT
-        if carrier is not None and "traceparent" in carrier:
-            context = self._propagator.extract(carrier)
-            parent = get_current_span(context).get_span_context()
-            if not parent.is_valid:
-                parent, context = None, _EMPTY_CONTEXT
-        trace_id = parent.trace_id if parent is not None else new_trace_id()
-        decision = self.sampler.should_sample(context, trace_id, "request", SpanKind.SERVER)
-        trace = RequestTrace(
-            trace_id,
-            parent.span_id if parent is not None else None,
-            parent is not None and parent.trace_flags.sampled,
-            decision.trace_state,
-            decision.decision.is_sampled() and self._has_room(),
-            start_ns,
-        )
-        return trace
+            if name == b"traceparent":
+                traceparent = value
+            elif name == b"tracestate":
+                tracestate = value if tracestate is None else tracestate + b"," + value
+        parent = None if traceparent is None else parse_traceparent(traceparent.decode("latin-1"))
+        state: str | None = None
+        if parent is None:
+            trace_id, parent_span_id, parent_sampled = new_trace_id(), None, None
+        else:
+            trace_id, parent_span_id, parent_sampled = parent
+            if tracestate is not None and len(tracestate) <= _TRACESTATE_MAX_CHARS:
+                state = tracestate.decode("latin-1")  # parsed on the export thread
+        recording = self.sampler.sampled(trace_id, parent_sampled) and self._has_room()
+        return RequestTrace(trace_id, parent_span_id, bool(parent_sampled), state, recording, start_ns)
 
     def end(
         self, record: RequestRecord, scope: Mapping[str, Any], route: str, status: int, request_id: str
@@ -209,11 +205,12 @@ class _SpanMaker(SpanExporter):
 
     def _request_spans(self, trace: RequestTrace, made: list[ReadableSpan]) -> None:
         scope, route, status, request_id, model, version = trace.request
-        context = SpanContext(trace.trace_id, trace.span_id, False, SAMPLED, trace.trace_state)
+        state = TraceState.from_header([trace.trace_state]) if trace.trace_state else None
+        context = SpanContext(trace.trace_id, trace.span_id, False, SAMPLED, state)
         parent = None
         if trace.parent_span_id is not None:
             flags = SAMPLED if trace.parent_sampled else TraceFlags(0)
-            parent = SpanContext(trace.trace_id, trace.parent_span_id, True, flags, trace.trace_state)
+            parent = SpanContext(trace.trace_id, trace.parent_span_id, True, flags, state)
         method = scope["method"]
         made.append(
             self._span(
@@ -231,7 +228,7 @@ class _SpanMaker(SpanExporter):
             made.append(
                 self._span(
                     name,
-                    SpanContext(trace.trace_id, new_span_id(), False, SAMPLED, trace.trace_state),
+                    SpanContext(trace.trace_id, new_span_id(), False, SAMPLED, state),
                     context,
                     attributes=attributes,
                     links=[Link(SpanContext(ref.trace_id, ref.span_id, False, SAMPLED)) for ref in links],
@@ -301,6 +298,69 @@ def http_server_attributes(
     return attributes
 
 
+def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
+    """(trace id, span id, sampled) of a W3C ``traceparent``; None when it is not a valid one."""
+    if len(value) > _TRACEPARENT_MAX_CHARS:
+        return None
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, bool(int(flags, 16) & TraceFlags.SAMPLED)
+
+
+class Sampling:
+    """The sampler ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` name, decided in a few integer
+    operations with the SDK's rules: ``traceidratio`` keeps a trace when the low 64 bits of its id are below
+    ``ratio x 2^64``; ``parentbased_*`` follows the caller's sampled flag when there is a caller. (The SDK's
+    ``Sampler.should_sample`` builds context objects for the same answer: a tenth of a request's CPU time.)
+    """
+
+    NAMES = (
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    )
+
+    def __init__(self, name: str, ratio: float = 1.0) -> None:
+        if name not in self.NAMES:
+            raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name!r}: use one of {', '.join(self.NAMES)}")
+        if not 0.0 <= ratio <= 1.0:
+            raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={ratio}: a ratio from 0 to 1")
+        self.parent_based = name.startswith("parentbased_")
+        root = name.removeprefix("parentbased_")
+        self.bound = {"always_on": 1 << 64, "always_off": 0}.get(root, round(ratio * (1 << 64)))
+        self.description = f"{name} {ratio}" if root == "traceidratio" else name
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Sampling:
+        name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+        argument = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+        if not argument or not name.endswith("traceidratio"):
+            return cls(name)
+        try:
+            ratio = float(argument)
+        except ValueError:
+            raise TracingConfigError(
+                f"OTEL_TRACES_SAMPLER_ARG={argument!r}: a ratio from 0 to 1, e.g. 0.1"
+            ) from None
+        return cls(name, ratio)
+
+    def sampled(self, trace_id: int, parent_sampled: bool | None) -> bool:
+        """Whether a trace is recorded; ``parent_sampled`` is None without a caller's ``traceparent``."""
+        if parent_sampled is not None and self.parent_based:
+            return parent_sampled
+        return (trace_id & _TRACE_ID_LOW_BITS) < self.bound
+
+
 def start(environ: Mapping[str, str] | None = None) -> Tracing:
     """This process's tracing, from the ``OTEL_*`` variables; :class:`TracingConfigError` for a setting it
     cannot follow."""
@@ -315,13 +375,13 @@ def start(environ: Mapping[str, str] | None = None) -> Tracing:
         schedule_delay_millis=_positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
         max_export_batch_size=min(limit, _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)),
     )
-    sampler = _get_from_env_or_default()  # OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG (the SDK's reading)
+    sampler = Sampling.from_environ(environ)
     logger.info(
         "tracing on: %s, service %s, instance %s, sampler %s",
         endpoint,
         resource.attributes.get("service.name"),
         resource.attributes.get("service.instance.id"),
-        sampler.get_description(),
+        sampler.description,
     )
     return Tracing(sampler, processor, maker, limit)
 
