@@ -52,6 +52,8 @@ _TRACEPARENT_MAX_CHARS = 512
 _TRACESTATE_MAX_CHARS = 512
 _TRACE_ID_LOW_BITS = (1 << 64) - 1
 _DROP_WARNING_SECONDS = 60.0
+_MIN_BACKOFF_SECONDS, _MAX_BACKOFF_SECONDS = 2.0, 60.0
+_STALLED_SECONDS = 2.0
 _SHUTDOWN_SECONDS = 3.0  # at exit, how long the last spans may take to leave (a daemon thread after that)
 
 
@@ -137,7 +139,9 @@ class Tracing:
         self._queue(_Pending(None, (reference, model, version, stats, links, end_ns)))
 
     def _has_room(self) -> bool:
-        if self.queued - self.maker.taken < self.limit:
+        """Whether a sampled request can be recorded: the queue has room, and the last export did not fail
+        within its back-off (while the collector is down, requests record nothing at all)."""
+        if self.queued - self.maker.taken < self.limit and self.maker.healthy(time.monotonic()):
             return True
         self._dropped(1)
         return False
@@ -155,10 +159,10 @@ class Tracing:
         now = time.monotonic()
         if now - self._warned_at >= _DROP_WARNING_SECONDS:
             logger.warning(
-                "tracing: the span queue is full (%d items; OTEL_BSP_MAX_QUEUE_SIZE): the collector at %s "
-                "is down or too slow; %d traces dropped since the last warning",
-                self.limit,
+                "tracing: the collector at %s is down or too slow (the span queue holds %d items, "
+                "OTEL_BSP_MAX_QUEUE_SIZE); %d traces dropped since the last warning",
                 self.maker.endpoint,
+                self.limit,
                 self._dropped_since_warning,
             )
             self._warned_at, self._dropped_since_warning = now, 0
@@ -180,16 +184,54 @@ class _SpanMaker(SpanExporter):
         self.endpoint = endpoint
         self.scope = InstrumentationScope("lstm-service", __version__)
         self.taken = 0  # items taken off the processor's queue
+        # After a failed export, nothing is sent (or made, or recorded) for a back-off that doubles from
+        # 2 s to 60 s: a collector that is down costs a few exports a minute, not one per batch.
+        self.retry_at = 0.0  # time.monotonic()
+        self.backoff = 0.0
+        self.skipped = 0  # items dropped during a back-off
+        self.sending_since = 0.0  # time.monotonic() when the export in progress began; 0: none
+        self.connected = False  # did the last export succeed?
+
+    def healthy(self, now: float) -> bool:
+        """False during a back-off, and while an export has been under way for more than a few seconds
+        (the exporter's own retries of a collector that is down last up to OTEL_EXPORTER_OTLP_TIMEOUT)."""
+        since = self.sending_since
+        return now >= self.retry_at and not (since and now - since > _STALLED_SECONDS)
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         self.taken += len(spans)
+        if time.monotonic() < self.retry_at:
+            self.skipped += len(spans)
+            return SpanExportResult.FAILURE
+        if not self.connected and len(spans) > 1:
+            # Not known to answer (the first export, or the first after a failure): one item first, so
+            # that a collector that is down costs the encoding of one trace rather than of a whole batch.
+            probe = self._send(spans[:1])
+            if probe is not SpanExportResult.SUCCESS:
+                self.skipped += len(spans) - 1
+                return probe
+            spans = spans[1:]
+        return self._send(spans)
+
+    def _send(self, items: Sequence[Any]) -> SpanExportResult:
         made: list[ReadableSpan] = []
-        for item in spans:
+        for item in items:
             if item.trace is not None:
                 self._request_spans(item.trace, made)
             else:
                 made.append(self._batch_span(*item.batch))
-        return self.exporter.export(made)
+        self.sending_since = time.monotonic()
+        try:
+            result = self.exporter.export(made)
+        finally:
+            self.sending_since = 0.0
+        self.connected = result is SpanExportResult.SUCCESS
+        if self.connected:
+            self.backoff = 0.0
+        else:
+            self.backoff = min(_MAX_BACKOFF_SECONDS, max(_MIN_BACKOFF_SECONDS, 2 * self.backoff))
+            self.retry_at = time.monotonic() + self.backoff
+        return result
 
     def _span(
         self, name: str, context: SpanContext, parent: SpanContext | None, **fields: Any
