@@ -407,17 +407,16 @@ def start(environ: Mapping[str, str] | None = None) -> Tracing:
     """This process's tracing, from the ``OTEL_*`` variables; :class:`TracingConfigError` for a setting it
     cannot follow."""
     environ = os.environ if environ is None else environ
+    sampler = Sampling.from_environ(environ)  # every variable is checked before anything starts
+    limit = _positive_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+    delay = _positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000)
+    batch = min(limit, _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
     exporter, endpoint = _exporter(environ)
     resource = _resource()
     maker = _SpanMaker(exporter, resource, endpoint)
-    limit = _positive_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
     processor = BatchSpanProcessor(
-        maker,
-        max_queue_size=limit,
-        schedule_delay_millis=_positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000),
-        max_export_batch_size=min(limit, _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)),
+        maker, max_queue_size=limit, schedule_delay_millis=delay, max_export_batch_size=batch
     )
-    sampler = Sampling.from_environ(environ)
     logger.info(
         "tracing on: %s, service %s, instance %s, sampler %s",
         endpoint,
