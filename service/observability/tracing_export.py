@@ -1,19 +1,26 @@
 """OpenTelemetry for ``LSTM_SERVICE_TRACING=true``: W3C context in, sampling, spans out over OTLP (the SDK's).
 
 :func:`start` builds one :class:`Tracing` per server process (each worker its own, with its own
-``service.instance.id``) from the standard ``OTEL_*`` variables, which the SDK reads itself: service name
-and resource attributes, sampler (``OTEL_TRACES_SAMPLER``, ``..._ARG``), exporter (``OTEL_TRACES_EXPORTER``:
+``service.instance.id``) from the standard ``OTEL_*`` variables: service name and resource attributes
+(read by the SDK), sampler (``OTEL_TRACES_SAMPLER``, ``..._ARG``), exporter (``OTEL_TRACES_EXPORTER``:
 ``otlp``, ``console`` or ``none``), protocol (``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``: ``http/protobuf``
-or ``grpc``), endpoint, headers, timeout, compression, and the batch span processor's ``OTEL_BSP_*``.
+or ``grpc``), endpoint, headers, timeout and compression (read by the SDK's exporters), and the batch span
+processor's ``OTEL_BSP_*``. A value it cannot follow stops the start with :class:`TracingConfigError`.
 
 Cost is kept off the request path. A request keeps timestamps in its
 :class:`~service.observability.tracing.RequestTrace`; when it ends, the whole trace (request span and
 children) goes into the SDK's ``BatchSpanProcessor`` as one item, and the processor's export thread turns
-it into SDK spans (``ReadableSpan``) just before encoding (:class:`_SpanMaker`). Going through the SDK's
-``Tracer`` cost about 60 µs per span on this machine against 8 µs for a ``ReadableSpan`` made directly, and
-the request path makes none of either. The queue is bounded: once it holds ``OTEL_BSP_MAX_QUEUE_SIZE``
-items (a collector that is down or slow), further traces are dropped and counted, never waited for, and a
-warning says so at most once a minute.
+it into SDK spans (``ReadableSpan``) just before the exporter encodes them (:class:`_SpanMaker`). Going
+through the SDK's ``Tracer`` cost about 60 µs per span on this machine against 8 µs for a ``ReadableSpan``
+made directly, and the request path makes neither. The sampler's decision and the ``traceparent`` are
+read with a few integer operations (:class:`Sampling`, :func:`parse_traceparent`, checked against the SDK's
+own in the tests).
+
+A collector that is down or slow never holds a request: the queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE``
+items; past it traces are dropped and counted), an export that fails starts a back-off (2 s doubling to
+60 s) during which requests record nothing and queued traces are discarded unencoded, an export stuck for
+more than 2 s stops recording too, and the first export after a failure sends one trace before the rest.
+A warning says so at most once a minute.
 """
 
 from __future__ import annotations
