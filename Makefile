@@ -20,9 +20,10 @@ $(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group.
+# Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group;
+# the `tracing` extra for the tracing tests (tests/service/test_tracing*.py).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[train,tracing]' --group dev
 	touch $@ $(VENV)/.serve-installed
 
 # Training only: the `train` extra (torch 2.13 CPU, gensim, scikit-learn...), for .venv/bin/lstm-train.

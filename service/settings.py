@@ -10,6 +10,7 @@ flag and the rejected value of each error; :func:`startup_notes` lists what the 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -200,6 +201,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest gRPC message received or sent (RESOURCE_EXHAUSTED above).",
     )
+    tracing: bool = Field(
+        False,
+        description="Trace requests with OpenTelemetry (needs the tracing extra): a span per request, its "
+        "steps and each micro-batch, exported over OTLP; the standard OTEL_* variables set the endpoint, "
+        "protocol, sampler and service name (docs/tracing.md).",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -246,6 +253,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(error)) from None
         return path
 
+    @field_validator("tracing")
+    @classmethod
+    def _tracing_installed(cls, tracing: bool) -> bool:
+        if tracing and not _installed("opentelemetry.sdk.trace.export"):
+            raise ValueError(
+                "needs the OpenTelemetry SDK: pip install 'lstm-service[tracing]', or unset the variable"
+            )
+        return tracing
+
     def public_key(self) -> Ed25519PublicKey | None:
         """The key bundles must be signed with (None: signatures are not checked)."""
         return None if self.bundle_public_key is None else load_public_key(self.bundle_public_key)
@@ -275,6 +291,13 @@ class Settings(BaseSettings):
                     f"(versions: {', '.join(map(str, available[name]))})"
                 )
         return self
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 SECRET_FIELDS = frozenset({"api_key", "admin_token"})

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +33,9 @@ from service.engine.engine import Engine
 from service.engine.reloader import StorePoller
 from service.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from service.observability.tracing_export import Tracing
+
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -54,6 +57,7 @@ With `LSTM_SERVICE_API_KEY` set, the inference and model routes need `Authorizat
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = await Engine.start(settings)
+    tracing = _start_tracing(app, engine) if settings.tracing else None
     registry = engine.registry
     # With --workers N every admin change goes through a log all workers apply (service.engine.coordination);
     # a worker that starts late applies it first.
@@ -90,9 +94,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
         await engine.aclose()
+        if tracing is not None:  # after the last batch; bounded, whether the collector answers or not
+            await asyncio.to_thread(tracing.shutdown)
         # The access log is written in bulk; a worker process exits without running atexit hooks.
         for handler in logging.getLogger("service.access").handlers:
             handler.flush()
+
+
+def _start_tracing(app: FastAPI, engine: Engine) -> Tracing:
+    """This process's OpenTelemetry exporter, handed to the front layer and the engine's batch hook."""
+    from service.observability.tracing_export import start  # the tracing extra, imported only when on
+
+    tracing = start()
+    engine.tracing = tracing
+    if isinstance(app, ServiceApp) and app.front is not None:
+        app.front.tracing = tracing
+    return tracing
 
 
 # Routes answered past FastAPI (see service.api.hotpath); each one's FastAPI twin is generated from it.

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ from service.api.errors import error_response
 from service.api.responses import OPTIONS, OrjsonResponse
 from service.api.security import require_api_key
 from service.errors import ServiceError
-from service.observability.context import note_route
+from service.observability.context import current_trace, note_route
 
 HotHandler = Callable[[Any, Services, Mapping[str, Any]], Awaitable[Any]]
 
@@ -147,20 +148,30 @@ class HotRoutes:
         route, path_params = matched
         note_route(route.path)
         services: Services = scope["app"].state.services
+        trace = current_trace()
         try:
             if route.guarded and services.settings.api_key is not None:
                 require_api_key(Request(scope))
+            decoding = time.time_ns() if trace is not None else 0
             request: Any
             if route.request_model is None:
                 request = RawBody(body, Headers(scope=scope))
             else:
                 request = parse_body(route.request_model, body)
+            if trace is not None:
+                trace.child("decode", decoding, time.time_ns(), {"lstm_service.body_bytes": len(body)})
             content = await route.handler(request, services, path_params)
         except ServiceError as error:
             return error_response(error.error_type, error.message, error.headers)
         if isinstance(content, Response):
             return content
-        return orjson.dumps(content, option=OPTIONS)
+        if trace is None:
+            return orjson.dumps(content, option=OPTIONS)
+        # The answer's encoding: from the model's results (or the handler's return) to the bytes.
+        encoding = trace.results_ns or time.time_ns()
+        answer = orjson.dumps(content, option=OPTIONS)
+        trace.child("encode", encoding, time.time_ns())
+        return answer
 
 
 def documented_twin(

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +30,9 @@ from service.errors import INTERNAL_MESSAGE, ErrorType, ServiceError
 from service.lifecycle import is_draining
 from service.observability import metrics
 from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
+
+if TYPE_CHECKING:
+    from service.observability.tracing_export import Tracing
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("service.access")
@@ -84,6 +88,8 @@ class Front:
         self.hot_routes = hot_routes
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
+        # Set by the lifespan when LSTM_SERVICE_TRACING is on (each process its own); None: no tracing work.
+        self.tracing: Tracing | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = None
@@ -96,6 +102,9 @@ class Front:
                 declared = value
         request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else _new_request_id()
         record = RequestRecord()
+        tracing = self.tracing
+        if tracing is not None:
+            record.trace = tracing.begin(scope)
         tokens = (
             REQUEST_ID.set(request_id),
             DEADLINE.set(time.monotonic() + self.timeout_seconds),
@@ -161,6 +170,8 @@ class Front:
             )
             metrics.observe_request(route, scope["method"], status, seconds)
             _log_access(scope, route, status, seconds, record)
+            if tracing is not None:
+                tracing.end(record, scope, route, status, request_id)
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
                 variable.reset(token)  # type: ignore[attr-defined]
 
@@ -243,6 +254,8 @@ def _answer_headers(
         queue_ms = (record.queue_seconds or 0.0) * 1000
         answer.append((b"x-queue-time", f"{queue_ms:.3f}".encode()))
         answer.append((b"x-inference-time", f"{record.inference_seconds * 1000:.3f}".encode()))
+    if record.trace is not None:  # tracing on: this request's trace and span, for the caller's logs
+        answer.append((b"traceresponse", record.trace.traceresponse()))
     if is_draining():
         answer = [(key, value) for key, value in answer if key.lower() != b"connection"]
         answer.append((b"connection", b"close"))
@@ -275,16 +288,13 @@ def _log_access(scope: Scope, route: str, status: int, seconds: float, record: R
         "queue_ms": _milliseconds(record.queue_seconds),
         "inference_ms": _milliseconds(record.inference_seconds),
     }
+    message = "%s %s %d %.1f ms"
+    arguments: tuple[object, ...] = (method, path, status, seconds * 1000)
+    if record.trace is not None:  # tracing on: logs and traces join on the trace id
+        extra["trace_id"] = record.trace.trace_id_hex
+        message, arguments = "%s %s %d %.1f ms trace %s", (*arguments, extra["trace_id"])
     line = access_logger.makeRecord(
-        access_logger.name,
-        logging.INFO,
-        __file__,
-        0,
-        "%s %s %d %.1f ms",
-        (method, path, status, seconds * 1000),
-        None,
-        "_log_access",
-        extra,
+        access_logger.name, logging.INFO, __file__, 0, message, arguments, None, "_log_access", extra
     )
     access_logger.handle(line)
 

@@ -105,6 +105,8 @@ class BatchStats:
     queue_seconds: tuple[float, ...]  # per item: enqueue -> batch start
     run_seconds: float  # wall time of run_batch
     failed: bool
+    started_ns: int = 0  # time.time_ns() when the batch started (for its trace span)
+    served: tuple[ModelTime, ...] = ()  # each request's ``model_time`` (tracing finds the requests' traces)
 
 
 @dataclass
@@ -391,7 +393,7 @@ class MicroBatcher:
 
     async def _run(self, batch: list[_Item]) -> None:
         """Run one batch on the worker thread and hand each result to its request."""
-        now = time.monotonic()
+        now, started_ns = time.monotonic(), time.time_ns()
         for item in batch:  # an earlier batch of the same plan may have run past their deadline
             if item.request.deadline is not None and item.request.deadline <= now:
                 self._expire(item.request, "before its batch was formed")
@@ -423,7 +425,7 @@ class MicroBatcher:
         else:
             for item, result in zip(batch, results, strict=True):
                 item.request.deliver(item.index, result)
-        self._record(batch, now, time.monotonic() - now, failed=error is not None)
+        self._record(batch, now, started_ns, time.monotonic() - now, failed=error is not None)
 
     @staticmethod
     def _add_model_time(batch: list[_Item], run_seconds: float) -> None:
@@ -432,20 +434,27 @@ class MicroBatcher:
             if request.model_time is not None:
                 request.model_time.add_model_time(0.0, run_seconds)
 
-    def _record(self, batch: list[_Item], started: float, run_seconds: float, failed: bool) -> None:
+    def _record(
+        self, batch: list[_Item], started: float, started_ns: int, run_seconds: float, failed: bool
+    ) -> None:
         self.counters.batches += 1
         self.counters.items += len(batch)
         self.counters.failed_batches += failed
         if self._on_batch is None:
             return
+        requests = {id(item.request): item.request for item in batch}
         stats = BatchStats(
             size=len(batch),
-            requests=len({id(item.request) for item in batch}),
+            requests=len(requests),
             tokens=sum(item.size for item in batch),
             padded_tokens=len(batch) * max(item.size for item in batch),
             queue_seconds=tuple(started - item.enqueued_at for item in batch),
             run_seconds=run_seconds,
             failed=failed,
+            started_ns=started_ns,
+            served=tuple(
+                request.model_time for request in requests.values() if request.model_time is not None
+            ),
         )
         try:
             self._on_batch(stats)

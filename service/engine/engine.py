@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -55,9 +55,12 @@ from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors, Stop
 from service.engine.statistics import Statistics
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
 from service.observability import metrics
-from service.observability.context import note_model, seconds_left
+from service.observability.context import current_trace, note_model, seconds_left
 from service.settings import Settings
 from service.tokenizer import Encoding
+
+if TYPE_CHECKING:
+    from service.observability.tracing_export import Tracing
 
 T = TypeVar("T")
 
@@ -75,6 +78,7 @@ class Engine:
         )
         self.explainer = Explainer(self.inference, settings.max_batch_tokens, settings.max_batch_size)
         self.budget = VectorBudget(settings.max_vector_bytes, settings.max_vector_waiting)
+        self.tracing: Tracing | None = None  # set by the app's lifespan when LSTM_SERVICE_TRACING is on
 
     @classmethod
     async def start(cls, settings: Settings) -> Engine:
@@ -99,6 +103,8 @@ class Engine:
 
     def _on_batch(self, runtime: ModelRuntime, stats: BatchStats) -> None:
         metrics.on_batch(runtime, stats)
+        if self.tracing is not None:
+            self.tracing.batch(runtime.name, runtime.version, stats)
         if not stats.failed:
             self.statistics.observe_execution(
                 runtime.name, runtime.version, stats.size, stats.queue_seconds, stats.run_seconds
@@ -294,7 +300,12 @@ class Engine:
                 f"(LSTM_SERVICE_MAX_EXPLAIN_TOKENS={self.settings.max_explain_tokens}, model max_length "
                 f'{runtime.tokenizer.max_length}); send "truncate": true to explain the first tokens'
             )
+        trace = current_trace()
+        started = time.time_ns()
         explanation = await self.explainer.explain(runtime, encoding.ids[:limit], label, trajectory)
+        if trace is not None:
+            tokens = min(total, limit)
+            trace.child("explain", started, time.time_ns(), {"lstm_service.tokens": tokens})
         return Explained(runtime, encoding, explanation, total)
 
 

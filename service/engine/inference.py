@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -21,8 +22,8 @@ from service.engine import batching
 from service.engine.preprocess import encode_texts
 from service.engine.runtime import HiddenStates, ModelRuntime, Stop
 from service.errors import INTERNAL_MESSAGE, DeadlineExceeded, Overloaded, ServiceError, Unavailable
-from service.observability import timing
-from service.observability.context import DEADLINE, RECORD, seconds_left
+from service.observability import timing, tracing
+from service.observability.context import DEADLINE, RECORD, current_trace, seconds_left
 from service.tokenizer import Encoding
 
 T = TypeVar("T")
@@ -100,9 +101,19 @@ class Inference:
         spans: bool = True,
     ) -> list[Encoding]:
         """Tokenize (inline when the texts are short, else in the pool); see :func:`encode_texts`."""
+        trace = current_trace()
+        started = time.time_ns() if trace is not None else 0
         if sum(map(len, texts)) <= _INLINE_TOKENIZE_CHARS:
-            return encode_texts(runtime, texts, locations, truncate, require_tokens, spans)
-        return await self.run(encode_texts, runtime, texts, locations, truncate, require_tokens, spans)
+            encodings = encode_texts(runtime, texts, locations, truncate, require_tokens, spans)
+        else:
+            encodings = await self.run(
+                encode_texts, runtime, texts, locations, truncate, require_tokens, spans
+            )
+        if trace is not None:
+            tokens = sum(len(encoding.ids) for encoding in encodings)
+            attributes = {"lstm_service.texts": len(texts), "lstm_service.tokens": tokens}
+            trace.child("tokenize", started, time.time_ns(), attributes)
+        return encodings
 
     async def classify(self, runtime: ModelRuntime, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
         """(texts, labels) scores: :meth:`ModelRuntime.scores` of :meth:`logits` (softmax probabilities,
@@ -114,18 +125,26 @@ class Inference:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(texts, labels) logits and their scores, both computed with the model call: per batch, on the
         model's thread (a softmax per request on the event loop cost 6 % of its time at C=64)."""
+        trace = current_trace()
+        started = time.time_ns() if trace is not None else 0
         if not runtime.batch_invariant:
             # Dynamically quantized graphs scale activations per batch: each text must run alone to get
             # the scores it gets alone (and that its golden examples were verified with).
-            return await self.run(_scored_one_by_one, runtime, id_lists)
+            scored = await self.run(_scored_one_by_one, runtime, id_lists)
+            _note_inference(trace, started, len(id_lists))
+            return scored
         batcher = self._batcher(runtime)
         if batcher is None:
-            return await self.run(_scored, runtime, id_lists)
+            scored = await self.run(_scored, runtime, id_lists)
+            _note_inference(trace, started, len(id_lists))
+            return scored
         try:
             with timing.waiting_for_model():
                 rows = await batcher.submit(id_lists, deadline=DEADLINE.get(), model_time=RECORD.get())
         except batching.BatcherError as error:
             raise service_error(error) from None
+        if trace is not None:
+            _note_queue(trace, started)
         if len(rows) == 1:
             logits, scores = rows[0]
             return logits[None], scores[None]
@@ -228,6 +247,23 @@ def _scored_one_by_one(
 ) -> tuple[np.ndarray, np.ndarray]:
     logits = np.concatenate([runtime.logits([ids]) for ids in id_lists])
     return logits, runtime.scores(logits)
+
+
+def _note_inference(trace: tracing.RequestTrace | None, started: int, texts: int) -> None:
+    """A model call run for this request alone: an ``inference`` span."""
+    if trace is not None:
+        trace.results_ns = time.time_ns()
+        trace.child("inference", started, trace.results_ns, {"lstm_service.texts": texts})
+
+
+def _note_queue(trace: tracing.RequestTrace, started: int) -> None:
+    """The wait for the micro-batcher: a ``queue`` span from the hand-over to the first batch that ran a text
+    of the request, linked to every such batch (each batch span links back to the request)."""
+    trace.results_ns = time.time_ns()
+    batches = [(reference, batch_start) for reference, batch_start in trace.batches if batch_start >= started]
+    first = min((batch_start for _, batch_start in batches), default=trace.results_ns)
+    attributes = {"lstm_service.batches": len(batches)}
+    trace.child("queue", started, first, attributes, [reference for reference, _ in batches])
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

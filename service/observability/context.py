@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.observability.tracing import RequestTrace
 
 # "-" outside a request (start-up, shutdown), so log lines always have the field.
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
@@ -22,6 +26,7 @@ class RequestRecord:
     version: int | None = None
     queue_seconds: float | None = None  # waiting for a model call (pool thread or batch) to start
     inference_seconds: float | None = None  # model calls themselves (and tokenizing long texts)
+    trace: RequestTrace | None = None  # with tracing on (service.observability.tracing)
 
     def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None:
         self.queue_seconds = (self.queue_seconds or 0.0) + max(0.0, queue_seconds)
@@ -35,6 +40,15 @@ def seconds_left() -> float | None:
     """Seconds until the current request's deadline (may be <= 0), or None without a deadline."""
     deadline = DEADLINE.get()
     return None if deadline is None else deadline - time.monotonic()
+
+
+def current_trace() -> RequestTrace | None:
+    """The current request's trace if it is recorded; None otherwise (tracing off, unsampled, no request)."""
+    record = RECORD.get()
+    if record is None:
+        return None
+    trace = record.trace
+    return trace if trace is not None and trace.recording else None
 
 
 def note_route(template: str) -> None:
