@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from service.api.common import ModelName
+from service.api.common import ModelName, integral_float_as_int
 
 Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+_NULL: dict[str, Any] = {"type": "null"}
+_SET: dict[str, Any] = {"not": {"type": "null"}}
+# An entry names a logged answer (request_id) or a text and its model; and gives label or labels.
+ENTRY_FORMS: list[dict[str, Any]] = [
+    {
+        "oneOf": [
+            {"required": ["request_id"], "properties": {"request_id": _SET, "text": _NULL}},
+            {"required": ["text", "model"], "properties": {"text": _SET, "model": _SET, "request_id": _NULL}},
+        ]
+    },
+    {
+        "oneOf": [
+            {"required": ["label"], "properties": {"label": _SET, "labels": _NULL}},
+            {"required": ["labels"], "properties": {"labels": _SET, "label": _NULL}},
+        ]
+    },
+]
 
 
 class FeedbackEntry(BaseModel):
@@ -31,6 +51,20 @@ class FeedbackEntry(BaseModel):
     )
     source: str | None = Field(None, max_length=256, description="Who or what says so (free text).")
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Document the two choices the validator enforces, so that clients and fuzzers know them."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["allOf"] = ENTRY_FORMS
+        return schema
+
+    @field_validator("item", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        return integral_float_as_int(value)
+
     @model_validator(mode="after")
     def _one_form(self) -> FeedbackEntry:
         _check_entry(self)
@@ -47,6 +81,22 @@ class FeedbackRequest(FeedbackEntry):
         None, min_length=1, max_length=128, description="The answer's X-Request-ID."
     )
     feedback: list[FeedbackEntry] | None = Field(None, min_length=1, max_length=1000, description="A batch.")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        single = {"allOf": ENTRY_FORMS, "properties": {"feedback": _NULL}}
+        batch = {
+            "required": ["feedback"],
+            "properties": {
+                "feedback": _SET,
+                **dict.fromkeys(("request_id", "text", "model", "label", "labels"), _NULL),
+            },
+        }
+        schema["oneOf"] = [single, batch]
+        return schema
 
     @model_validator(mode="after")
     def _one_form(self) -> FeedbackRequest:
