@@ -8,6 +8,7 @@ each migration once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -75,11 +76,16 @@ def current_version(connection: Connection) -> int:
 
 def migrate(engine: Engine, migrations: list[Callable[[Connection], None]] = MIGRATIONS) -> int:
     """Bring the database to the newest schema; the version it is at afterwards."""
-    try:
-        return _migrate(engine, migrations)
-    except sa.exc.OperationalError:
-        # SQLite has no advisory lock: two workers may race to create a table; the loser finds it done.
-        return _migrate(engine, migrations)
+    for attempt in range(5):
+        try:
+            return _migrate(engine, migrations)
+        except sa.exc.OperationalError:
+            # SQLite has no advisory lock (and pysqlite commits DDL at once): workers starting together may
+            # race to create a table; the loser waits and finds it done.
+            if attempt == 4 or engine.dialect.name != "sqlite":
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _migrate(engine: Engine, migrations: list[Callable[[Connection], None]]) -> int:

@@ -4,42 +4,25 @@ except under CI (``CI`` set), where they fail."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-PG_SERVER = os.environ.get("LSTM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin_connection():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    try:
-        return psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {PG_SERVER}: {error}")
+from learning_db import admin_connection, pg_url
 
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    """A fresh schema on the test server; yields its name, drops it (and ends its sessions) afterwards."""
+    """A fresh schema on the test server; yields its name, drops it (and everything in it) afterwards."""
     schema = f"predlog_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as connection:
+    with admin_connection() as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     try:
         yield schema
     finally:
-        with _admin_connection() as connection:
+        with admin_connection() as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def pg_url(schema: str) -> str:
-    return f"{PG_SERVER}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
