@@ -16,15 +16,17 @@ import queue
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
 from service.observability.context import RECORD, REQUEST_ID
 from service.predictions.jsonl import JsonlSink
 from service.predictions.records import Answered, TextMode, rows
-from service.predictions.sql import SqlStore
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.predictions.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ class PredictionLog:
         max_rows: int = 0,
     ) -> None:
         self.sink = sink
-        self.store = sink if isinstance(sink, SqlStore) else None  # feedback, quality and the queue need SQL
+        # feedback, quality and the queue need SQL
+        self.store: SqlStore | None = None if isinstance(sink, JsonlSink) else sink
         self.text_mode = text_mode
         self.sample = sample
         self.models = models
@@ -90,9 +93,7 @@ class PredictionLog:
         url = settings.prediction_log
         if url is None:
             return None
-        sink: SqlStore | JsonlSink = (
-            JsonlSink(url) if url.startswith("jsonl://") else SqlStore(url, settings.prediction_log_text)
-        )
+        sink = JsonlSink(url) if url.startswith("jsonl://") else _sql_store(url, settings.prediction_log_text)
         return cls(
             sink,
             text_mode=settings.prediction_log_text,
@@ -227,6 +228,18 @@ class PredictionLog:
             RECORDS.labels("failed").inc(lost)
             logger.warning("prediction log: %d record(s) not written at shutdown (the sink failed)", lost)
         self.sink.close()
+
+
+def _sql_store(url: str, text_mode: TextMode) -> SqlStore:
+    """The SQL sink; SQLAlchemy and psycopg come with the ``log`` extra, imported only for a SQL log."""
+    try:
+        from service.predictions.sql import SqlStore
+    except ImportError as error:
+        raise RuntimeError(
+            f"LSTM_SERVICE_PREDICTION_LOG={url.split('://')[0]}://... needs SQLAlchemy and psycopg: "
+            f"pip install 'lstm-service[log]' ({error})"
+        ) from error
+    return SqlStore(url, text_mode)
 
 
 def _drain(pending: queue.Queue[Answered | None]) -> list[Answered]:

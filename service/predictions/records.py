@@ -88,3 +88,15 @@ def rows(answered: Answered, mode: TextMode) -> list[dict[str, Any]]:
 def _binary_entropy(p: float) -> float:
     """Minus the entropy of one sigmoid output (so that the sum's negation is the total entropy)."""
     return sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """The true labels of a logged answer (``request_id``, ``item``) or of a ``text`` for a ``model``."""
+
+    labels: list[str]
+    request_id: str | None = None
+    item: int = 0
+    text: str | None = None
+    model: str | None = None
+    source: str | None = None

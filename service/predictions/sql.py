@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from service.errors import InvalidRequest, NotFound, Unavailable
-from service.predictions.records import TextMode, kept_text, sha256
+from service.predictions.records import FeedbackItem, TextMode, kept_text, sha256
 from service.predictions.schema import feedback, migrate, predictions
 
 QUEUE_SCAN_ROWS = 20_000  # the newest unlabelled predictions the labelling queue ranks
@@ -28,16 +27,6 @@ def engine_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackItem:
-    labels: list[str]
-    request_id: str | None = None
-    item: int = 0
-    text: str | None = None
-    model: str | None = None
-    source: str | None = None
 
 
 class SqlStore:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query
@@ -25,7 +25,10 @@ from service.engine.runtime import ModelRuntime
 from service.errors import NotFound
 from service.predictions import quality
 from service.predictions.log import PredictionLog
-from service.predictions.sql import FeedbackItem, SqlStore
+from service.predictions.records import FeedbackItem
+
+if TYPE_CHECKING:
+    from service.predictions.sql import SqlStore
 
 router = APIRouter(tags=["learning"])
 FLUSH_SECONDS = 2.0  # feedback on an answer still in the log's buffer waits this long for it
