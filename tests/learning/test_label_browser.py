@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +21,6 @@ XSS = "<img src=x onerror=alert(1)> the match"
 TEXTS = [XSS, "stocks and the phone", "a plain text about food"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev group)")
-    from selenium.webdriver.chrome.service import Service
-
-    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    driver_path = shutil.which("chromedriver")
-    if binary is None or driver_path is None:
-        pytest.skip("no chromium/chromedriver (run tests/inspector/install-chromium.sh)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
 
 
 def test_labelling_with_keys_in_the_page(browser: Any, tiny_store: Path, tmp_path: Path) -> None:
