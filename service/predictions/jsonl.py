@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import orjson
 
+from service.predictions.records import COLUMNS
+
 ROTATE_BYTES = 64 << 20
 
 
@@ -34,9 +36,9 @@ class JsonlSink:
             self._lines[path] = 0
         return self._file
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         file = self._current()
-        file.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        file.write(b"".join(orjson.dumps(_record(row)) + b"\n" for row in rows))
         file.flush()
         self._lines[Path(file.name)] = self._lines.get(Path(file.name), 0) + len(rows)
 
@@ -60,6 +62,12 @@ class JsonlSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(COLUMNS, row, strict=True))
+    record["scores"], record["labels"] = orjson.loads(record["scores"]), orjson.loads(record["labels"])
+    return record
 
 
 def _count_lines(path: Path) -> int:

@@ -74,7 +74,7 @@ class PredictionLog:
         self.retention_seconds = retention_seconds
         self.max_rows = max_rows
         self._queue: queue.Queue[Answered | None] = queue.Queue(maxsize=buffer)
-        self._held: list[dict[str, Any]] = []  # rows taken from the queue, not yet written
+        self._held: list[tuple[Any, ...]] = []  # rows taken from the queue, not yet written
         self._held_answers = 0
         self._queued = 0  # answers queued so far
         self._finished = 0  # answers written so far

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from service.errors import InvalidRequest, NotFound, Unavailable
-from service.predictions.records import FeedbackItem, TextMode, kept_text, sha256
+from service.predictions.records import COLUMNS, FeedbackItem, TextMode, kept_text, sha256
 from service.predictions.schema import feedback, migrate, predictions
 
 QUEUE_SCAN_ROWS = 20_000  # the newest unlabelled predictions the labelling queue ranks
@@ -45,6 +45,11 @@ class SqlStore:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        marker = "%s" if self.engine.dialect.name == "postgresql" else "?"
+        self._insert_sql = (
+            f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join([marker] * len(COLUMNS))}) "
+            "ON CONFLICT (request_id, item) DO NOTHING"
+        )
         self._migrated = False
         self._migrating = threading.Lock()
 
@@ -58,11 +63,12 @@ class SqlStore:
 
     # -- the writer's side ----------------------------------------------------------------------------
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows; a row already there (a batch retried after a failure) is skipped, not doubled."""
-        statement = self._insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows (:data:`records.COLUMNS` order); a row already there (a batch retried after a failure)
+        is skipped, not doubled. The driver's own executemany: SQLAlchemy's per-row parameter processing
+        cost the writer thread more than the database did."""
         with self._begin() as connection:
-            connection.execute(statement, list(rows))
+            connection.exec_driver_sql(self._insert_sql, list(rows))
 
     def prune(self, older_than_seconds: float, max_rows: int) -> int:
         """Delete predictions older than the age bound or past the newest ``max_rows`` (0: no bound)."""
