@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 500
+GATHER_SECONDS = 0.05
 PRUNE_SECONDS = 60.0
 COMPLAIN_SECONDS = 60.0
 _RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -152,6 +153,8 @@ class PredictionLog:
         except queue.Empty:
             return
         answers = [first]
+        # Gather for a moment: a commit per answer would cost more than the rows (SQLite syncs on commit).
+        self._closing.wait(GATHER_SECONDS)
         while sum(len(a.texts) for a in answers if a is not None) < BATCH_ROWS:
             try:
                 answers.append(self._queue.get_nowait())

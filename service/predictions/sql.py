@@ -248,4 +248,5 @@ def _sqlite_pragmas(connection: Any, _: object) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the routes) never wait for the writer
     cursor.execute("PRAGMA busy_timeout=10000")  # several workers share one file
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit is not synced; a power cut may lose the last
     cursor.close()
