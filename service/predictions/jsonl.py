@@ -23,6 +23,7 @@ class JsonlSink:
         self.rotate_bytes = rotate_bytes
         self._file: IO[bytes] | None = None
         self._lines: dict[Path, int] = {}
+        self._sequence = 0  # files this process opened: names sort in the order written
 
     def _current(self) -> IO[bytes]:
         if self._file is not None and self._file.tell() >= self.rotate_bytes:
@@ -31,7 +32,8 @@ class JsonlSink:
         if self._file is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            path = self.folder / f"predictions-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}.jsonl"
+            self._sequence += 1
+            path = self.folder / f"predictions-{stamp}-{os.getpid()}-{self._sequence:06d}.jsonl"
             self._file = path.open("ab")
             self._lines[path] = 0
         return self._file
