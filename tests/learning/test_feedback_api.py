@@ -95,3 +95,20 @@ async def test_without_a_sql_log_the_routes_say_how_to_turn_it_on(tiny_store: Pa
         reply = await client.post("/feedback", json={"request_id": "abc", "label": "sports"})
         assert reply.status_code == 404 and "LSTM_SERVICE_PREDICTION_LOG" in reply.json()["error"]
         assert (await client.get("/labelling/queue")).status_code == 404
+
+
+async def test_feedback_and_the_queue_need_the_api_key_when_one_is_set(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    log = f"sqlite:///{tmp_path / 'log.db'}"
+    settings = Settings(model_store=tiny_store, prediction_log=log, api_key="learning-key-0123456789")
+    key = {"Authorization": "Bearer learning-key-0123456789"}
+    async with running_app(settings) as client:
+        reply = await client.post("/classify", json={"text": TEXTS[0], "model": "tiny-en"}, headers=key)
+        request_id = reply.headers["x-request-id"]
+        body = {"request_id": request_id, "label": "sport"}
+        assert (await client.post("/feedback", json=body)).status_code == 401
+        assert (await client.get("/labelling/queue")).status_code == 401
+        assert (await client.get("/models/tiny-en/quality")).status_code == 401
+        assert (await client.post("/feedback", json=body, headers=key)).json() == {"stored": 1}
+        assert (await client.get("/label")).status_code == 200  # the page itself is open, like /inspect
