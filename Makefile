@@ -23,7 +23,7 @@ $(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
 # Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group;
 # the `tracing` extra for the tracing tests (tests/service/test_tracing*.py).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,tracing]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[train,tracing,log]' --group dev
 	touch $@ $(VENV)/.serve-installed
 
 # Training only: the `train` extra (torch 2.13 CPU, gensim, scikit-learn...), for .venv/bin/lstm-train.
@@ -37,7 +37,7 @@ run: $(VENV)/.serve-installed
 	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) --default-model $(DEFAULT_MODEL)
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not container and not learning" $(PYTEST_ARGS)
 
 test-container: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m container tests/container $(PYTEST_ARGS)

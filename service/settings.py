@@ -207,11 +207,59 @@ class Settings(BaseSettings):
         "steps and each micro-batch, exported over OTLP; the standard OTEL_* variables set the endpoint, "
         "protocol, sampler and service name (docs/tracing.md).",
     )
+    prediction_log: str | None = Field(
+        None,
+        description="Log every answered classification to this sink (see docs/learning.md): "
+        "'sqlite:///data/predictions.db', 'postgresql://user@host/db' or 'jsonl:///data/log/'; unset: off.",
+    )
+    prediction_log_text: Literal["full", "hash", "redacted"] = Field(
+        "full",
+        description="What the log keeps of each text: 'full', only its SHA-256 ('hash'), or the text with "
+        "e-mail addresses and digits masked ('redacted'); the SHA-256 is always kept.",
+    )
+    prediction_log_sample: float = Field(
+        1.0, gt=0, le=1, description="Share of answered requests the prediction log records (1: all)."
+    )
+    prediction_log_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models the prediction log records, comma separated (empty: every model).",
+    )
+    prediction_log_buffer: int = Field(
+        10_000,
+        ge=1,
+        description="Records held in memory for the prediction log's writer; past it (the sink slow or "
+        "down) new records are dropped and counted.",
+    )
+    prediction_log_retention_days: float = Field(
+        0, ge=0, description="Prune logged predictions older than this, in the background (0: keep all)."
+    )
+    prediction_log_max_rows: int = Field(
+        0, ge=0, description="Keep at most this many logged predictions, the newest (0: no bound)."
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("prediction_log_models", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return (
+            [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("prediction_log")
+    @classmethod
+    def _log_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("sqlite:///", "postgresql://", "postgresql+", "jsonl://")
+        ):
+            raise ValueError(
+                f"prediction log {value!r} is not a sink URL; use sqlite:///path.db, "
+                "postgresql://user@host/db or jsonl:///folder/"
+            )
+        return value
 
     @field_validator("pinned", mode="before")
     @classmethod

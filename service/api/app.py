@@ -19,6 +19,7 @@ from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.api.gate import Gate
 from service.api.hotpath import HotRoute, HotRoutes, documented_twin
+from service.api.learning import include as include_learning
 from service.api.middleware import Front, LastResort
 from service.api.native import admin, classify, embed, explain, health, hidden_states, models, tokenize
 from service.api.native import docs as api_docs
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.include_router(tei.router, **guarded)
     app.include_router(oip.health_router)
     app.include_router(oip.repository_router)
+    include_learning(app, guarded)  # feedback, live quality, the labelling queue and page (docs/learning.md)
     for route in HOT_ROUTES:  # the FastAPI twins: the OpenAPI document, and hot_routes=False
         guard = guarded if route.guarded else {}
         twin = documented_twin(route, guard.get("dependencies", ()), guard.get("responses"))

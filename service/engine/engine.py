@@ -56,6 +56,7 @@ from service.engine.statistics import Statistics
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
 from service.observability import metrics
 from service.observability.context import current_trace, note_model, seconds_left
+from service.predictions.log import PredictionLog
 from service.settings import Settings
 from service.tokenizer import Encoding
 
@@ -79,6 +80,8 @@ class Engine:
         self.explainer = Explainer(self.inference, settings.max_batch_tokens, settings.max_batch_size)
         self.budget = VectorBudget(settings.max_vector_bytes, settings.max_vector_waiting)
         self.tracing: Tracing | None = None  # set by the app's lifespan when LSTM_SERVICE_TRACING is on
+        # Answered classifications go to the prediction log (service.predictions), when one is set.
+        self.predictions = PredictionLog.from_settings(settings)
 
     @classmethod
     async def start(cls, settings: Settings) -> Engine:
@@ -100,6 +103,8 @@ class Engine:
     async def aclose(self) -> None:
         """Finish every queued classification (within a request's deadline), then stop the threads."""
         await self.inference.aclose(timeout=self.settings.request_timeout_seconds)
+        if self.predictions is not None:  # the answers given are written, within a request's deadline
+            await asyncio.to_thread(self.predictions.close, self.settings.request_timeout_seconds)
 
     def _on_batch(self, runtime: ModelRuntime, stats: BatchStats) -> None:
         metrics.on_batch(runtime, stats)
@@ -149,7 +154,10 @@ class Engine:
                 runtime.name, runtime.version, False, time.perf_counter() - started
             )
             raise
-        self.statistics.observe_request(runtime.name, runtime.version, True, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.statistics.observe_request(runtime.name, runtime.version, True, seconds)
+        if self.predictions is not None:
+            self.predictions.note(runtime, query.items, scores, seconds)
         return Classified(runtime, encodings, logits, scores)
 
     async def outputs(
@@ -181,7 +189,10 @@ class Engine:
                 runtime.name, runtime.version, False, time.perf_counter() - started
             )
             raise
-        self.statistics.observe_request(runtime.name, runtime.version, True, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.statistics.observe_request(runtime.name, runtime.version, True, seconds)
+        if self.predictions is not None and texts is not None and result.scores is not None:
+            self.predictions.note(runtime, texts.items, result.scores, seconds)
         return result
 
     async def _outputs(

@@ -34,6 +34,10 @@ OPERATIONS = [
     ("GET", "/metrics"),
     ("POST", "/admin/models/{name}/load"),
     ("POST", "/admin/models/{name}/unload"),
+    ("POST", "/feedback"),
+    ("GET", "/models/{name}/quality"),
+    ("GET", "/labelling/queue"),
+    ("GET", "/labelling/export"),
 ]
 EXAMPLES = 12
 
@@ -41,7 +45,8 @@ EXAMPLES = 12
 @pytest.fixture(scope="module")
 def api_schema(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> schemathesis.BaseSchema:
     store = Path(shutil.copytree(tiny_store, tmp_path_factory.mktemp("fuzz") / "store"))
-    app = create_app(Settings(model_store=store, admin_token=ADMIN_TOKEN, max_texts=64))
+    log = f"sqlite:///{tmp_path_factory.mktemp('fuzz-log') / 'predictions.db'}"  # the learning routes' store
+    app = create_app(Settings(model_store=store, admin_token=ADMIN_TOKEN, max_texts=64, prediction_log=log))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -198,6 +198,20 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
     )
 
 
+def _add_feedback_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("feedback (corrections logged by the service, docs/learning.md)")
+    group.add_argument(
+        "--feedback",
+        metavar="URL_OR_FILE",
+        help="merge corrected texts: the prediction log (sqlite:///... or postgresql://...) or a file from "
+        "GET /labelling/export; feedback wins over a base label, the base test split stays as it is, and a "
+        "held-out share of the feedback is scored separately",
+    )
+    group.add_argument(
+        "--feedback-model", metavar="NAME", help="whose feedback to read from a log (default: --name)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -217,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write a new version even though its labels differ from the served version's",
     )
+    _add_feedback_options(train)
     tokens = train.add_argument_group("tokenizer")
     tokens.add_argument(
         "--tokenizer",

@@ -20,6 +20,8 @@ from service.bundle import (
     promoted_versions,
     signing,
 )
+from training.cli.feedback_report import merged as merged_feedback
+from training.cli.feedback_report import report as report_feedback
 from training.cli.pipeline import export_checkpoint, train_bundle
 from training.data import preflight
 from training.data.multilabel import label_matrix
@@ -57,6 +59,9 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         force=args.force,
         promoted=args.promoted,
     )
+    held_out = None
+    if getattr(args, "feedback", None):
+        plan, held_out = merged_feedback(args, plan)
     context = distributed.start()  # a single process unless launched by torchrun
     try:
         result = _train_bundle(args, plan, command, context)
@@ -65,6 +70,8 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     if result is not None:  # rank 0 (or the only process) wrote the bundle
         _print_summary(result.manifest, result.path, result.int8_path)
         preflight.compare(plan, result.manifest, result.path)
+        if held_out is not None:
+            report_feedback(plan, result.path, held_out)
         _print_how_to_serve(plan.store, plan.name, result.manifest)
     return 0
 
