@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from service.tokenizer import Tokenizer
 from training.data.source import DataSpec
@@ -32,6 +31,7 @@ from training.loop.distributed import (
     wrap_for_training,
 )
 from training.loop.objectives import Objective
+from training.loop.progress import track
 from training.model.classifier import LSTMClassifier, ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def _train_epoch(
     total, count = 0.0, 0
     lengths = [len(s) for s in sequences]
     batches = epoch_batches(lengths, settings.batch_size, settings.seed, epoch, settings.length_pool, context)
-    for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
+    total = -(-len(lengths) // settings.batch_size) if not context.enabled else None
+    for index in track(batches, f"epoch {epoch}", total=total, unit="batches", bar=progress):
         ids, lengths_tensor = pad([sequences[i] for i in index])
         optimizer.zero_grad()
         loss = loss_function(runner(ids, lengths_tensor), torch.as_tensor(targets[index]))
