@@ -28,7 +28,7 @@ SMALL = [
     "--threads",
     "1",
     "--no-progress",
-    "--allow-weak",  # three epochs of a tiny model: the floor is tested in test_cli_floor.py
+    "--allow-weak",  # three epochs of a tiny model: the floor is tested in test_first_hour_training.py
 ]
 
 

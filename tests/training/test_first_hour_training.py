@@ -16,6 +16,7 @@ import pytest
 
 from service.bundle import list_models, load_bundle
 from training.cli import build_parser, main
+from training.data.advice import warn_about_texts
 from training.data.datasets.make_multilabel import generate, write
 from training.data.labels import tidy_labels
 from training.data.reading import DataError, Example, read_file
@@ -77,6 +78,24 @@ def test_spaces_around_labels_are_dropped_and_said(tmp_path, caplog):
         examples = read_file(path)
     assert [example.label for example in examples] == ["pos", "neg", "pos"]
     assert "spaces around labels dropped in 2 cell(s)" in caplog.text and "'pos ' → 'pos'" in caplog.text
+
+
+# ----------------------------------------------------------------------------------- texts
+
+
+def test_texts_mostly_longer_than_max_length_are_warned_with_the_median(caplog):
+    texts = [" ".join(["word"] * 120) for _ in range(30)] + ["short text"] * 10
+    with caplog.at_level(logging.WARNING):
+        warnings = warn_about_texts(texts, str.split, 64)
+    assert len(warnings) == 1 and "median is 120 tokens" in warnings[0] and "--max-length 64" in warnings[0]
+    assert warn_about_texts(texts, str.split, 128) == []
+
+
+def test_texts_that_look_like_html_are_warned_about():
+    texts = ["<p>my invoice is wrong</p>", "refund please &amp; thanks", "plain words"]
+    (warning,) = warn_about_texts(texts, str.split, 64)
+    assert "67% of the training texts look like HTML" in warning
+    assert warn_about_texts(["a < b and c > d", "x"], str.split, 64) == []
 
 
 # ----------------------------------------------------------------------------------- messages

@@ -23,6 +23,7 @@ import numpy as np
 from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
 from training.data import runs
+from training.data.advice import warn_about_texts
 from training.data.source import DataSpec, recorded_splits
 from training.data.splits import Splits
 from training.export.publish import BundleResult, evaluate_and_bundle
@@ -105,7 +106,11 @@ def fit(
         if found:
             started_with = (runs.read_json(Path(run_dir) / runs.RUN_FILE) or {}).get("command")
             raise ValueError(resume_refusal(Path(run_dir) / LAST, found, started_with))
-    built = build_tokenizer(tokenizer_settings, [example.text for example in splits.train], progress)
+    train_texts = [example.text for example in splits.train]
+    if context.is_main:
+        splitter = Tokenizer(tokenizer_settings.mode, [PAD, UNK], tokenizer_settings.lowercase)
+        warn_about_texts(train_texts, splitter.keys, tokenizer_settings.max_length)
+    built = build_tokenizer(tokenizer_settings, train_texts, progress)
     config = (model or ModelConfig()).sized(built.vocab_size, len(splits.labels))
     seed_everything(training.seed)  # before the model exists: the initial weights are seeded too
     classifier = LSTMClassifier(config)
