@@ -7,6 +7,7 @@ import codecs
 import csv
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +280,27 @@ def test_a_new_run_beside_an_interrupted_one_says_so(tmp_path, tiny_dataset, mon
         assert main(argv) == 0
     assert "holds an interrupted run of t" in caplog.text and "starts afresh from epoch 1" in caplog.text
     assert list_models(tmp_path / "store") == {"t": [2]}  # runs/t/1 stays for --resume
+
+
+# ----------------------------------------------------------------------------------- make run
+
+
+def _make_run(**environment: str) -> str:
+    variables = {key: value for key, value in os.environ.items() if key != "LSTM_SERVICE_DEFAULT_MODEL"}
+    dry = subprocess.run(
+        ["make", "-n", "run"],
+        cwd=REPOSITORY,
+        env={**variables, **environment},
+        capture_output=True,
+        text=True,
+    )
+    assert dry.returncode == 0, dry.stderr
+    return dry.stdout
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_run_leaves_the_default_model_to_the_environment_when_it_is_set():
+    assert "--default-model news-topic" in _make_run()
+    served = _make_run(LSTM_SERVICE_DEFAULT_MODEL="tickets")
+    assert "--default-model" not in served.splitlines()[-1]
+    assert "default model: tickets (LSTM_SERVICE_DEFAULT_MODEL from the environment)" in served
