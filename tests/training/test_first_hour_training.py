@@ -17,12 +17,12 @@ import pytest
 
 from service.bundle import list_models, load_bundle
 from training.cli import build_parser, main
+from training.data import progress
 from training.data.advice import warn_about_texts
 from training.data.datasets.make_multilabel import generate, write
 from training.data.labels import tidy_labels
 from training.data.reading import DataError, Example, read_file
 from training.data.source import DataSpec
-from training.loop import progress
 from training.loop.baseline import sample_training
 from training.loop.objectives import Objective
 

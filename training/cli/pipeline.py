@@ -24,6 +24,7 @@ from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
 from training.data import runs
 from training.data.advice import warn_about_texts
+from training.data.progress import track
 from training.data.source import DataSpec, recorded_splits
 from training.data.splits import Splits
 from training.export.publish import BundleResult, evaluate_and_bundle
@@ -31,7 +32,6 @@ from training.loop.batches import encode_texts
 from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.loop.distributed import SINGLE, Distributed, check_size, parameters_digest
 from training.loop.objectives import Objective, positive_weights
-from training.loop.progress import track
 from training.loop.resume import data_fingerprint, differences
 from training.loop.resume import refusal as resume_refusal
 from training.loop.scoring import assess

@@ -18,8 +18,8 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import FeatureUnion
 
 from service.tokenizer import Tokenizer
+from training.data.progress import track
 from training.loop.metrics import classification_metrics, multilabel_metrics
-from training.loop.progress import track
 from training.loop.thresholds import predict, tune_thresholds
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from service.tokenizer import Tokenizer
+from training.data.progress import track
 from training.data.source import DataSpec
 from training.loop.batches import batch_indices, pad
 from training.loop.config import TrainSettings
@@ -31,7 +32,6 @@ from training.loop.distributed import (
     wrap_for_training,
 )
 from training.loop.objectives import Objective
-from training.loop.progress import track
 from training.model.classifier import LSTMClassifier, ModelConfig
 
 logger = logging.getLogger(__name__)

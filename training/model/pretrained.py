@@ -51,7 +51,7 @@ class TokenStream:
         self.tokenizer, self.texts, self.passes = tokenizer, texts, 0
 
     def __iter__(self) -> Iterator[list[str]]:
-        from training.loop.progress import track
+        from training.data.progress import track
 
         self.passes += 1
         for text in track(self.texts, f"word2vec pass {self.passes}"):
