@@ -65,6 +65,15 @@ def test_fold_label_case_merges_into_the_most_frequent_spelling_and_is_recorded(
     assert {"sport", "Sport", "SPORT"} <= set(kept.labels)
 
 
+def test_the_summary_lists_the_labels_as_served(tmp_path, tiny_dataset, capsys):
+    rows = tiny_dataset("en", per_label=10) + [("a late invoice", "Sport "), ("another", "SPORT")]
+    path = _csv(tmp_path / "d.csv", rows)
+    argv = ["train", "--data", str(path), "--name", "t", "--store", str(tmp_path / "store")]
+    argv += ["--run-dir", str(tmp_path / "run"), *TINY, "--epochs", "1", "--allow-weak", "--fold-label-case"]
+    assert main(argv) == 0
+    assert "labels, as the service answers them: food, sport, tech" in capsys.readouterr().out
+
+
 def test_unicode_forms_are_one_label_and_said(caplog):
     examples = [Example("a", "ｂｉｌｌｉｎｇ"), Example("b", "billing"), Example("c", "other")]
     with caplog.at_level(logging.WARNING):

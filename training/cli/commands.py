@@ -322,6 +322,8 @@ def _print_summary(manifest: Manifest, path: Path, int8_path: Path | None = None
             f"bundle {path}: test accuracy {metrics.accuracy}, macro-F1 {metrics.macro_f1}"
             + (f" (TF-IDF+LR baseline {baseline})" if baseline is not None else "")
         )
+    if manifest.training.labels:
+        print(f"labels, as the service answers them: {', '.join(manifest.training.labels)}")
     if int8_path is not None:
         print(f"int8 bundle {int8_path}")
 
