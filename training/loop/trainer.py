@@ -145,8 +145,8 @@ def _train_epoch(
     total, count = 0.0, 0
     lengths = [len(s) for s in sequences]
     batches = epoch_batches(lengths, settings.batch_size, settings.seed, epoch, settings.length_pool, context)
-    total = -(-len(lengths) // settings.batch_size) if not context.enabled else None
-    for index in track(batches, f"epoch {epoch}", total=total, unit="batches", bar=progress):
+    steps = -(-len(lengths) // settings.batch_size) if not context.enabled else None
+    for index in track(batches, f"epoch {epoch}", total=steps, unit="batches", bar=progress):
         ids, lengths_tensor = pad([sequences[i] for i in index])
         optimizer.zero_grad()
         loss = loss_function(runner(ids, lengths_tensor), torch.as_tensor(targets[index]))
