@@ -27,6 +27,7 @@ from service.bundle import (
     write_bundle,
 )
 from service.tokenizer import Tokenizer
+from training.data.runs import claim_version, release
 from training.data.source import recorded_splits
 from training.data.splits import Splits
 from training.export import graph as export
@@ -222,15 +223,15 @@ def quantize_bundle(
                 "move an int8 model's logits; golden logits are each text alone",
             },
         )
-        path = write_bundle(
-            source.path.parent.parent,
-            source.name,
-            int8_path,
-            source.tokenizer,
-            source.labels,
-            new_manifest,
-            version,
-        )
+        store = source.path.parent.parent
+        # the next version is claimed like a training run's, so a run training meanwhile keeps its own
+        claimed = claim_version(store, source.name, version)
+        try:
+            path = write_bundle(
+                store, source.name, int8_path, source.tokenizer, source.labels, new_manifest, claimed
+            )
+        finally:
+            release(store, source.name, claimed)
     logger.info(
         "int8 bundle written: %s (test accuracy %s vs fp32 %s)",
         path,
