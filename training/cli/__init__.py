@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ValueError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 2
+    except KeyboardInterrupt:  # during training, commands says where the run stopped and how to resume
+        logger.error("interrupted before training started: nothing was written")
+        return 130
 
 
 # The thread pools of OpenMP, OpenBLAS and MKL read these when their library loads (torch and scikit-learn
