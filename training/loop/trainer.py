@@ -119,7 +119,9 @@ def predict_logits(model: nn.Module, sequences: Sequence[Sequence[int]], batch_s
     """Logits (texts, labels) in input order."""
     model.eval()
     outputs = []
-    for index in batch_indices([len(s) for s in sequences], batch_size, shuffle=False):
+    batches = batch_indices([len(s) for s in sequences], batch_size, shuffle=False)
+    steps = -(-len(sequences) // batch_size)
+    for index in track(batches, "predicting", total=steps, unit="batches"):
         ids, lengths = pad([sequences[i] for i in index])
         outputs.append(model(ids, lengths)[0].numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
