@@ -65,6 +65,7 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         resume=args.resume,
         # under torchrun every rank plans; the ranks share --run-dir and only rank 0 writes the bundle
         reserve=not distributed.launched_by_torchrun(),
+        epochs=args.epochs,
     )
     context = distributed.start()  # a single process unless launched by torchrun
     try:
@@ -82,7 +83,8 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         if plan.claimed:
             runs.release(plan.store, plan.name, plan.version)
     if result is not None:  # rank 0 (or the only process) wrote the bundle
-        runs.mark_finished(plan.run_dir, result.path)
+        record = result.manifest.training
+        runs.mark_finished(plan.run_dir, result.path, record.epochs_run, record.stopped_early)
         _print_summary(result.manifest, result.path, result.int8_path)
         preflight.compare(plan, result.manifest, result.path)
         _print_how_to_serve(plan.store, plan.name, result.manifest)

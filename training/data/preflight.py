@@ -88,6 +88,7 @@ def plan_training(
     promoted: bool = True,
     resume: bool = False,
     reserve: bool = False,
+    epochs: int | None = None,
 ) -> Plan:
     """Check everything a training run needs before it starts, load the data, and say what will happen.
 
@@ -110,7 +111,7 @@ def plan_training(
             )
     wanted, above = version, 0
     if resume:
-        run_dir = runs.resume_folder(name, run_dir)
+        run_dir = runs.resume_folder(name, run_dir, epochs)
         recorded = (runs.read_json(run_dir / runs.RUN_FILE) or {}).get("version")
         # the interrupted run's version, while it is still free and above every version written since
         if (

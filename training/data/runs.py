@@ -130,9 +130,10 @@ def _unfinished(folder: Path) -> bool:
     return (folder / LAST_CHECKPOINT).is_file() and not (folder / FINISHED_FILE).is_file()
 
 
-def resume_folder(name: str, run_dir: Path | None) -> Path:
+def resume_folder(name: str, run_dir: Path | None, epochs: int | None = None) -> Path:
     """The run folder ``--resume`` continues: ``run_dir``, else the newest interrupted run of ``name``.
-    Refused when there is none, or when that run has finished (its bundle is written)."""
+    Refused when there is none, or when that run has finished (its bundle is written) and ``epochs``
+    would not train it further (it stopped early, or it ran that many epochs already)."""
     if run_dir is None:
         candidates = interrupted_runs(name)
         if not candidates:
@@ -149,10 +150,12 @@ def resume_folder(name: str, run_dir: Path | None) -> Path:
             f"resume. Publish it anyway with lstm-train export --checkpoint {run_dir} --allow-weak, or "
             "train again without --resume"
         )
-    if finished is not None:
+    if finished is not None and not _extends(finished, epochs):
         raise DataError(
             f"--resume: the run in {run_dir} finished and wrote {finished.get('bundle')}; there is nothing "
-            "to resume. Train again without --resume for a new version"
+            "to resume (it would write the same model again as a new version). Train again without "
+            "--resume for a new version"
+            + ("" if finished.get("stopped_early") else ", or pass a larger --epochs to train it further")
         )
     if not (run_dir / LAST_CHECKPOINT).is_file():
         raise DataError(f"--resume: no {LAST_CHECKPOINT} in {run_dir}; start the run without --resume")
@@ -179,8 +182,22 @@ def mark_started(run_dir: Path, version: int, command: str | None) -> None:
     (run_dir / RUN_FILE).write_text(json.dumps({"version": version, "command": command}, indent=1) + "\n")
 
 
-def mark_finished(run_dir: Path, bundle: Path | None) -> None:
+def _extends(finished: dict[str, Any], epochs: int | None) -> bool:
+    """More epochs for a finished run that did not stop early: a new model, not the same one again."""
+    ran = finished.get("epochs_run")
+    if epochs is None or finished.get("stopped_early") or not isinstance(ran, int):
+        return False
+    return epochs > ran
+
+
+def mark_finished(
+    run_dir: Path, bundle: Path | None, epochs_run: int | None = None, stopped_early: bool | None = None
+) -> None:
     """The run ended: its bundle, or None where the model was refused (nothing left to resume)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    written = str(bundle) if bundle is not None else None
-    (run_dir / FINISHED_FILE).write_text(json.dumps({"bundle": written}, indent=1) + "\n")
+    record = {
+        "bundle": str(bundle) if bundle is not None else None,
+        "epochs_run": epochs_run,
+        "stopped_early": stopped_early,
+    }
+    (run_dir / FINISHED_FILE).write_text(json.dumps(record, indent=1) + "\n")
