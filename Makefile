@@ -33,8 +33,13 @@ $(VENV)/.train-installed: pyproject.toml | $(BIN)/python
 
 train-setup: $(VENV)/.train-installed
 
+# --default-model only where it is the source: LSTM_SERVICE_DEFAULT_MODEL in the environment wins over the
+# default above (the flag would override it), `make run DEFAULT_MODEL=x` over both.
+DEFAULT_MODEL_FLAG = $(if $(and $(LSTM_SERVICE_DEFAULT_MODEL),$(filter-out command line,$(origin DEFAULT_MODEL))),,--default-model $(DEFAULT_MODEL))
+
 run: $(VENV)/.serve-installed
-	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) --default-model $(DEFAULT_MODEL)
+	@echo "default model: $(if $(DEFAULT_MODEL_FLAG),$(DEFAULT_MODEL) (--default-model from make; LSTM_SERVICE_DEFAULT_MODEL=NAME make run serves another),$(LSTM_SERVICE_DEFAULT_MODEL) (LSTM_SERVICE_DEFAULT_MODEL from the environment))"
+	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) $(DEFAULT_MODEL_FLAG)
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m "not container and not learning" $(PYTEST_ARGS)

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.train, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--max-length", "48", "--epochs", "6", "--batch-size"]
 TINY += ["16", "--lr", "0.01", "--patience", "6", "--threads", "1", "--no-progress", "--split-seed", "0"]
+TINY += ["--allow-weak"]  # tiny models: publishing below the floor is what these tests want
 
 
 def _train(store: Path, runs: Path, name: str, data: Path, *options: str) -> None:

@@ -64,7 +64,7 @@ def test_resume_without_a_checkpoint_or_with_other_settings_is_refused(splits, t
     with pytest.raises(FileNotFoundError, match="--resume"):
         _fit(splits, tmp_path / "empty", epochs=2, resume=True)
     _fit(splits, tmp_path / "run", epochs=1)
-    with pytest.raises(ValueError, match="settings differ"):
+    with pytest.raises(ValueError, match="other settings or data: training batch_size: 8 → 16"):
         fit(
             splits,
             tokenizer=TokenizerSettings(max_length=32, max_vocab=None),

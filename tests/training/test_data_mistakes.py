@@ -52,7 +52,7 @@ def test_latin1_file_names_file_line_byte_and_fix(tmp_path):
     with pytest.raises(DataError) as refused:
         read_file(path)
     message = str(refused.value)
-    assert str(path) in message and "line 3" in message and "byte 23" in message and "0xe9" in message
+    assert str(path) in message and "line 3" in message and "byte offset 23" in message and "0xe9" in message
     assert "--encoding latin-1" in message
     assert read_file(path, encoding="latin-1")[1] == Example("caf\u00e9 ok", "neg")
 

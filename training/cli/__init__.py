@@ -11,6 +11,7 @@ Installed with the ``train`` extra; also runs as ``python -m training.cli train 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -26,12 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gensim").setLevel(logging.WARNING)  # it logs every second of word2vec training
+    _hold_threads(getattr(args, "threads", None))
     try:
         from training.cli import commands  # torch is imported here, after --help and argument errors
     except ImportError as error:  # a serving-only install: say what is missing and how to get it
         logger.error(
             "%s needs the training dependencies (missing: %s); install them with: "
-            "pip install 'lstm-service[train]'",
+            "pip install -e '.[train]' in a clone of the repository (or make train-setup there)",
             PROG,
             error.name or error,
         )
@@ -43,3 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ValueError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 2
+    except KeyboardInterrupt:  # during training, commands says where the run stopped and how to resume
+        logger.error("interrupted before training started: nothing was written")
+        return 130
+
+
+# The thread pools of OpenMP, OpenBLAS and MKL read these when their library loads (torch and scikit-learn
+# are imported after this); training.cli.commands.run also limits the pools already loaded (threadpoolctl).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _hold_threads(threads: int | None) -> None:
+    if threads is None or "torch" in sys.modules:  # set too late to matter (in-process calls, tests)
+        return
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(max(1, threads))

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
   lstm-train train --data reviews.csv --text-column review --label-column stars --name my-reviews
   lstm-train train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 --w2v train
   lstm-train train --name my-model --train train.jsonl --dev dev.jsonl --test test.jsonl --resume
-  lstm-train export --checkpoint runs/my-model --name my-model --quantize
+  lstm-train export --checkpoint runs/my-model/1 --name my-model --quantize
   lstm-train export --bundle model_store/my-model/1 --quantize
   lstm-train evaluate --bundle model_store/my-model/1 --data held_out.csv
 """
@@ -109,6 +109,22 @@ def _add_data_options(parser: argparse.ArgumentParser, required: bool) -> None:
         default="|",
         help="separator of several labels in one CSV/TSV cell (an empty cell: no label, all-negative)",
     )
+    case = group.add_mutually_exclusive_group()
+    case.add_argument(
+        "--fold-label-case",
+        dest="label_case",
+        action="store_const",
+        const="fold",
+        help="labels that differ only by case (Billing, billing) become one label, spelled as most of "
+        "the data spells it (default: such data is refused, naming the labels)",
+    )
+    case.add_argument(
+        "--keep-label-case",
+        dest="label_case",
+        action="store_const",
+        const="keep",
+        help="labels that differ only by case stay separate classes",
+    )
     group.add_argument(
         "--split",
         type=_ratios,
@@ -148,6 +164,7 @@ def data_spec(args: argparse.Namespace) -> DataSpec | None:
         label_separator=None if args.label_separator == "|" else args.label_separator,
         delimiter=args.delimiter,
         encoding=args.encoding,
+        extra={"label_case": args.label_case} if getattr(args, "label_case", None) else {},
     )
 
 
@@ -189,6 +206,12 @@ def _add_output_options(parser: argparse.ArgumentParser, name_required: bool = T
         action="store_false",
         help="write the new version without serving it: the service keeps serving the highest promoted "
         "version until this one is pinned or loaded by version",
+    )
+    group.add_argument(
+        "--allow-weak",
+        action="store_true",
+        help="publish a model below the floor (not better than answering the most frequent label, or the "
+        "most frequent label set, by a margin): refused otherwise, with the figures and the fixes",
     )
     group.add_argument(
         "--no-baseline",
@@ -340,9 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="single-label: fit a temperature on dev, applied to the served probabilities",
     )
     loop.add_argument(
-        "--run-dir", type=Path, help="checkpoints, report.json and the PNG plots (default: runs/<name>)"
+        "--run-dir",
+        type=Path,
+        help="checkpoints, report.json and the PNG plots (default: runs/<name>/<version>, a folder per run)",
     )
-    loop.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
+    loop.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <run-dir>/last.pt (default: the newest interrupted run of --name), after "
+        "checking "
+        "that the settings and the data are the checkpoint's",
+    )
     loop.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     export = commands.add_parser(

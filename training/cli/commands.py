@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from service.bundle import (
     MANIFEST_FILE,
@@ -23,7 +24,7 @@ from service.bundle import (
 from training.cli.feedback_report import merged as merged_feedback
 from training.cli.feedback_report import report as report_feedback
 from training.cli.pipeline import export_checkpoint, train_bundle
-from training.data import preflight
+from training.data import preflight, runs
 from training.data.multilabel import label_matrix
 from training.data.reading import Example, read_file
 from training.data.source import DataSpec, recorded_splits
@@ -32,6 +33,7 @@ from training.export.publish import BundleResult, quantize_bundle
 from training.loop import distributed
 from training.loop.batches import encode_texts
 from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
+from training.loop.floor import WeakModelError
 from training.loop.metrics import classification_metrics, multilabel_metrics
 from training.loop.thresholds import DEFAULT_THRESHOLD, predict, sigmoid
 from training.loop.trainer import CheckpointModel, load_checkpoint_model, predict_logits
@@ -42,8 +44,12 @@ logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
-    torch.set_num_threads(max(1, getattr(args, "threads", 2) or 2))
-    with signing(getattr(args, "sign_key", None)):  # every bundle written meanwhile is signed with it
+    threads = max(1, getattr(args, "threads", 2) or 2)
+    torch.set_num_threads(threads)
+    # --threads holds every library's pool, not only torch's: the TF-IDF baseline's BLAS and OpenMP pools
+    # took every core (44 s of a 56 s run on a shared machine; 1.1 s with one thread)
+    with threadpool_limits(limits=threads), signing(getattr(args, "sign_key", None)):
+        # every bundle written meanwhile is signed with the key
         return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
 
 
@@ -58,22 +64,53 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
         run_dir=args.run_dir,
         force=args.force,
         promoted=args.promoted,
+        resume=args.resume,
+        # under torchrun every rank plans; the ranks share --run-dir and only rank 0 writes the bundle
+        reserve=not distributed.launched_by_torchrun(),
+        epochs=args.epochs,
     )
     held_out = None
     if getattr(args, "feedback", None):
         plan, held_out = merged_feedback(args, plan)
     context = distributed.start()  # a single process unless launched by torchrun
     try:
+        if context.is_main:
+            runs.mark_started(plan.run_dir, plan.version, command)
         result = _train_bundle(args, plan, command, context)
+    except KeyboardInterrupt:
+        logger.error("%s", _interrupted(plan, command))
+        return 130
+    except WeakModelError:
+        runs.mark_finished(plan.run_dir, None)  # trained to the end: not a run to resume
+        raise
     finally:
         distributed.stop(context)
+        if plan.claimed:
+            runs.release(plan.store, plan.name, plan.version)
     if result is not None:  # rank 0 (or the only process) wrote the bundle
+        record = result.manifest.training
+        runs.mark_finished(plan.run_dir, result.path, record.epochs_run, record.stopped_early)
         _print_summary(result.manifest, result.path, result.int8_path)
         preflight.compare(plan, result.manifest, result.path)
         if held_out is not None:
             report_feedback(plan, result.path, held_out)
         _print_how_to_serve(plan.store, plan.name, result.manifest)
     return 0
+
+
+def _interrupted(plan: preflight.Plan, command: str) -> str:
+    """One line for Ctrl-C: where the run stopped and the command that continues it."""
+    checkpoint = plan.run_dir / runs.LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        return (
+            f"interrupted before the first epoch ended: nothing was saved and no version written; run the "
+            f"same command again to start {plan.name} afresh"
+        )
+    again = command if " --resume" in f"{command} " else f"{command} --resume"
+    return (
+        f"interrupted: {plan.name} version {plan.version} was not written; the last finished epoch is saved "
+        f"in {checkpoint}. To continue from there: {again}"
+    )
 
 
 def _store(args: argparse.Namespace) -> Path:
@@ -142,6 +179,7 @@ def _train_bundle(
         seeds=args.seeds,
         promoted=None if args.promoted else False,
         promote_int8=args.promote,
+        refuse_weak=not args.allow_weak,
     )
 
 
@@ -157,7 +195,9 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
         _print_how_to_serve(result.path.parent.parent, result.manifest.name, result.manifest)
         return 0
     checkpoint = args.checkpoint
-    name = args.name or (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve().name
+    folder = (checkpoint if checkpoint.is_dir() else checkpoint.parent).resolve()
+    # runs/<name>/<version> (a run folder per version) or the older runs/<name>
+    name = args.name or (folder.parent.name if folder.name.isdigit() else folder.name)
     store = _store(args)
     result = export_checkpoint(
         checkpoint,
@@ -170,6 +210,7 @@ def _export(args: argparse.Namespace, data: DataSpec | None, command: str) -> in
         command=command,
         promoted=None if args.promoted else False,
         promote_int8=args.promote,
+        refuse_weak=not args.allow_weak,
     )
     _print_summary(result.manifest, result.path, result.int8_path)
     _print_how_to_serve(store, name, result.manifest)
@@ -290,6 +331,8 @@ def _print_summary(manifest: Manifest, path: Path, int8_path: Path | None = None
             f"bundle {path}: test accuracy {metrics.accuracy}, macro-F1 {metrics.macro_f1}"
             + (f" (TF-IDF+LR baseline {baseline})" if baseline is not None else "")
         )
+    if manifest.training.labels:
+        print(f"labels, as the service answers them: {', '.join(manifest.training.labels)}")
     if int8_path is not None:
         print(f"int8 bundle {int8_path}")
 

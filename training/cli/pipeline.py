@@ -22,6 +22,9 @@ import numpy as np
 
 from service.bundle import DataReport, TrainingRecord
 from service.tokenizer import PAD, UNK, Tokenizer, build_vocabulary
+from training.data import runs
+from training.data.advice import warn_about_texts
+from training.data.progress import track
 from training.data.source import DataSpec, recorded_splits
 from training.data.splits import Splits
 from training.export.publish import BundleResult, evaluate_and_bundle
@@ -29,6 +32,8 @@ from training.loop.batches import encode_texts
 from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.loop.distributed import SINGLE, Distributed, check_size, parameters_digest
 from training.loop.objectives import Objective, positive_weights
+from training.loop.resume import data_fingerprint, differences
+from training.loop.resume import refusal as resume_refusal
 from training.loop.scoring import assess
 from training.loop.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
 from training.model import pretrained as w2v
@@ -49,11 +54,13 @@ class FitResult:
     record: TrainingRecord  # the manifest's training section (no command yet)
 
 
-def build_tokenizer(settings: TokenizerSettings, train_texts: list[str]) -> Tokenizer:
+def build_tokenizer(settings: TokenizerSettings, train_texts: list[str], progress: bool = False) -> Tokenizer:
     """Vocabulary from the training split only (``min_freq``, ``max_vocab`` including ``<pad>``/``<unk>``)."""
     splitter = Tokenizer(settings.mode, [PAD, UNK], settings.lowercase, settings.max_length)
     vocabulary = build_vocabulary(
-        (splitter.keys(text) for text in train_texts), settings.min_freq, settings.max_vocab
+        (splitter.keys(text) for text in track(train_texts, "vocabulary", bar=progress)),
+        settings.min_freq,
+        settings.max_vocab,
     )
     return Tokenizer(settings.mode, vocabulary, settings.lowercase, settings.max_length)
 
@@ -90,15 +97,26 @@ def fit(
         if pos_weight and splits.task == "multi-label"
         else None,
     )
-    built = build_tokenizer(tokenizer_settings, [example.text for example in splits.train])
+    fingerprint = data_fingerprint(splits)
+    resumed = None
+    if resume and run_dir is not None and (Path(run_dir) / LAST).is_file():
+        # checked before anything is built from the data: a refusal costs seconds, not a vocabulary
+        resumed = load_checkpoint(Path(run_dir) / LAST)
+        found = differences(resumed, model or ModelConfig(), tokenizer_settings, training, fingerprint)
+        if found:
+            started_with = (runs.read_json(Path(run_dir) / runs.RUN_FILE) or {}).get("command")
+            raise ValueError(resume_refusal(Path(run_dir) / LAST, found, started_with))
+    train_texts = [example.text for example in splits.train]
+    if context.is_main:
+        splitter = Tokenizer(tokenizer_settings.mode, [PAD, UNK], tokenizer_settings.lowercase)
+        warn_about_texts(train_texts, splitter.keys, tokenizer_settings.max_length)
+    built = build_tokenizer(tokenizer_settings, train_texts, progress)
     config = (model or ModelConfig()).sized(built.vocab_size, len(splits.labels))
     seed_everything(training.seed)  # before the model exists: the initial weights are seeded too
     classifier = LSTMClassifier(config)
-    if resume and run_dir is not None and (Path(run_dir) / LAST).is_file():
+    if resumed is not None:
         # the checkpoint's weights replace the embedding anyway: don't re-train word2vec (minutes) for nothing
-        vectors_report = _resumed_embedding(
-            classifier, pretrained, load_checkpoint(Path(run_dir) / LAST)["config"]
-        )
+        vectors_report = _resumed_embedding(classifier, pretrained, resumed["config"])
     else:
         vectors_report = _init_embedding(classifier, built, splits, pretrained, training.seed)
     summary = parameter_summary(classifier)
@@ -111,7 +129,7 @@ def fit(
         format_summary(summary),
     )
     encoded = {
-        part: (encode_texts(built, [e.text for e in getattr(splits, part)]), targets[part])
+        part: (_encode_compact(built, getattr(splits, part), part, progress), targets[part])
         for part in ("train", "dev")
     }
     checkpoint_config = {
@@ -121,6 +139,7 @@ def fit(
         "data": splits.report.get("source"),
         "pretrained": vectors_report,
         "tokenizer_settings": asdict(tokenizer_settings),
+        "data_fingerprint": fingerprint,
     }
     result = train(
         classifier,
@@ -152,6 +171,12 @@ def fit(
         extra=extra,
     )
     return FitResult(classifier, built, splits, summary, record)
+
+
+def _encode_compact(tokenizer: Tokenizer, examples: Sequence[Any], part: str, progress: bool) -> list[Any]:
+    """Each text's ids as an int32 array: about a fifth of the memory of lists of Python ints."""
+    texts = (example.text for example in track(examples, f"encoding {part}", bar=progress))
+    return [np.asarray(ids, dtype=np.int32) for ids in encode_texts(tokenizer, texts)]
 
 
 def _rank_report(
@@ -192,7 +217,7 @@ def _init_embedding(
     if settings.source is None:
         return None
     if settings.source == "train":
-        tokens = [tokenizer.keys(example.text) for example in splits.train]
+        tokens = w2v.TokenStream(tokenizer, [example.text for example in splits.train])
         vectors = w2v.train_vectors(tokens, model.config.embedding_dim, seed, settings.epochs)
         source = "word2vec skip-gram trained on the training split"
     else:
@@ -227,6 +252,7 @@ def train_bundle(
     seeds: Sequence[int] = (),
     promoted: bool | None = None,
     promote_int8: bool = False,
+    refuse_weak: bool = False,
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
@@ -284,6 +310,7 @@ def train_bundle(
         extra_metrics=extra_metrics,
         promoted=promoted,
         promote_int8=promote_int8,
+        refuse_weak=refuse_weak,
     )
 
 
@@ -329,6 +356,7 @@ def export_checkpoint(
     command: str | None = None,
     promoted: bool | None = None,
     promote_int8: bool = False,
+    refuse_weak: bool = False,
 ) -> BundleResult:
     """Bundle the weights in ``checkpoint`` (``best.pt`` or ``last.pt``; a run folder means its ``best.pt``).
     The split is rebuilt from the data source recorded in the checkpoint unless ``data`` is given."""
@@ -364,4 +392,5 @@ def export_checkpoint(
         quantize=quantize,
         promoted=promoted,
         promote_int8=promote_int8,
+        refuse_weak=refuse_weak,
     )

@@ -16,7 +16,8 @@ def _package_folder(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
-            f"the built-in data set needs the {package!r} package: pip install 'lstm-service[train]'"
+            f"the built-in data set needs the {package!r} package: pip install -e '.[train]' in a clone of "
+            "the repository (or make train-setup there)"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

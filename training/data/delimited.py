@@ -51,11 +51,14 @@ def decode(path: Path, encoding: str | None) -> str:
     try:
         return data.decode(encoding).removeprefix("\ufeff")  # a byte-order mark is not part of the header
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        byte = data[error.start : error.start + 1].hex()
+        # utf-8-sig counts positions after the byte-order mark it strips: the offset in the file is later
+        skipped = len(codecs.BOM_UTF8) if encoding == "utf-8-sig" and data.startswith(codecs.BOM_UTF8) else 0
+        start = error.start + skipped
+        line = data.count(b"\n", 0, start) + 1
+        byte = data[start : start + 1].hex()
         name = encoding.removesuffix("-sig")
         raise FileError(
-            f"{path} line {line} (byte {error.start}, 0x{byte}) is not valid {name}: "
+            f"{path} line {line} (byte offset {start}, value 0x{byte}) is not valid {name}: "
             "pass the file's encoding with --encoding (e.g. --encoding latin-1, cp1252 or utf-16), "
             "or save the file as UTF-8"
         ) from error
@@ -70,9 +73,29 @@ def pick_delimiter(path: Path, text: str, fallback: str, wanted: tuple[str, ...]
         if all(column in _header_fields(header, candidate) for column in wanted)
     ]
     if not found or fallback in found:
+        if not found and wanted:
+            _refuse_other_delimiter(path, header, fallback, wanted)
         return fallback
     logger.info("%s: delimiter %s (found in the header)", path.name, NAMES.get(found[0], repr(found[0])))
     return found[0]
+
+
+def _refuse_other_delimiter(path: Path, header: str, fallback: str, wanted: tuple[str, ...]) -> None:
+    """A header that ``fallback`` leaves whole but another candidate splits into columns is another
+    delimiter with other column names: both are named, instead of a message about commas."""
+    if len(_header_fields(header, fallback)) > 1:
+        return  # the suffix's delimiter splits it: the columns are named when the wanted ones are missing
+    for candidate in CANDIDATES:
+        columns = _header_fields(header, candidate)
+        if candidate != fallback and len(columns) > 1:
+            option = "tab" if candidate == "\t" else repr(candidate)
+            found, missing = ", ".join(map(repr, columns)), " and ".join(map(repr, wanted))
+            raise FileError(
+                f"{path}: the header splits at each {NAMES[candidate]} into the columns {found}, not both "
+                f"of {missing}: "
+                f"pass --delimiter {option} and name the columns with --text-column and --label-column "
+                f"(e.g. --text-column {columns[0]!r} --label-column {columns[-1]!r})"
+            )
 
 
 def _header_fields(header: str, delimiter: str) -> list[str]:

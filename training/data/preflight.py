@@ -23,6 +23,7 @@ from pathlib import Path
 
 from service.bundle import BundleError, Manifest, check_name, list_versions, load_bundle, promoted_versions
 from service.bundle import read_manifest as read_bundle_manifest
+from training.data import runs
 from training.data.reading import DataError
 from training.data.source import DataSpec
 from training.data.splits import Splits
@@ -41,6 +42,7 @@ class Plan:
     splits: Splits
     serving: int | None = None  # the version the service serves now (None: a new model)
     serving_manifest: Manifest | None = None
+    claimed: bool = False  # the version is claimed in the store (training.data.runs): release it at the end
 
 
 def writable_folder(path: Path, what: str) -> Path:
@@ -84,8 +86,15 @@ def plan_training(
     run_dir: Path | None,
     force: bool = False,
     promoted: bool = True,
+    resume: bool = False,
+    reserve: bool = False,
+    epochs: int | None = None,
 ) -> Plan:
-    """Check everything a training run needs before it starts, load the data, and say what will happen."""
+    """Check everything a training run needs before it starts, load the data, and say what will happen.
+
+    ``reserve``: claim the version in the store (:mod:`training.data.runs`) once every check passed; the
+    default run folder is then ``runs/<name>/<version>``. ``resume``: the run folder is ``run_dir`` or the
+    newest interrupted run of ``name``, and its version is kept where it is still free."""
     try:
         check_name(name)
     except BundleError as error:
@@ -100,8 +109,24 @@ def plan_training(
                 f"{name} version {version} already exists in {store}; bundles are immutable: leave out "
                 f"--version to write version {max(present) + 1}"
             )
-    chosen = version if version is not None else max(present, default=0) + 1
-    run_dir = writable_folder(run_dir if run_dir is not None else Path("runs") / name, "run folder")
+    wanted, above = version, 0
+    if resume:
+        run_dir = runs.resume_folder(name, run_dir, epochs)
+        recorded = (runs.read_json(run_dir / runs.RUN_FILE) or {}).get("version")
+        # the interrupted run's version, while it is still free and above every version written since
+        if (
+            wanted is None
+            and isinstance(recorded, int)
+            and recorded > max(runs.taken(store, name), default=0)
+        ):
+            wanted = recorded
+    elif run_dir is not None:
+        runs.refuse_overwrite(writable_folder(run_dir, "run folder"), resume)
+    else:
+        _say_interrupted(name)
+        above = max(runs.interrupted_versions(name), default=0)  # their run folders stay theirs
+    chosen = wanted if wanted is not None else max(runs.taken(store, name) | {above}) + 1
+    writable_folder(run_dir if run_dir is not None else runs.RUNS / name, "run folder")
     splits = data.load()  # reads every file: columns, encodings, delimiters and labels are checked here
     serving, manifest = serving_version(store, name)
     if serving is not None:
@@ -115,9 +140,26 @@ def plan_training(
             if not force:
                 raise DataError(message)
             logger.warning("--force: %s", message)
-    plan = Plan(store, name, chosen, run_dir, splits, serving, manifest)
+    if reserve:
+        chosen = runs.claim_version(store, name, wanted, above)
+    run_dir = writable_folder(
+        run_dir if run_dir is not None else runs.RUNS / name / str(chosen), "run folder"
+    )
+    plan = Plan(store, name, chosen, run_dir, splits, serving, manifest, claimed=reserve)
     logger.info("%s", announce(plan, promoted))
     return plan
+
+
+def _say_interrupted(name: str) -> None:
+    """A new run beside an interrupted one of the same name starts from epoch 1: said, with the way back."""
+    found = runs.interrupted_runs(name)
+    if found:
+        logger.warning(
+            "%s holds an interrupted run of %s: this run starts afresh from epoch 1 in a folder of its own; "
+            "to continue that one instead, stop this and run the same command with --resume",
+            found[0],
+            name,
+        )
 
 
 def announce(plan: Plan, promoted: bool = True) -> str:
@@ -157,20 +199,25 @@ def compare(plan: Plan, written: Manifest, path: Path) -> list[str]:
     warnings = []
     if score is not None and baseline is not None and score < baseline:
         warnings.append(
-            f"version {plan.version} of {plan.name}: test {key} {score} is below the baseline's {baseline}"
+            f"version {plan.version} of {plan.name}: test {key} {score} is below the TF-IDF baseline's "
+            f"{baseline}; more epochs or a bigger model may close the gap"
         )
+    worse = False
     if plan.serving_manifest is not None and plan.serving_manifest.task == written.task:
         _, served, _ = _score(plan.serving_manifest)
-        if score is not None and served is not None and score < served:
+        worse = score is not None and served is not None and score < served
+        if worse:
             warnings.append(
                 f"version {plan.version} of {plan.name}: test {key} {score} is below version "
                 f"{plan.serving}'s {served} (the version serving now; each measured on its own test split)"
             )
-    if warnings and written.promoted is not False and plan.serving is not None:
+    # the way back only where the new version is worse than the one it replaces
+    if worse and written.promoted is not False and plan.serving is not None:
         warnings.append(
-            f"it replaces version {plan.serving} at the next restart; to keep version {plan.serving} "
-            f"serving, pin it (LSTM_SERVICE_PINNED={plan.name}={plan.serving}) or remove {path}; "
-            "--no-promote writes a version without serving it"
+            f"it replaces version {plan.serving} when the service next reads the store (its next start, or "
+            f"its next store poll where LSTM_SERVICE_RELOAD_INTERVAL_SECONDS is set); to keep version "
+            f"{plan.serving} serving, pin it (LSTM_SERVICE_PINNED={plan.name}={plan.serving}) or remove "
+            f"{path}; --no-promote writes a version without serving it"
         )
     for warning in warnings:
         logger.warning("%s", warning)

@@ -115,6 +115,7 @@ def read_labelled(
         text = "" if row[text_column] is None else str(row[text_column]).strip()
         cells.append((text, row[label_column]))
     task = task or _infer_task(path, [cell for _, cell in cells], separator)
+    _report_stripped_labels(path, [cell for _, cell in cells], separator if task == "multi-label" else "")
     examples, skipped = [], 0
     for text, cell in cells:
         if task == "multi-label":
@@ -136,6 +137,24 @@ def read_labelled(
     _report_skipped(path, skipped, len(cells), task)
     _warn_rare_labels(path, examples, task)
     return examples, task
+
+
+def _report_stripped_labels(path: Path, cells: list[Any], separator: str) -> None:
+    """Spaces around a label are dropped ('billing ' is 'billing'): said, with how many cells had them."""
+    padded: dict[str, int] = {}
+    for cell in cells:
+        items = cell if isinstance(cell, list) else str(cell or "").split(separator) if separator else [cell]
+        for item in items:
+            text = "" if item is None else str(item)
+            if text.strip() and text != text.strip():
+                padded[text] = padded.get(text, 0) + 1
+    if padded:
+        logger.info(
+            "%s: spaces around labels dropped in %d cell(s) (%s), so they are served without them",
+            path,
+            sum(padded.values()),
+            ", ".join(f"{raw!r} → {raw.strip()!r}" for raw in list(padded)[:5]),
+        )
 
 
 def _report_skipped(path: Path, skipped: int, rows: int, task: str) -> None:

@@ -12,6 +12,7 @@ from typing import Protocol
 from service.bundle import Bundle, DataSource
 from training.data import multilabel
 from training.data.builtin import load_builtin
+from training.data.labels import CASE_CHOICES, tidy_labels
 from training.data.reading import DataError, read_file, read_labelled
 from training.data.splits import Splits, make_given_splits, make_splits
 
@@ -52,6 +53,7 @@ class DataSpec(DataSource):
                 separator,
                 **self._reading(),
             )
+            rows = tidy_labels(rows, self._label_case(), Path(self.data).name)
             splits = make_splits(rows, tuple(self.split), self.seed, task)
         else:
             train, task = read_labelled(
@@ -77,9 +79,23 @@ class DataSpec(DataSource):
                 else []
                 for path in (self.dev, self.test)
             ]
+            # one pass over every file, so a case variant is folded the same way in train, dev and test
+            tidied = tidy_labels([*train, *parts[0], *parts[1]], self._label_case(), "the data files")
+            train, parts = (
+                tidied[: len(train)],
+                [
+                    tidied[len(train) : len(train) + len(parts[0])],
+                    tidied[len(train) + len(parts[0]) :],
+                ],
+            )
             splits = make_given_splits(train, *parts, task=task)
         splits.report["source"] = self.to_dict()
         return splits
+
+    def _label_case(self) -> str | None:
+        """``--fold-label-case`` ("fold") or ``--keep-label-case`` ("keep"), recorded in ``extra``."""
+        value = self.extra.get("label_case") if self.extra else None
+        return value if value in CASE_CHOICES else None
 
     def _reading(self) -> dict[str, str | None]:
         return {"delimiter": self.delimiter, "encoding": self.encoding}

@@ -27,11 +27,13 @@ from service.bundle import (
     write_bundle,
 )
 from service.tokenizer import Tokenizer
+from training.data.runs import claim_version, release
 from training.data.source import recorded_splits
 from training.data.splits import Splits
 from training.export import graph as export
 from training.export.plots import write_run_plots
 from training.loop.batches import encode_texts
+from training.loop.floor import WeakModelError, measure_floor, refusal
 from training.loop.metrics import classification_metrics
 from training.loop.scoring import assess
 from training.model.classifier import LSTMClassifier, ModelConfig
@@ -80,14 +82,25 @@ def evaluate_and_bundle(
     extra_metrics: dict[str, Any] | None = None,
     promoted: bool | None = None,
     promote_int8: bool = False,
+    refuse_weak: bool = False,
 ) -> BundleResult:
     """Test metrics, ONNX export, parity gate, golden examples, then ``store/name/<version>/``; the run
     folder gets ``report.json`` and the pictures of :mod:`training.export.plots`. ``promoted=False`` marks the
     bundle as not served unless asked for by version; the int8 variant is so marked unless
-    ``promote_int8``."""
+    ``promote_int8``. The floor of :mod:`training.loop.floor` is measured and recorded (``metrics.floor``);
+    with ``refuse_weak`` a model below it is refused (:class:`WeakModelError`) before anything is written
+    to the store."""
     model = model.eval()
     assessment = assess(model, tokenizer, splits, baseline, calibrated)
     metrics = {**assessment.metrics, **(extra_metrics or {})}
+    floor = measure_floor(splits, metrics)
+    metrics["floor"] = floor.to_dict()
+    if not floor.passed:
+        if refuse_weak:
+            if run_dir is not None:
+                _write_report(Path(run_dir), metrics)
+            raise WeakModelError(refusal(floor, splits.task))
+        logger.warning("%s", refusal(floor, splits.task).replace("not published", "published anyway", 1))
     held_out = splits.test or splits.dev  # parity and golden texts never come from training data
     texts = [example.text for example in held_out]
     sequences = encode_texts(tokenizer, texts)
@@ -115,11 +128,15 @@ def evaluate_and_bundle(
         path = write_bundle(store, name, onnx_path, tokenizer, splits.labels, manifest, version)
     logger.info("bundle written: %s", path)
     if run_dir is not None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+        _write_report(Path(run_dir), metrics)
         write_run_plots(Path(run_dir), training.history, {**metrics, "best_epoch": training.best_epoch})
     int8_path = quantize_bundle(path, splits, model=model, promote=promote_int8).path if quantize else None
     return BundleResult(path, load_bundle(path).manifest, int8_path)
+
+
+def _write_report(run_dir: Path, metrics: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "report.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
 
 
 def quantize_bundle(
@@ -206,15 +223,15 @@ def quantize_bundle(
                 "move an int8 model's logits; golden logits are each text alone",
             },
         )
-        path = write_bundle(
-            source.path.parent.parent,
-            source.name,
-            int8_path,
-            source.tokenizer,
-            source.labels,
-            new_manifest,
-            version,
-        )
+        store = source.path.parent.parent
+        # the next version is claimed like a training run's, so a run training meanwhile keeps its own
+        claimed = claim_version(store, source.name, version)
+        try:
+            path = write_bundle(
+                store, source.name, int8_path, source.tokenizer, source.labels, new_manifest, claimed
+            )
+        finally:
+            release(store, source.name, claimed)
     logger.info(
         "int8 bundle written: %s (test accuracy %s vs fp32 %s)",
         path,

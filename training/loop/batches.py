@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ import torch
 from service.tokenizer import PAD_ID, UNK_ID, Tokenizer
 
 
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+def encode_texts(tokenizer: Tokenizer, texts: Iterable[str]) -> list[list[int]]:
     """Truncated ids per text; a text without tokens becomes ``[<unk>]`` (the graph needs length >= 1)."""
     return [tokenizer.encode(text).ids or [UNK_ID] for text in texts]
 

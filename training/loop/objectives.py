@@ -3,8 +3,10 @@
 - single-label: softmax cross-entropy; the epoch with the best dev accuracy wins;
 - multi-label: one sigmoid per label with binary cross-entropy (optionally ``pos_weight`` per label:
   negatives / positives in the training split, so a rare label's positives weigh as much as its negatives);
-  the epoch with the best dev micro-F1 at threshold 0.5 wins (the per-label thresholds are tuned on dev
-  afterwards, on the chosen weights).
+  the epoch with the best dev average precision (micro-averaged over every label decision) wins: a
+  threshold-free score, since the per-label thresholds are tuned on dev afterwards, on the chosen weights.
+  Micro-F1 at threshold 0.5 (also recorded) cannot move while no score has reached 0.5 yet, and early
+  stopping on it ended runs that were still learning.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Objective:
     @property
     def selection_metric(self) -> str:
         """The history key whose best value picks the epoch."""
-        return "dev_micro_f1" if self.multi_label else "dev_accuracy"
+        return "dev_average_precision" if self.multi_label else "dev_accuracy"
 
     def loss(self) -> nn.Module:
         if not self.multi_label:
@@ -54,6 +56,7 @@ class Objective:
             names = [str(column) for column in range(targets.shape[1])]
             figures = multilabel_metrics(targets, scores >= DEFAULT_THRESHOLD, names)
             return {
+                "dev_average_precision": _micro_average_precision(targets, scores),
                 "dev_micro_f1": figures["micro_f1"],
                 "dev_macro_f1": figures["macro_f1"],
                 "dev_subset_accuracy": figures["subset_accuracy"],
@@ -77,3 +80,13 @@ def positive_weights(targets: np.ndarray, cap: float = 100.0) -> np.ndarray:
     negatives = len(targets) - positives
     weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
     return np.clip(weights, 1.0, cap).astype(np.float32)
+
+
+def _micro_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision of every (text, label) decision ranked by score; 0 without a positive."""
+    from sklearn.metrics import average_precision_score
+
+    truth = np.asarray(targets).ravel() > 0.5
+    if not truth.any():
+        return 0.0
+    return round(float(average_precision_score(truth, np.asarray(scores).ravel())), 4)

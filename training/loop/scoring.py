@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.tokenizer import Tokenizer
+from training.data.progress import track
 from training.data.splits import Splits
 from training.loop.baseline import baseline_vectorizer, ovr_baseline, tfidf_baseline
 from training.loop.batches import encode_texts
@@ -44,7 +45,9 @@ def assess(
 ) -> Assessment:
     texts = {part: [example.text for example in getattr(splits, part)] for part in ("train", "dev", "test")}
     logits = {
-        part: predict_logits(model, encode_texts(tokenizer, texts[part])) if texts[part] else None
+        part: predict_logits(model, encode_texts(tokenizer, track(texts[part], f"encoding {part}")))
+        if texts[part]
+        else None
         for part in ("dev", "test")
     }
     if splits.task == "multi-label":

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from service.tokenizer import Tokenizer
+from training.data.progress import track
 from training.data.source import DataSpec
 from training.loop.batches import batch_indices, pad
 from training.loop.config import TrainSettings
@@ -119,7 +119,9 @@ def predict_logits(model: nn.Module, sequences: Sequence[Sequence[int]], batch_s
     """Logits (texts, labels) in input order."""
     model.eval()
     outputs = []
-    for index in batch_indices([len(s) for s in sequences], batch_size, shuffle=False):
+    batches = batch_indices([len(s) for s in sequences], batch_size, shuffle=False)
+    steps = -(-len(sequences) // batch_size)
+    for index in track(batches, "predicting", total=steps, unit="batches"):
         ids, lengths = pad([sequences[i] for i in index])
         outputs.append(model(ids, lengths)[0].numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), dtype=np.float32)
@@ -145,7 +147,8 @@ def _train_epoch(
     total, count = 0.0, 0
     lengths = [len(s) for s in sequences]
     batches = epoch_batches(lengths, settings.batch_size, settings.seed, epoch, settings.length_pool, context)
-    for index in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch"):
+    steps = -(-len(lengths) // settings.batch_size) if not context.enabled else None
+    for index in track(batches, f"epoch {epoch}", total=steps, unit="batches", bar=progress):
         ids, lengths_tensor = pad([sequences[i] for i in index])
         optimizer.zero_grad()
         loss = loss_function(runner(ids, lengths_tensor), torch.as_tensor(targets[index]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +42,32 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=4).digest(), "little")
 
 
+class TokenStream:
+    """The token keys of ``texts``, tokenized afresh on each pass: word2vec reads the corpus once per epoch
+    (and once for its vocabulary), and a list of every text's tokens would hold hundreds of MB on a large
+    file. Each pass that takes long logs its progress."""
+
+    def __init__(self, tokenizer: Any, texts: Sequence[str]) -> None:
+        self.tokenizer, self.texts, self.passes = tokenizer, texts, 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        from training.data.progress import track
+
+        self.passes += 1
+        for text in track(self.texts, f"word2vec pass {self.passes}"):
+            yield self.tokenizer.keys(text)
+
+
 def train_vectors(
-    token_lists: Sequence[Sequence[str]], dim: int, seed: int, epochs: int = 10, window: int = 5
+    token_lists: Iterable[Sequence[str]], dim: int, seed: int, epochs: int = 10, window: int = 5
 ) -> KeyedVectors:
     """Skip-gram word2vec on the training split's token keys (one worker, so the result is seeded)."""
     from gensim.models import Word2Vec
 
     model = Word2Vec(
-        sentences=[list(tokens) for tokens in token_lists],
+        sentences=token_lists
+        if isinstance(token_lists, TokenStream)
+        else [list(tokens) for tokens in token_lists],
         vector_size=dim,
         window=window,
         min_count=1,
