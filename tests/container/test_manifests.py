@@ -250,7 +250,7 @@ def test_the_user_overlay_example_sets_the_image() -> None:
     assert container["image"] == "registry.example.com/lstm-service:0.1.0"
 
 
-def test_secrets_come_from_a_secret_and_are_optional(rendered: list[dict[str, Any]]) -> None:
+def test_secrets_come_from_a_secret_and_the_api_key_fails_closed(rendered: list[dict[str, Any]]) -> None:
     (container,) = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item for item in container["env"]}
     example = load_all(K8S / "overlays" / "my-cluster" / "secret.example.yaml")[0]
@@ -258,7 +258,11 @@ def test_secrets_come_from_a_secret_and_are_optional(rendered: list[dict[str, An
         reference = env[variable]["valueFrom"]["secretKeyRef"]
         assert "value" not in env[variable], f"{variable} must not be written in the manifest"
         assert reference["name"] == example["metadata"]["name"] and reference["key"] in example["stringData"]
-        assert reference["optional"] is True
+    # a missing Secret stops the pod from starting instead of serving open inference; admin stays off (404)
+    assert env["LSTM_SERVICE_API_KEY"]["valueFrom"]["secretKeyRef"].get("optional", False) is False
+    assert env["LSTM_SERVICE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    for key in example["stringData"].values():
+        assert len(key) >= 16  # the example's placeholders pass the service's minimum length
 
 
 def test_replicas_spread_over_nodes(rendered: list[dict[str, Any]]) -> None:
@@ -336,3 +340,32 @@ def test_compose_publishes_on_loopback_and_passes_secrets_through(compose_servic
     env = compose_service["environment"]
     # no value: compose takes it from the shell when set there and leaves it unset otherwise, never empty
     assert env["LSTM_SERVICE_API_KEY"] is None and env["LSTM_SERVICE_ADMIN_TOKEN"] is None
+
+
+# ---- the image's licence and defaults ------------------------------------------------------------------
+
+
+def test_the_license_file_matches_the_image_label_and_the_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    label = re.search(r'org\.opencontainers\.image\.licenses="([^"]+)"', dockerfile)
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+
+    assert label is not None and label.group(1) == "Apache-2.0"
+    assert 'license = "Apache-2.0"' in pyproject
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS" in text
+    # the image carries it: the build context lets it in and the runtime stage copies it
+    assert "!LICENSE" in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "COPY LICENSE " in dockerfile
+
+
+def test_the_image_bakes_in_no_default_model() -> None:
+    """A user's store mounted over /models need not hold the bundled models (the first by name serves)."""
+    runtime = (ROOT / "Dockerfile").read_text(encoding="utf-8").rsplit("\nFROM ", 1)[1]  # the last stage
+    env_lines = runtime.split("\nENV ", 1)[1].split("\n\n", 1)[0]
+    assert "LSTM_SERVICE_MODEL_STORE=/models" in env_lines
+    assert "DEFAULT_MODEL" not in env_lines
+    for folder in KUSTOMIZATIONS:
+        for doc in render(folder):
+            for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                assert "LSTM_SERVICE_DEFAULT_MODEL" not in env_of(container), folder
