@@ -217,6 +217,15 @@ class Settings(BaseSettings):
         "(e.g. 'https://app.example.com', or '*' for any); empty: no CORS headers.",
     )
 
+    reload_settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="With reload_interval_seconds: a new version folder is loaded only once its files looked "
+        "the same at two polls and none changed for this long, so a folder still being copied in is waited "
+        "for (one WARNING), not refused (0: load at once).",
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

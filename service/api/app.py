@@ -71,7 +71,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     poller = None
     if settings.reload_interval_seconds > 0:
-        app.state.poller = StorePoller(registry, settings.reload_interval_seconds)  # tests read .polls
+        app.state.poller = StorePoller(  # tests read .polls
+            registry, settings.reload_interval_seconds, settings.reload_settle_seconds
+        )
         poller = asyncio.create_task(app.state.poller.run())
     try:
         yield
