@@ -13,7 +13,10 @@ from support.network import free_port
 
 from service.supervisor import METRICS_PREFIX
 
-ENTRY = "import sys, tempfile; tempfile.tempdir = sys.argv[1]; from service.cli import main; raise SystemExit(main(sys.argv[2:]))"
+ENTRY = (  # the CLI with Python's temporary folder set to argv[1]
+    "import sys, tempfile; tempfile.tempdir = sys.argv[1]; "
+    "from service.cli import main; raise SystemExit(main(sys.argv[2:]))"
+)
 
 
 def _dead_pid() -> int:
