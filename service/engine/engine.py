@@ -54,7 +54,7 @@ from service.engine.results import (
 from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors, Stop
 from service.engine.statistics import Statistics
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
-from service.observability import metrics
+from service.observability import load_metrics, metrics
 from service.observability.context import note_model, seconds_left
 from service.settings import Settings
 from service.tokenizer import Encoding
@@ -75,6 +75,7 @@ class Engine:
         )
         self.explainer = Explainer(self.inference, settings.max_batch_tokens, settings.max_batch_size)
         self.budget = VectorBudget(settings.max_vector_bytes, settings.max_vector_waiting)
+        self._sampler: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Engine:
@@ -91,10 +92,18 @@ class Engine:
         engine = cls(settings, registry)
         metrics.track_queue(engine.inference.queued)
         metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
+        sampler = load_metrics.LoadSampler(
+            engine.inference.queued_by_model, engine.budget, lambda: registry.names
+        )
+        load_metrics.track_load(sampler)
+        engine._sampler = asyncio.create_task(sampler.run())  # the load gauges, sampled every second
         return engine
 
     async def aclose(self) -> None:
         """Finish every queued classification (within a request's deadline), then stop the threads."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
         await self.inference.aclose(timeout=self.settings.request_timeout_seconds)
 
     def _on_batch(self, runtime: ModelRuntime, stats: BatchStats) -> None:
