@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle import DEFAULT_MODEL_STORE, BundleError, is_valid_name, list_models, load_public_key
+from service.cpu_limit import available_cpus
 from service.units import MIB
 
 if TYPE_CHECKING:
@@ -45,15 +46,14 @@ def parse_pinned(value: object) -> object:
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may use (its affinity mask: a container's or taskset's CPUs).
+    """One worker per CPU this process may use (its affinity mask, capped by its cgroup's CPU quota: a
+    container's ``--cpus``, a Kubernetes CPU limit; :func:`service.cpu_limit.available_cpus`).
 
     Each worker runs onnxruntime with one intra-op thread: one thread is fastest at batch 1 and, with a
     worker per CPU, every CPU already works at any load; two threads per call only pay from batch ~8 and
     would then compete with the other workers (measured with bench/).
     """
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, min(64, len(os.sched_getaffinity(0))))
-    return max(1, min(64, os.cpu_count() or 1))
+    return min(64, available_cpus())
 
 
 class Settings(BaseSettings):
