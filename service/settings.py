@@ -226,6 +226,15 @@ class Settings(BaseSettings):
         "for (one WARNING), not refused (0: load at once).",
     )
 
+    max_loaded_models: int = Field(
+        0,
+        ge=0,
+        description="Most models in memory at once (0: every model of the store, loaded at start). With a "
+        "budget, the pinned and default models load at start and stay; the others load on their first "
+        "request (which waits for it within its deadline) and the least recently used is evicted when "
+        "another must load.",
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from service.bundle import list_models, promoted_versions
-from service.engine.registry import LoadOutcome, Registry
+from service.engine.registry import LoadOutcome, ModelState, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,11 @@ def newer_versions(registry: Registry) -> dict[str, int]:
     """Served, unpinned models whose store holds a newer promoted version than the one serving, and
     models the store gained (not unloaded by an admin) with their highest."""
     serving, pinned, unloaded = registry.serving_versions, registry.pinned, registry.unloaded
+    statuses = registry.statuses()
     found = {}
-    for name in sorted(set(registry.statuses()) | (set(list_models(registry.store)) - unloaded)):
-        if name in pinned:
-            continue
+    for name in sorted(set(statuses) | (set(list_models(registry.store)) - unloaded)):
+        if name in pinned or (name in statuses and statuses[name].state is ModelState.evicted):
+            continue  # pinned; or out of memory under the model budget: its next load takes the newest
         highest = next(iter(promoted_versions(registry.store, name)), None)
         active = serving.get(name)
         if highest is not None and (active is None or highest > active):

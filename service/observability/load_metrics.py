@@ -76,7 +76,17 @@ BUILD_INFO = Gauge(
     ("version", "python", "onnxruntime"),
     multiprocess_mode="max",
 )
+MODEL_EVICTIONS = Counter(
+    _PREFIX + "model_evictions",
+    "Models taken out of memory under the model budget (LSTM_SERVICE_MAX_LOADED_MODELS); their next request "
+    'loads them again (model_loads_total{kind="lazy"}).',
+    ("model",),
+)
 _MODEL_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_eviction(model: str) -> None:
+    MODEL_EVICTIONS.labels(model).inc()
 
 
 def _onnxruntime_version() -> str:
