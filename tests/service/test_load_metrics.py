@@ -32,6 +32,7 @@ async def _scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[
 async def test_requests_per_model_build_info_and_the_budget(tiny_store: Path) -> None:
     settings = Settings(model_store=tiny_store, max_vector_bytes=LIMIT, max_vector_waiting=4)
     async with started_app(settings) as (app, client):
+        before = await _scrape(client)  # counters are per process: other tests' requests are counted too
         for model in ("tiny-en", "tiny-en", "tiny-zh"):
             assert (await client.post("/classify", json={"text": "goal", "model": model})).status_code == 200
         assert (await client.post("/embed", json={"tokens": ["goal"], "model": "tiny-zh"})).status_code == 200
@@ -48,15 +49,16 @@ async def test_requests_per_model_build_info_and_the_budget(tiny_store: Path) ->
         (await waiter).release()
         after = await _scrape(client)
 
+    def added(name: str, **labels: str) -> float:
+        key = series(name, **labels)
+        return idle[key] - before.get(key, 0.0)
+
     model_requests = "lstm_service_model_requests_total"
-    assert idle[series(model_requests, model="tiny-en", route="/classify", status="200")] == 2
-    assert idle[series(model_requests, model="tiny-zh", route="/classify", status="200")] == 1
-    assert idle[series(model_requests, model="tiny-zh", route="/embed", status="200")] == 1
+    assert added(model_requests, model="tiny-en", route="/classify", status="200") == 2
+    assert added(model_requests, model="tiny-zh", route="/classify", status="200") == 1
+    assert added(model_requests, model="tiny-zh", route="/embed", status="200") == 1
     assert not [key for key in idle if key[0] == model_requests and ("model", "nope") in key[1]]
-    assert (
-        idle[series("lstm_service_model_request_duration_seconds_count", model="tiny-en", route="/classify")]
-        == 2
-    )
+    assert added("lstm_service_model_request_duration_seconds_count", model="tiny-en", route="/classify") == 2
     build = [key for key in idle if key[0] == "lstm_service_build_info"]
     assert len(build) == 1 and idle[build[0]] == 1
     assert {("version", __version__), ("python", platform.python_version())} <= build[0][1]
@@ -94,17 +96,18 @@ def test_with_two_workers_each_process_has_its_process_metrics(tiny_store: Path,
         tiny_store, tmp_path / "server.log", ["--workers", "2", "--max-vector-bytes", str(LIMIT)]
     )
     try:
-        samples = {}
-        for _ in range(50):  # a worker's metric files appear once it has started: until both are seen
+        budget = series("lstm_service_vector_budget_bytes")
+        deadline = time.monotonic() + 60
+        while True:  # each worker reports once it has started and sampled: until both have
             samples = parse_metrics(server.call("GET", "/metrics").body)
             pids = {dict(labels)["pid"] for name, labels in samples if name == "process_cpu_seconds_total"}
-            if len(pids) >= 3:
+            if (len(pids) >= 3 and samples.get(budget) == 2 * LIMIT) or time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
         assert str(server.process.pid) in pids and len(pids) == 3  # the supervisor and its two workers
         resident = [key for key in samples if key[0] == "process_resident_memory_bytes"]
         assert len(resident) == 3 and all(samples[key] > 0 for key in resident)
-        assert samples[series("lstm_service_vector_budget_bytes")] == 2 * LIMIT  # summed over workers
+        assert samples[budget] == 2 * LIMIT  # summed over workers
         assert len([key for key in samples if key[0] == "lstm_service_build_info"]) == 1
         server.terminate()
         assert server.process.wait(timeout=60) == 0
