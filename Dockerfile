@@ -107,8 +107,11 @@ COPY --from=deps /opt/venv /opt/venv
 COPY --from=app /opt/app /opt/app
 # The default bundles. Mount your own store over /models (read-only is enough) or set LSTM_SERVICE_MODEL_STORE.
 COPY model_store/ /models/
+COPY LICENSE /usr/share/doc/lstm-service/LICENSE
 
-# Everything is configured through LSTM_SERVICE_* variables (docs/settings.md lists all of them).
+# Everything is configured through LSTM_SERVICE_* variables (docs/settings.md lists all of them). No default
+# model is set: the first model of the store by name serves requests that name none, so a store mounted
+# over /models without the bundled models starts as it is (set LSTM_SERVICE_DEFAULT_MODEL to choose).
 # The root filesystem can be read-only: bytecode is compiled at build time, and the only writable place
 # anything needs is /tmp (mount a tmpfs there).
 ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \
@@ -116,7 +119,6 @@ ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     LSTM_SERVICE_MODEL_STORE=/models \
-    LSTM_SERVICE_DEFAULT_MODEL=news-topic \
     LSTM_SERVICE_HOST=0.0.0.0 \
     LSTM_SERVICE_PORT=8000 \
     LSTM_SERVICE_WORKERS=1 \

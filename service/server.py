@@ -29,6 +29,7 @@ import uvicorn
 
 from service import lifecycle
 from service.http_limits import HttpLimits, protocol_class
+from service.listener_close import ACCEPT_QUEUE_SECONDS, refuse_new_connections
 from service.observability import metrics
 from service.settings import Settings
 
@@ -90,6 +91,15 @@ class DrainingServer(uvicorn.Server):
         if self.started and (self.stop_ordered or self.drain_ordered_at is not None):
             # uvicorn logs (and cancels) whatever still ran after timeout_graceful_shutdown.
             logger.info("drained: the listener is closed and the requests in flight are done; exiting")
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        """uvicorn's shutdown, once the accept queue is emptied and its requests answered: closing a
+        listener with connections in its queue resets them (:mod:`service.listener_close`)."""
+        if self.started and not self.force_exit:
+            listeners = [listener for server in self.servers for listener in server.sockets]
+            if listeners and all(refuse_new_connections(listener) for listener in listeners):
+                await asyncio.sleep(ACCEPT_QUEUE_SECONDS)  # the event loop accepts what the queue holds
+        await super().shutdown(sockets=sockets)
 
     async def _follow_orders(self) -> None:
         while self.drain_ordered_at is None:

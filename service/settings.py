@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import logging
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -22,12 +23,14 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.bundle import DEFAULT_MODEL_STORE, BundleError, is_valid_name, list_models, load_public_key
+from service.cpu_limit import available_cpus
 from service.units import MIB
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 ENV_PREFIX = "LSTM_SERVICE_"
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s,]+")  # scheme://host[:port], nothing after
 
 
 def parse_pinned(value: object) -> object:
@@ -44,15 +47,14 @@ def parse_pinned(value: object) -> object:
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may use (its affinity mask: a container's or taskset's CPUs).
+    """One worker per CPU this process may use (its affinity mask, capped by its cgroup's CPU quota: a
+    container's ``--cpus``, a Kubernetes CPU limit; :func:`service.cpu_limit.available_cpus`).
 
     Each worker runs onnxruntime with one intra-op thread: one thread is fastest at batch 1 and, with a
     worker per CPU, every CPU already works at any load; two threads per call only pay from batch ~8 and
     would then compete with the other workers (measured with bench/).
     """
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, min(64, len(os.sched_getaffinity(0))))
-    return max(1, min(64, os.cpu_count() or 1))
+    return min(64, available_cpus())
 
 
 class Settings(BaseSettings):
@@ -237,6 +239,51 @@ class Settings(BaseSettings):
         0, ge=0, description="Keep at most this many logged predictions, the newest (0: no bound)."
     )
 
+    api_key_min_length: int = Field(
+        16,
+        ge=1,
+        description="Shortest API key accepted (also for each of extra_api_keys); a shorter one is refused "
+        "at start.",
+    )
+    extra_api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description="More API keys accepted beside api_key, comma-separated, for rotation: serve the new "
+        "key as api_key and the old one here until every client has moved (needs api_key).",
+    )
+    metrics_access: Literal["open", "api-key", "admin", "off"] = Field(
+        "open",
+        description="Who may read /metrics: anyone, holders of an API key, of the admin token, or nobody "
+        "(404).",
+    )
+    docs_access: Literal["open", "api-key", "admin", "off"] = Field(
+        "open",
+        description="Who may read /docs and /openapi.json: anyone, holders of an API key, of the admin "
+        "token (a browser then needs a proxy that adds the header), or nobody (404).",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Origins whose pages may call the service from a browser, comma-separated "
+        "(e.g. 'https://app.example.com', or '*' for any); empty: no CORS headers.",
+    )
+
+    reload_settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="With reload_interval_seconds: a new version folder is loaded only once its files looked "
+        "the same at two polls and none changed for this long, so a folder still being copied in is waited "
+        "for (one WARNING), not refused (0: load at once).",
+    )
+
+    max_loaded_models: int = Field(
+        0,
+        ge=0,
+        description="Most models in memory at once (0: every model of the store, loaded at start). With a "
+        "budget, the pinned and default models load at start and stay; the others load on their first "
+        "request (which waits for it within its deadline) and the least recently used is evicted when "
+        "another must load.",
+    )
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -280,6 +327,26 @@ class Settings(BaseSettings):
         if isinstance(text, str) and not text.strip():
             raise ValueError("is set but empty; set a non-empty value, or unset the variable to turn it off")
         return value
+
+    @field_validator("extra_api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return tuple(filter(None, (part.strip() for part in value.split(","))))
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port] without a path or a trailing "
+                    "slash (e.g. https://app.example.com), or '*' for any"
+                )
+        return origins
 
     @field_validator("model_store")
     @classmethod
@@ -340,6 +407,34 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _access_can_work(self) -> Settings:
+        for key in self.api_keys():
+            if len(key.get_secret_value()) < self.api_key_min_length:
+                raise ValueError(
+                    f"an API key (LSTM_SERVICE_API_KEY or LSTM_SERVICE_EXTRA_API_KEYS) is shorter than "
+                    f"{self.api_key_min_length} characters (LSTM_SERVICE_API_KEY_MIN_LENGTH); use a long "
+                    "random one, e.g. `openssl rand -hex 24`"
+                )
+        if self.extra_api_keys and self.api_key is None:
+            raise ValueError(
+                "LSTM_SERVICE_EXTRA_API_KEYS is set without LSTM_SERVICE_API_KEY; set the key too"
+            )
+        for field in ("metrics_access", "docs_access"):
+            access = getattr(self, field)
+            if (access == "api-key" and self.api_key is None) or (
+                access == "admin" and self.admin_token is None
+            ):
+                needed = "LSTM_SERVICE_API_KEY" if access == "api-key" else "LSTM_SERVICE_ADMIN_TOKEN"
+                raise ValueError(
+                    f"{variable_name(field)}={access!r} needs {needed}; set it, or choose 'open' or 'off'"
+                )
+        return self
+
+    def api_keys(self) -> tuple[SecretStr, ...]:
+        """Every API key accepted: the key, then the extra ones (empty when no key is configured)."""
+        return () if self.api_key is None else (self.api_key, *self.extra_api_keys)
+
 
 def _installed(module: str) -> bool:
     try:
@@ -348,7 +443,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-SECRET_FIELDS = frozenset({"api_key", "admin_token"})
+SECRET_FIELDS = frozenset({"api_key", "admin_token", "extra_api_keys"})
 
 
 def variable_name(field: str) -> str:
@@ -408,7 +503,11 @@ def startup_notes(settings: Settings, environ: Mapping[str, str] | None = None) 
         if settings.admin_token is not None
         else "off: /admin answers 404 (LSTM_SERVICE_ADMIN_TOKEN unset)"
     )
-    notes = [(logging.INFO, f"authentication: inference and /models {inference}; admin {admin}")]
+    if len(settings.api_keys()) > 1:
+        inference += f", {len(settings.api_keys())} keys accepted (LSTM_SERVICE_EXTRA_API_KEYS)"
+    cors = ", ".join(settings.cors_origins) or "off"
+    operator = f"/metrics {settings.metrics_access}; docs {settings.docs_access}; CORS {cors}"
+    notes = [(logging.INFO, f"authentication: inference and /models {inference}; admin {admin}; {operator}")]
     notes += [(logging.WARNING, warning) for warning in unknown_variables(environ)]
     return notes
 

@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -47,6 +46,7 @@ _SPAWN = multiprocessing.get_context("spawn")
 _WAKE_SECONDS = 0.05  # how often the supervisor looks at the signals it got
 _GROUP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _ORDERS = ("drain", "stop", "force")
+METRICS_PREFIX = "lstm-service-metrics-"
 
 
 def _follow_supervisor(orders: Connection, server: DrainingServer) -> None:
@@ -69,7 +69,10 @@ def _worker(
         signal.signal(signum, signal.SIG_IGN)
     server = DrainingServer(uvicorn_config(settings, log_config), settings.drain_seconds, obey_signals=False)
     threading.Thread(target=_follow_supervisor, args=(orders, server), daemon=True).start()
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    finally:  # whatever ends the worker, the access lines it still holds are written first
+        logging.shutdown()
     raise SystemExit(0 if server.started else STARTUP_FAILURE)
 
 
@@ -184,10 +187,23 @@ def supervise(settings: Settings, log_config: dict[str, Any]) -> int:
     """Serve with ``settings.workers`` processes until told to stop; 0 after a clean shutdown."""
     # The workers inherit the environment: each writes its metrics into this server's own folder, and
     # shares its admin log with the others in another (both owner-only, made by mkdtemp).
-    folders = {
-        MULTIPROCESS_FOLDER_VARIABLE: tempfile.mkdtemp(prefix="lstm-service-metrics-"),
-        workers_folder.FOLDER_VARIABLE: str(workers_folder.create_folder()),
-    }
+    # Both are named after this supervisor's pid, so that the next server removes them if this one is
+    # killed with SIGKILL (and cannot remove them itself).
+    folders: dict[str, str] = {}
+    try:
+        folders[MULTIPROCESS_FOLDER_VARIABLE] = str(workers_folder.create_folder(METRICS_PREFIX))
+        folders[workers_folder.FOLDER_VARIABLE] = str(workers_folder.create_folder())
+    except OSError as error:  # no usable temporary folder: read-only, full or missing
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        logger.error(
+            "--workers %d needs a writable temporary folder (for the workers' shared metrics and admin log) "
+            "and none could be made: %s. Mount a writable folder at /tmp (docker run --tmpfs /tmp, a "
+            "Kubernetes emptyDir), point TMPDIR at one, or serve with --workers 1.",
+            settings.workers,
+            error,
+        )
+        return STARTUP_FAILURE
     logger.info("the workers share the admin folder %s", folders[workers_folder.FOLDER_VARIABLE])
     previous = {variable: os.environ.get(variable) for variable in folders}
     os.environ.update(folders)

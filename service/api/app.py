@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import __version__
 from service.api.bodies import document_bodies
@@ -22,10 +22,9 @@ from service.api.hotpath import HotRoute, HotRoutes, documented_twin
 from service.api.learning import include as include_learning
 from service.api.middleware import Front, LastResort
 from service.api.native import admin, classify, embed, explain, health, hidden_states, models, tokenize
-from service.api.native import docs as api_docs
 from service.api.native import inspect as inspector
-from service.api.native import metrics as metrics_route
 from service.api.oip import routes as oip
+from service.api.operator_access import include_operator_routes, openapi_url, with_cors
 from service.api.responses import OrjsonResponse
 from service.api.security import require_api_key
 from service.api.tei import routes as tei
@@ -49,8 +48,9 @@ model and version answered, and answers a model computed carry `X-Queue-Time` an
 
 With `LSTM_SERVICE_API_KEY` set, the inference and model routes need `Authorization: Bearer <key>` or
 `X-API-Key: <key>`. The `/admin` routes (hot reload, pinning, unloading) exist only when
-`LSTM_SERVICE_ADMIN_TOKEN` is set and need `Authorization: Bearer <token>`. Health routes and
-`/metrics` are always open.
+`LSTM_SERVICE_ADMIN_TOKEN` is set and need `Authorization: Bearer <token>`. Health routes are always
+open; `/metrics` and these docs unless the operator guards them (`LSTM_SERVICE_METRICS_ACCESS`,
+`LSTM_SERVICE_DOCS_ACCESS`).
 """
 
 
@@ -81,7 +81,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_server = await start_grpc(app.state.services)
     poller = None
     if settings.reload_interval_seconds > 0:
-        app.state.poller = StorePoller(registry, settings.reload_interval_seconds)  # tests read .polls
+        app.state.poller = StorePoller(  # tests read .polls
+            registry, settings.reload_interval_seconds, settings.reload_settle_seconds
+        )
         poller = asyncio.create_task(app.state.poller.run())
     try:
         yield
@@ -126,7 +128,7 @@ class ServiceApp(FastAPI):
     C=64 in process), which the front layer does the work of anyway.
     """
 
-    front: Front | None = None
+    front: ASGIApp | None = None  # a Front, behind the CORS layer where origins are configured
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
@@ -151,6 +153,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         description=DESCRIPTION,
         version=__version__,
         docs_url=None,  # served by routes/docs.py with local assets: the page works without internet
+        openapi_url=openapi_url(settings),  # None where docs_access guards it or turns it off
         redoc_url=None,
         lifespan=_lifespan,
         default_response_class=OrjsonResponse,
@@ -166,14 +169,16 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         max_body_bytes=settings.max_body_bytes,
         gate=Gate(settings),  # credentials are checked before a body is read
     )
+    app.front = with_cors(app.front, settings)  # off unless LSTM_SERVICE_CORS_ORIGINS names origins
     # With an API key configured, the inference and model routes need it (and say so in the OpenAPI).
     guarded: dict[str, Any] = {}
     if settings.api_key is not None:
         guarded = {"dependencies": [Depends(require_api_key)], "responses": error_responses(401)}
     for module in (tokenize, embed, hidden_states, explain, models):
         app.include_router(module.router, **guarded)
-    for module in (health, metrics_route, inspector, api_docs):
+    for module in (health, inspector):
         app.include_router(module.router)
+    include_operator_routes(app, settings)  # /metrics, /docs, /openapi.json as the operator allows
     # Without a token the admin routes answer 404 and are left out of the OpenAPI document.
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     # Open Inference Protocol v2 and text-embeddings-inference's routes (service/api/oip, routes/tei.py).

@@ -28,7 +28,7 @@ from service.api.gate import Gate
 from service.api.hotpath import HotRoutes
 from service.errors import INTERNAL_MESSAGE, ErrorType, ServiceError
 from service.lifecycle import is_draining
-from service.observability import metrics
+from service.observability import load_metrics, metrics
 from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ class Front:
                 record.route if record.route is not None else getattr(scope.get("route"), "path", "unmatched")
             )
             metrics.observe_request(route, scope["method"], status, seconds)
+            load_metrics.observe_model_request(record.model, route, status, seconds)
             _log_access(scope, route, status, seconds, record)
             if tracing is not None:
                 tracing.end(record, scope, route, status, request_id)

@@ -3,7 +3,8 @@
 - Admin routes (``/admin/...``) need ``Authorization: Bearer <LSTM_SERVICE_ADMIN_TOKEN>``. Without a
   configured token they do not exist: 404, as for any unknown path (nothing to guess at).
 - With ``LSTM_SERVICE_API_KEY`` set, inference and ``/models`` routes need ``Authorization: Bearer <key>``
-  or ``X-API-Key: <key>``. Health routes, ``/metrics`` and the API docs stay open.
+  or ``X-API-Key: <key>``; ``LSTM_SERVICE_EXTRA_API_KEYS`` are accepted as well (rotation). Health routes
+  stay open; ``/metrics`` and the API docs as ``LSTM_SERVICE_METRICS_ACCESS`` / ``DOCS_ACCESS`` say.
 
 A missing or wrong credential gets the same 401, whose message names the header expected
 (:data:`ADMIN_EXPECTED`, :data:`API_KEY_EXPECTED`): the answer never says which was the case, and every
@@ -47,9 +48,11 @@ def require_admin(request: Request) -> None:
 
 def require_api_key(request: Request) -> None:
     """Dependency of the inference and model routes; does nothing when no API key is configured."""
-    key: SecretStr | None = request.app.state.settings.api_key
-    if key is None:
+    keys: tuple[SecretStr, ...] = request.app.state.settings.api_keys()
+    if not keys:
         return
-    offered = request.headers.get("x-api-key")
-    if not (_matches(_bearer(request), key) or _matches(offered, key)):
+    bearer, offered = _bearer(request), request.headers.get("x-api-key")
+    # Every key is compared (a list, not a short-circuit): the time taken never says which key matched.
+    matched = [_matches(bearer, key) or _matches(offered, key) for key in keys]
+    if not any(matched):
         raise Unauthorized(_CHALLENGE, API_KEY_EXPECTED)

@@ -34,7 +34,7 @@ from service.engine.budget import (
 from service.engine.explain import Explainer
 from service.engine.inference import Inference
 from service.engine.preprocess import check_texts, lookup_tokens
-from service.engine.registry import Registry
+from service.engine.registry import NotLoaded, Registry
 from service.engine.results import (
     DECIDED,
     HIDDEN,
@@ -54,7 +54,7 @@ from service.engine.results import (
 from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors, Stop
 from service.engine.statistics import Statistics
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
-from service.observability import metrics
+from service.observability import load_metrics, metrics
 from service.observability.context import current_trace, note_model, seconds_left
 from service.predictions.log import PredictionLog
 from service.settings import Settings
@@ -82,6 +82,8 @@ class Engine:
         self.tracing: Tracing | None = None  # set by the app's lifespan when LSTM_SERVICE_TRACING is on
         # Answered classifications go to the prediction log (service.predictions), when one is set.
         self.predictions = PredictionLog.from_settings(settings)
+        self._sampler: asyncio.Task[None] | None = None
+        self._loading: dict[str, asyncio.Future[ModelRuntime | None]] = {}  # evicted models being loaded
 
     @classmethod
     async def start(cls, settings: Settings) -> Engine:
@@ -93,15 +95,24 @@ class Engine:
             settings.intra_op_threads,
             fallback=settings.fallback,
             public_key=settings.public_key(),
+            max_loaded=settings.max_loaded_models,
         )
         await asyncio.to_thread(registry.load_all)  # opening sessions blocks; keep the loop free
         engine = cls(settings, registry)
         metrics.track_queue(engine.inference.queued)
         metrics.track_training_drift(registry)  # the training quantiles next to the served histograms
+        sampler = load_metrics.LoadSampler(
+            engine.inference.queued_by_model, engine.budget, lambda: registry.names
+        )
+        load_metrics.track_load(sampler)
+        engine._sampler = asyncio.create_task(sampler.run())  # the load gauges, sampled every second
         return engine
 
     async def aclose(self) -> None:
         """Finish every queued classification (within a request's deadline), then stop the threads."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
         await self.inference.aclose(timeout=self.settings.request_timeout_seconds)
         if self.predictions is not None:  # the answers given are written, within a request's deadline
             await asyncio.to_thread(self.predictions.close, self.settings.request_timeout_seconds)
@@ -117,16 +128,37 @@ class Engine:
 
     # -- choosing the model ----------------------------------------------------------------------------
 
-    def model(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
+    async def model(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
         """The version that answers a request for ``name`` (None: the default model), noted on the
-        request's record; the registry's errors (unknown model or version, not ready) otherwise."""
-        runtime = self.registry.get(name, version)
+        request's record; the registry's errors (unknown model or version, not ready) otherwise. A model
+        evicted under the model budget is loaded first, within the request's deadline (504 past it)."""
+        try:
+            runtime = self.registry.get(name, version)
+        except NotLoaded:
+            loaded = await self._load_evicted(name if name is not None else self.registry.default_model or "")
+            if loaded is not None and version in (None, loaded.version):
+                runtime = loaded  # even if another load evicted it again meanwhile: this request has it
+            else:
+                runtime = self.registry.get(name, version)  # the load failed: the registry says why
         note_model(runtime.name, runtime.version)
         return runtime
 
-    def _model_for(self, query: TextQuery, max_texts: int) -> ModelRuntime:
+    async def _load_evicted(self, name: str) -> ModelRuntime | None:
+        """One load per model however many requests wait for it; each waits at most its deadline (the load
+        goes on for the others)."""
+        task = self._loading.get(name)
+        if task is None or task.done():
+            task = asyncio.ensure_future(asyncio.to_thread(self.registry.ensure_loaded, name))
+            self._loading[name] = task
+        left = seconds_left()
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), None if left is None else max(left, 0.0))
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(f"model {name} was still loading at the request's deadline") from None
+
+    async def _model_for(self, query: TextQuery, max_texts: int) -> ModelRuntime:
         check_texts(query.items, query.locations, max_texts, self.settings.max_text_chars)
-        return self.model(query.model, query.version)
+        return await self.model(query.model, query.version)
 
     async def _encode(
         self, runtime: ModelRuntime, query: TextQuery, require_tokens: bool, spans: bool
@@ -139,7 +171,7 @@ class Engine:
 
     async def classify(self, query: TextQuery, *, abstain_below: float | None = None) -> Classified:
         """Score each text with every label of the model: one call through its micro-batcher."""
-        runtime = self._model_for(query, self.settings.max_texts)
+        runtime = await self._model_for(query, self.settings.max_texts)
         if abstain_below is not None and runtime.multi_label:
             raise InvalidRequest(
                 f"abstain_below applies to single-label models; {runtime.name} is multi-label "
@@ -229,13 +261,13 @@ class Engine:
 
     async def tokenize(self, query: TextQuery) -> Tokenized:
         """Each text's tokens as the model reads them (ids, offsets, truncation)."""
-        runtime = self._model_for(query, self.settings.max_texts)
+        runtime = await self._model_for(query, self.settings.max_texts)
         return Tokenized(runtime, await self._encode(runtime, query, require_tokens=False, spans=True))
 
     async def hidden_states(self, query: TextQuery) -> HiddenStated:
         """The recurrent layers' states for each text, within the vector budget (reserved from the texts'
         lengths before tokenizing, so a refusal costs nothing)."""
-        runtime = self._model_for(query, self.settings.max_vector_texts)
+        runtime = await self._model_for(query, self.settings.max_vector_texts)
         bound = upper_bound_tokens(query.items, runtime.tokenizer.max_length)
         reservation = await self.budget.reserve(hidden_states_cost(runtime, bound), seconds_left())
         try:
@@ -254,7 +286,7 @@ class Engine:
         ``neighbors`` nearest vocabulary entries of each, within the vector budget; the lookup and the
         search run in the inference pool."""
         if tokens is not None:
-            runtime = self._model_for(query, self.settings.max_texts)
+            runtime = await self._model_for(query, self.settings.max_texts)
             reservation = await self.budget.reserve(
                 embed_cost(runtime, len(tokens), neighbors), seconds_left()
             )
@@ -262,7 +294,7 @@ class Engine:
             groups = [[EmbedToken(i, text, None, None) for i, text in zip(token_ids, tokens, strict=True)]]
             truncated = [False]
         else:
-            runtime = self._model_for(query, self.settings.max_vector_texts)
+            runtime = await self._model_for(query, self.settings.max_vector_texts)
             bound = sum(upper_bound_tokens(query.items, runtime.tokenizer.max_length))
             reservation = await self.budget.reserve(embed_cost(runtime, bound, neighbors), seconds_left())
             try:
@@ -300,7 +332,7 @@ class Engine:
     ) -> Explained:
         """Occlusion attributions of one text's tokens for ``label`` (default: the model's decision),
         and optionally the prefix trajectory; at most ``max_explain_tokens`` tokens are explained."""
-        runtime = self._model_for(query, 1)
+        runtime = await self._model_for(query, 1)
         text, location = query.items[0], query.locations[0]
         (encoding,) = await self.inference.encode(runtime, [text], [location], True, True)
         limit = min(self.settings.max_explain_tokens, runtime.tokenizer.max_length)

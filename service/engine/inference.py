@@ -154,6 +154,13 @@ class Inference:
         """Texts waiting in every batcher (for a gauge)."""
         return sum(batcher.queued for _, batcher in self._batchers.values())
 
+    def queued_by_model(self) -> dict[str, int]:
+        """Texts waiting in each model's batchers (every version of it), for a gauge."""
+        by_model: dict[str, int] = {}
+        for (name, _), (_, batcher) in list(self._batchers.items()):
+            by_model[name] = by_model.get(name, 0) + batcher.queued
+        return by_model
+
     def _batcher(self, runtime: ModelRuntime) -> batching.MicroBatcher | None:
         if self._batch_limits is None:
             return None

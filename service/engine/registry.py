@@ -28,7 +28,7 @@ from service.bundle import BundleError, is_valid_name, is_valid_version, list_mo
 from service.engine.loading import open_model
 from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest, NotFound, Unavailable, safe_text
-from service.observability import metrics
+from service.observability import load_metrics, metrics
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,6 +40,11 @@ class ModelState(str, Enum):
     loading = "loading"
     ready = "ready"
     failed = "failed"
+    evicted = "evicted"  # in the store, not in memory (a model budget): loaded on its next request
+
+
+class NotLoaded(Unavailable):
+    """The model is evicted (or not loaded yet) under the model budget: load it, then look it up again."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,13 @@ class Registry:
         intra_op_threads: int = 1,
         fallback: bool = True,
         public_key: Ed25519PublicKey | None = None,
+        max_loaded: int = 0,
     ) -> None:
         self.store = Path(store)
+        # At most this many models in memory (0: every model); the least recently used unpinned, non-default
+        # one is evicted when another must load. Loads on demand: ensure_loaded().
+        self.max_loaded = max_loaded
+        self._last_used: dict[str, float] = {}  # written by lookups without a lock (one dict store each)
         self.public_key = public_key  # set: every bundle must be signed with its private key
         self.fallback = fallback
         self._start_default: str | None = None  # the default model chosen when the store was first loaded
@@ -117,8 +127,12 @@ class Registry:
             logger.error("model store %s holds no model bundle", self.store)
         for name in names:
             self._set_status(ModelStatus(name, ModelState.loading, pinned=name in self.pinned))
+        eager = self._loaded_at_start(names)
         for name in names:
-            self.reload(name, self.pinned.get(name), kind="initial")
+            if name in eager:
+                self.reload(name, self.pinned.get(name), kind="initial")
+            else:
+                self._set_status(ModelStatus(name, ModelState.evicted, reason=_NOT_YET, pinned=False))
         if self._configured_default is not None:
             logger.info("default model: %s (LSTM_SERVICE_DEFAULT_MODEL)", self._configured_default)
         elif names:
@@ -129,6 +143,62 @@ class Registry:
                 "are added: set LSTM_SERVICE_DEFAULT_MODEL to choose it",
                 names[0],
             )
+
+    def _loaded_at_start(self, names: list[str]) -> set[str]:
+        """Every model without a budget; with one, the pinned models and the default, then the others by
+        name while the budget lasts (the rest load on their first request)."""
+        if self.max_loaded <= 0:
+            return set(names)
+        default = self._configured_default or (names[0] if names else None)
+        kept = [name for name in names if name in self.pinned or name == default]
+        for name in names:
+            if len(kept) >= self.max_loaded:
+                break
+            if name not in kept:
+                kept.append(name)
+        return set(kept)
+
+    def ensure_loaded(self, name: str) -> ModelRuntime | None:
+        """Load an evicted model (its pinned version, else the one that would serve), evicting the least
+        recently used others over the budget; the runtime serving it afterwards (None if it failed), which
+        the request that waited uses even if another load evicts the model again meanwhile. Blocking: run
+        it in a thread."""
+        with self._load_lock:
+            status = self._snapshot.statuses.get(name)
+            if status is None:
+                raise NotFound(self._unknown_model_message(name))
+            if status.state is ModelState.evicted:
+                self._last_used[name] = time.monotonic()
+                self._load_locked(name, self.pinned.get(name), None, "lazy")
+            snapshot = self._snapshot
+            active = snapshot.active.get(name)
+            return None if active is None else snapshot.runtimes[name][active]
+
+    def _evict_over_budget(self, keep: str) -> None:
+        """With the load lock held: evict least recently used models until the budget holds."""
+        if self.max_loaded <= 0:
+            return
+        while True:
+            snapshot = self._snapshot
+            loaded = [name for name in snapshot.runtimes if snapshot.runtimes[name]]
+            if len(loaded) <= self.max_loaded:
+                return
+            protected = {keep, self.default_model, *self.pinned}
+            candidates = [name for name in loaded if name not in protected]
+            if not candidates:
+                return  # everything loaded is pinned or the default: the budget gives way
+            victim = min(candidates, key=lambda name: self._last_used.get(name, 0.0))
+            with self._write_lock:
+                old = self._snapshot
+                status = ModelStatus(victim, ModelState.evicted, None, _EVICTED.format(self.max_loaded))
+                self._snapshot = _Snapshot(
+                    MappingProxyType({key: value for key, value in old.runtimes.items() if key != victim}),
+                    MappingProxyType({key: value for key, value in old.active.items() if key != victim}),
+                    MappingProxyType({**old.statuses, victim: status}),
+                )
+            metrics.set_serving(victim, None, old.active.get(victim))
+            load_metrics.observe_eviction(victim)
+            logger.info("model %s evicted: the least recently used of %d loaded", victim, len(loaded))
 
     def reload(
         self, name: str, version: int | None = None, *, pin: bool | None = None, kind: str = "reload"
@@ -151,6 +221,11 @@ class Registry:
             known = name in snapshot.statuses
             if name in self.pinned or (not known and name in self.unloaded):
                 return None
+            if self.max_loaded > 0 and not known:  # a new model under a budget: loaded on first use
+                self._set_status(ModelStatus(name, ModelState.evicted, reason=_NOT_YET))
+                return None
+            if known and snapshot.statuses[name].state is ModelState.evicted:
+                return None  # not in memory: its next load takes the newest version anyway
             active = snapshot.active.get(name)
             if known and active is not None and version <= active:
                 return None
@@ -236,6 +311,8 @@ class Registry:
             self.pinned = MappingProxyType(pins)
             self.unloaded = self.unloaded - {name}
         previous = old.active.get(name)
+        self._last_used.setdefault(name, time.monotonic())
+        self._evict_over_budget(keep=name)
         metrics.observe_model_load(name, version, kind, True, seconds)
         metrics.set_serving(name, version, previous)
         logger.info(
@@ -341,9 +418,10 @@ class Registry:
 
     @property
     def ready(self) -> bool:
-        """True when at least one model is configured and every one is loaded and verified."""
+        """True when at least one model is configured and every one is loaded and verified (or evicted
+        under the model budget: it loads on its next request)."""
         statuses = self._snapshot.statuses
-        return bool(statuses) and all(status.state is ModelState.ready for status in statuses.values())
+        return bool(statuses) and all(status.state in _SERVABLE for status in statuses.values())
 
     def is_ready(self, policy: str = "all") -> bool:
         """Readiness under a policy: every model ready ("all", as :attr:`ready`), at least one ("any"), or
@@ -369,7 +447,10 @@ class Registry:
         status = snapshot.statuses.get(name)
         if status is None:
             raise NotFound(self._unknown_model_message(name))
+        self._last_used[name] = time.monotonic()
         versions = snapshot.runtimes.get(name, {})
+        if not versions and status.state is ModelState.evicted:
+            raise NotLoaded(f"model {name} is not loaded: {status.reason}")
         if not versions:
             raise Unavailable(f"model {name} is not available: {status.reason or status.state.value}")
         chosen = snapshot.active[name] if version is None else version
@@ -381,6 +462,14 @@ class Registry:
 
     def _unknown_model_message(self, name: str) -> str:
         return f"unknown model {name[:80]!r} (models: {', '.join(self.names) or 'none'})"
+
+
+_SERVABLE = (ModelState.ready, ModelState.evicted)
+_NOT_YET = "not loaded yet: loaded on its first request (LSTM_SERVICE_MAX_LOADED_MODELS)"
+_EVICTED = (
+    "evicted, the least recently used of {} loaded models (LSTM_SERVICE_MAX_LOADED_MODELS); loaded again on "
+    "its next request"
+)
 
 
 def _recovery(name: str, failed: int, serving: int) -> str:

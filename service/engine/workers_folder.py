@@ -26,12 +26,13 @@ class FolderRefused(RuntimeError):
     """The path handed to a worker is not a folder only the service's user can use."""
 
 
-def create_folder() -> Path:
-    """A new folder for one server's workers (the supervisor's call), named after the supervisor's pid;
-    the folders this user's servers left when they were killed (their pid is gone) are removed."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
-    for other in folder.parent.glob(f"{PREFIX}*"):
-        owner = other.name.removeprefix(PREFIX).split("-")[0]
+def create_folder(prefix: str = PREFIX) -> Path:
+    """A new folder for one server's workers (the supervisor's call), named ``<prefix><pid>-...`` after
+    the supervisor's pid; the folders with that prefix this user's servers left when they were killed
+    (their pid is gone) are removed."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    for other in folder.parent.glob(f"{prefix}*"):
+        owner = other.name.removeprefix(prefix).split("-")[0]
         if other != folder and owner.isdigit() and not alive(int(owner)) and _ours(other):
             shutil.rmtree(other, ignore_errors=True)
     return folder

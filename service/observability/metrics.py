@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from service.observability import load_metrics
 from service.tokenizer import Encoding
 
 _PREFIX = "lstm_service_"
@@ -323,11 +324,13 @@ def _server_registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_FOLDER)
         registry.register(_MODEL_READINESS)
         registry.register(_TRAINING_DRIFT)
+        registry.register(load_metrics.WorkerProcesses(str(MULTIPROCESS_FOLDER)))
         _SERVER_REGISTRY = registry
     return _SERVER_REGISTRY
 
 
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type: of the whole server (every worker) in multiprocess mode."""
+    load_metrics.sample_now()  # this worker's load gauges as of now (the others' are at most 1 s old)
     registry = REGISTRY if MULTIPROCESS_FOLDER is None else _server_registry()
     return generate_latest(registry), CONTENT_TYPE_LATEST

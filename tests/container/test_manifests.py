@@ -61,10 +61,53 @@ def test_every_manifest_file_is_found() -> None:
             assert (folder / entry).exists(), f"{folder.name}/kustomization.yaml names a missing {entry}"
 
 
+# Custom resources (KEDA, the Prometheus Operator) have no schema in kubernetes-validate; check_custom()
+# checks the fields these files use, by the projects' documented specifications.
+CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+def validate(doc: dict[str, Any]) -> None:
+    if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
+        check_custom(doc)
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def _only(mapping: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(mapping) - allowed
+    assert not unknown, f"{where}: unknown fields {unknown}"
+
+
+def check_custom(doc: dict[str, Any]) -> None:
+    """The fields of a ScaledObject (keda.sh/v1alpha1) or a ServiceMonitor (monitoring.coreos.com/v1) that
+    these files use, strictly: an unknown or misspelt field fails, as in the Kubernetes schemas above."""
+    _only(doc, {"apiVersion", "kind", "metadata", "spec"}, doc["kind"])
+    spec = doc["spec"]
+    if doc["kind"] == "ScaledObject":
+        _only(spec, {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
+                     "cooldownPeriod", "advanced", "triggers"}, "ScaledObject.spec")  # fmt: skip
+        assert spec["scaleTargetRef"]["name"]
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        _only(spec["advanced"], {"horizontalPodAutoscalerConfig"}, "spec.advanced")
+        hpa = spec["advanced"]["horizontalPodAutoscalerConfig"]
+        _only(hpa, {"name", "behavior"}, "horizontalPodAutoscalerConfig")
+        _only(hpa["behavior"], {"scaleUp", "scaleDown"}, "behavior")
+        for trigger in spec["triggers"]:
+            _only(trigger, {"type", "metadata"}, "trigger")
+            assert trigger["type"] == "prometheus"
+            _only(trigger["metadata"], {"serverAddress", "query", "threshold"}, "prometheus trigger")
+            assert all(isinstance(value, str) for value in trigger["metadata"].values()), "metadata: strings"
+            float(trigger["metadata"]["threshold"])
+    else:
+        _only(spec, {"selector", "endpoints"}, "ServiceMonitor.spec")
+        for endpoint in spec["endpoints"]:
+            _only(endpoint, {"port", "path", "interval", "scrapeTimeout"}, "endpoint")
+
+
 @pytest.mark.parametrize("path", RESOURCE_FILES, ids=lambda p: p.relative_to(K8S).as_posix())
 def test_manifest_file_validates_against_the_kubernetes_schema(path: Path) -> None:
     for doc in load_all(path):
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        validate(doc)
 
 
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS, ids=lambda p: p.relative_to(K8S).as_posix())
@@ -74,7 +117,7 @@ def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 
 def test_rendered_kustomization_validates(rendered: list[dict[str, Any]]) -> None:
     for doc in rendered:
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        validate(doc)
     names = [(doc["kind"], doc["metadata"]["name"]) for doc in rendered]
     assert len(names) == len(set(names)), f"duplicate objects: {names}"
 
@@ -213,21 +256,64 @@ def test_service_hpa_and_pdb_point_at_the_deployment(rendered: list[dict[str, An
     port_names = {port["name"] for port in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert all(port["targetPort"] in port_names for port in service["spec"]["ports"])
 
-    hpa = by_kind(rendered, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": deployment["metadata"]["name"],
-    }
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
-    assert 0 < metric["resource"]["target"]["averageUtilization"] <= 100
-    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    scalers = [doc for doc in rendered if doc["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    assert len(scalers) == 1, "one autoscaler per Deployment: two would fight over the replica count"
+    (scaler,) = scalers
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+    assert scaler["spec"]["scaleTargetRef"] == target
+    if scaler["kind"] == "HorizontalPodAutoscaler":
+        minimum, maximum = scaler["spec"]["minReplicas"], scaler["spec"]["maxReplicas"]
+        for metric in scaler["spec"]["metrics"]:
+            if metric["type"] == "Resource":
+                assert metric["resource"]["name"] == "cpu"
+                assert 0 < metric["resource"]["target"]["averageUtilization"] <= 100
+            else:  # a custom metric: one the service exports, averaged per pod
+                assert metric["type"] == "Pods" and metric["pods"]["target"]["type"] == "AverageValue"
+                assert metric["pods"]["metric"]["name"] in EXPORTED_METRICS
+    else:
+        minimum, maximum = scaler["spec"]["minReplicaCount"], scaler["spec"]["maxReplicaCount"]
+        for trigger in scaler["spec"]["triggers"]:
+            (name,) = re.findall(r"lstm_service_\w+", trigger["metadata"]["query"])
+            assert name in EXPORTED_METRICS
+            # the label the ServiceMonitor's targets carry selects this Service's pods
+            assert f'service="{service["metadata"]["name"]}"' in trigger["metadata"]["query"]
+            assert any(doc["kind"] == "ServiceMonitor" for doc in rendered), "KEDA's queries need a scrape"
+    assert 2 <= minimum <= maximum
 
     pdb = by_kind(rendered, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     # the budget must leave room for a voluntary eviction at the minimum replica count
-    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    assert pdb["spec"]["minAvailable"] < minimum
+
+
+def _exported_metrics() -> set[str]:
+    """The gauge names the service's metrics modules define (what an autoscaler may query)."""
+    from service.observability import load_metrics, metrics
+
+    return {
+        value._name
+        for module in (metrics, load_metrics)
+        for value in vars(module).values()
+        if type(value).__name__ == "Gauge"
+    }
+
+
+EXPORTED_METRICS = _exported_metrics()
+
+
+def test_the_service_monitor_scrapes_the_services_port_and_the_pods_are_annotated() -> None:
+    (monitor,) = load_all(K8S / "monitoring" / "servicemonitor.yaml")
+    (service,) = load_all(K8S / "base" / "service.yaml")
+    (deployment,) = load_all(K8S / "base" / "deployment.yaml")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= {
+        port["name"] for port in service["spec"]["ports"]
+    }
+    assert all(endpoint["path"] == "/metrics" for endpoint in monitor["spec"]["endpoints"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) in {port["containerPort"] for port in container["ports"]}
 
 
 PLACEHOLDER_IMAGE = "set-your-image.invalid/lstm-service"
@@ -250,7 +336,7 @@ def test_the_user_overlay_example_sets_the_image() -> None:
     assert container["image"] == "registry.example.com/lstm-service:0.1.0"
 
 
-def test_secrets_come_from_a_secret_and_are_optional(rendered: list[dict[str, Any]]) -> None:
+def test_secrets_come_from_a_secret_and_the_api_key_fails_closed(rendered: list[dict[str, Any]]) -> None:
     (container,) = by_kind(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item for item in container["env"]}
     example = load_all(K8S / "overlays" / "my-cluster" / "secret.example.yaml")[0]
@@ -258,7 +344,11 @@ def test_secrets_come_from_a_secret_and_are_optional(rendered: list[dict[str, An
         reference = env[variable]["valueFrom"]["secretKeyRef"]
         assert "value" not in env[variable], f"{variable} must not be written in the manifest"
         assert reference["name"] == example["metadata"]["name"] and reference["key"] in example["stringData"]
-        assert reference["optional"] is True
+    # a missing Secret stops the pod from starting instead of serving open inference; admin stays off (404)
+    assert env["LSTM_SERVICE_API_KEY"]["valueFrom"]["secretKeyRef"].get("optional", False) is False
+    assert env["LSTM_SERVICE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    for key in example["stringData"].values():
+        assert len(key) >= 16  # the example's placeholders pass the service's minimum length
 
 
 def test_replicas_spread_over_nodes(rendered: list[dict[str, Any]]) -> None:
@@ -336,3 +426,32 @@ def test_compose_publishes_on_loopback_and_passes_secrets_through(compose_servic
     env = compose_service["environment"]
     # no value: compose takes it from the shell when set there and leaves it unset otherwise, never empty
     assert env["LSTM_SERVICE_API_KEY"] is None and env["LSTM_SERVICE_ADMIN_TOKEN"] is None
+
+
+# ---- the image's licence and defaults ------------------------------------------------------------------
+
+
+def test_the_license_file_matches_the_image_label_and_the_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    label = re.search(r'org\.opencontainers\.image\.licenses="([^"]+)"', dockerfile)
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+
+    assert label is not None and label.group(1) == "Apache-2.0"
+    assert 'license = "Apache-2.0"' in pyproject
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS" in text
+    # the image carries it: the build context lets it in and the runtime stage copies it
+    assert "!LICENSE" in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "COPY LICENSE " in dockerfile
+
+
+def test_the_image_bakes_in_no_default_model() -> None:
+    """A user's store mounted over /models need not hold the bundled models (the first by name serves)."""
+    runtime = (ROOT / "Dockerfile").read_text(encoding="utf-8").rsplit("\nFROM ", 1)[1]  # the last stage
+    env_lines = runtime.split("\nENV ", 1)[1].split("\n\n", 1)[0]
+    assert "LSTM_SERVICE_MODEL_STORE=/models" in env_lines
+    assert "DEFAULT_MODEL" not in env_lines
+    for folder in KUSTOMIZATIONS:
+        for doc in render(folder):
+            for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                assert "LSTM_SERVICE_DEFAULT_MODEL" not in env_of(container), folder

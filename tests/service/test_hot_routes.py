@@ -68,7 +68,7 @@ async def _answers(client: httpx.AsyncClient) -> list[tuple[int, object, list[st
     return answers
 
 
-@pytest.mark.parametrize("api_key", [None, "secret"])
+@pytest.mark.parametrize("api_key", [None, "secret-0123456789"])
 async def test_the_hot_route_answers_exactly_as_the_fastapi_route(
     tiny_store: Path, api_key: str | None
 ) -> None:

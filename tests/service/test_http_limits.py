@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support.live_server import LiveServer
 
-KEY = "limits-key"
+KEY = "limits-key-0123456789"
 CLASSIFY = b'{"text": "the cup match"}'
 
 

@@ -37,7 +37,7 @@ def test_an_empty_secret_is_refused_not_taken_for_unset(
 
 
 def test_a_real_secret_is_accepted_and_hidden_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LSTM_SERVICE_API_KEY", "s3cret-key")
+    monkeypatch.setenv("LSTM_SERVICE_API_KEY", "s3cret-key-0123456789")
     assert Settings().api_key is not None
 
     with pytest.raises(ValidationError) as caught:
@@ -86,7 +86,11 @@ def test_unknown_variables_are_named_with_the_closest_known_one() -> None:
 
 def test_startup_notes_say_whether_authentication_is_on() -> None:
     off = dict(startup_notes(Settings(), environ={}))
-    on = dict(startup_notes(Settings(api_key="k", admin_token="t"), environ={"LSTM_SERVICE_WORKER": "2"}))
+    on = dict(
+        startup_notes(
+            Settings(api_key="k3y-0123456789abcdef", admin_token="t"), environ={"LSTM_SERVICE_WORKER": "2"}
+        )
+    )
 
     assert "inference and /models OFF" in off[logging.INFO] and "admin off" in off[logging.INFO]
     assert "inference and /models on" in on[logging.INFO] and "admin on" in on[logging.INFO]

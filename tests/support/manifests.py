@@ -22,8 +22,13 @@ def load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def is_resource(doc: Any) -> bool:
-    """A Kubernetes object (not a kustomization, not a JSON patch)."""
-    return isinstance(doc, dict) and "apiVersion" in doc and doc.get("kind") != "Kustomization"
+    """A Kubernetes object (not a kustomization, not a JSON patch, not a strategic-merge delete)."""
+    return (
+        isinstance(doc, dict)
+        and "apiVersion" in doc
+        and doc.get("kind") != "Kustomization"
+        and "$patch" not in doc
+    )
 
 
 # ---- a small kustomize: resources, JSON 6902 patches, image overrides (all that these files use) ------
@@ -94,6 +99,13 @@ def render(folder: Path) -> list[dict[str, Any]]:
         docs += render(path) if path.is_dir() else load_all(path)
     for patch in kustomization.get("patches", []):
         operations = yaml.safe_load((folder / patch["path"]).read_text(encoding="utf-8"))
+        if isinstance(operations, dict) and operations.get("$patch") == "delete":  # a strategic-merge delete
+            group, _, version = operations["apiVersion"].rpartition("/")
+            target = {"kind": operations["kind"], "name": operations["metadata"]["name"], "group": group}
+            gone = [doc for doc in docs if _matches(doc, {**target, "version": version})]
+            assert gone, f"{folder}: patch {patch['path']} deletes nothing"
+            docs = [doc for doc in docs if doc not in gone]
+            continue
         assert isinstance(operations, list), "only JSON 6902 patches are used here"
         targets = [i for i, doc in enumerate(docs) if _matches(doc, patch["target"])]
         assert targets, f"{folder}: patch {patch['path']} matches nothing"

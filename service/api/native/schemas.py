@@ -313,7 +313,9 @@ class TokenizerInfo(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str = Field(description="Model name.")
-    state: ModelState = Field(description="ready, loading or failed.")
+    state: ModelState = Field(
+        description="ready, loading, failed, or evicted (under the model budget: loaded on its next request)."
+    )
     version: int | None = Field(description="The version serving (or the one that failed to load).")
     reason: str | None = Field(description="Why the model is not ready, or why a newer version was refused.")
     default: bool = Field(description="True for the model used when a request names none.")
@@ -367,7 +369,9 @@ class LivenessResponse(BaseModel):
 
 
 class ModelHealth(BaseModel):
-    state: ModelState = Field(description="ready, loading or failed.")
+    state: ModelState = Field(
+        description="ready, loading, failed, or evicted (under the model budget: loaded on its next request)."
+    )
     version: int | None = Field(description="The version serving, or the one that failed.")
     reason: str | None = Field(
         description="Why it is not ready, or why a newer version was refused and how to recover."

@@ -31,7 +31,7 @@ async def answer(
 
     ``headers``: the request's (``Inference-Header-Content-Length``, ``Content-Encoding``)."""
     settings = engine.settings
-    runtime = engine.model(name, version)
+    runtime = await engine.model(name, version)
     body = codec.decompress(body, headers.get("content-encoding"), settings.max_body_bytes)
     raw, binary = codec.split_body(body, headers.get(codec.HEADER_LENGTH))
     try:
