@@ -110,8 +110,8 @@ def _start_tracing(app: FastAPI, engine: Engine) -> Tracing:
 
     tracing = start()
     engine.tracing = tracing
-    if isinstance(app, ServiceApp) and app.front is not None:
-        app.front.tracing = tracing
+    if isinstance(app, ServiceApp) and app.front_layer is not None:
+        app.front_layer.tracing = tracing
     return tracing
 
 
@@ -128,7 +128,10 @@ class ServiceApp(FastAPI):
     C=64 in process), which the front layer does the work of anyway.
     """
 
-    front: ASGIApp | None = None  # a Front, behind the CORS layer where origins are configured
+    front_layer: Front | None = None  # the front layer itself
+    front: ASGIApp | None = (
+        None  # what is called: the front layer, behind the CORS layer where origins are set
+    )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
@@ -162,14 +165,14 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(LastResort)  # FastAPI's routes: the generic 500 (the front layer's for the hot routes)
-    app.front = Front(
+    app.front_layer = Front(
         app.framework,
         HotRoutes(HOT_ROUTES) if hot_routes else None,
         timeout_seconds=settings.request_timeout_seconds,
         max_body_bytes=settings.max_body_bytes,
         gate=Gate(settings),  # credentials are checked before a body is read
     )
-    app.front = with_cors(app.front, settings)  # off unless LSTM_SERVICE_CORS_ORIGINS names origins
+    app.front = with_cors(app.front_layer, settings)  # off unless LSTM_SERVICE_CORS_ORIGINS names origins
     # With an API key configured, the inference and model routes need it (and say so in the OpenAPI).
     guarded: dict[str, Any] = {}
     if settings.api_key is not None:

@@ -60,9 +60,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.settings = services.settings
         self.coordinator = services.coordinator
 
-    def _model(self, context: Context, name: str, version: str) -> ModelRuntime:
-        check_api_key(context, self.settings.api_key)
-        return self.engine.model(name, _version(version))
+    async def _model(self, context: Context, name: str, version: str) -> ModelRuntime:
+        check_api_key(context, self.settings.api_keys())
+        return await self.engine.model(name, _version(version))
 
     # -- server and health ------------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @answered
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
-        check_api_key(context, self.settings.api_key)
+        check_api_key(context, self.settings.api_keys())
         registry = self.engine.registry
         status = registry.status(request.name)  # NOT_FOUND for an unknown model
         try:
@@ -99,13 +99,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
-        runtime = self._model(context, request.name, request.version)
+        runtime = await self._model(context, request.name, request.version)
         document = signature.model_metadata(runtime, [runtime.version])
         return _parsed(document, pb.ModelMetadataResponse())
 
     @answered
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Context) -> pb.ModelConfigResponse:
-        runtime = self._model(context, request.name, request.version)
+        runtime = await self._model(context, request.name, request.version)
         document = signature.model_config(runtime, self.settings.max_texts, runtime.version)
         return pb.ModelConfigResponse(config=_parsed(document, pb.ModelConfig()))
 
@@ -113,7 +113,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: Context
     ) -> pb.ModelStatisticsResponse:
-        check_api_key(context, self.settings.api_key)
+        check_api_key(context, self.settings.api_keys())
         registry = self.engine.registry
         if request.name:
             runtimes = [registry.get(request.name, _version(request.version))]
@@ -171,7 +171,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @answered
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
-        runtime = self._model(context, request.model_name, request.model_version)
+        runtime = await self._model(context, request.model_name, request.model_version)
         decoded = wire.decode(request, runtime, self.settings)
         # The request's deadline: the service's, or the caller's gRPC deadline when that comes first.
         seconds = self.settings.request_timeout_seconds

@@ -90,12 +90,13 @@ def _bearer(metadata: dict[str, str]) -> str | None:
     return credential.strip() if scheme.lower() == "bearer" else None
 
 
-def check_api_key(context: grpc.aio.ServicerContext, key: SecretStr | None) -> None:
-    """Refuse the call (UNAUTHENTICATED) unless it carries the API key; nothing to do without one."""
-    if key is None:
+def check_api_key(context: grpc.aio.ServicerContext, keys: tuple[SecretStr, ...]) -> None:
+    """Refuse the call (UNAUTHENTICATED) unless it carries one of the API keys; nothing to do without any."""
+    if not keys:
         return
     metadata = _metadata(context)
-    if not (_matches(_bearer(metadata), key) or _matches(metadata.get("x-api-key"), key)):
+    offered = (_bearer(metadata), metadata.get("x-api-key"))
+    if not any(_matches(credential, key) for credential in offered for key in keys):
         raise Unauthorized(expected=API_KEY_EXPECTED)
 
 
