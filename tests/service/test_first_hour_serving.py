@@ -175,10 +175,9 @@ async def test_the_docs_page_needs_nothing_but_the_service(store_copy: Path, sta
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_make_run_and_the_image_name_their_default_model():
-    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    run = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
-    assert "--default-model $(DEFAULT_MODEL)" in run and "\nDEFAULT_MODEL ?= news-topic\n" in makefile
+def test_the_image_names_no_default_model():
+    # (make run's choice, the flag or LSTM_SERVICE_DEFAULT_MODEL, is run through `make -n` in
+    # tests/training/test_first_hour_training.py)
     # the image names none: a user's store mounted over /models need not hold news-topic
     assert "LSTM_SERVICE_DEFAULT_MODEL=" not in (REPO / "Dockerfile").read_text(encoding="utf-8")
 
