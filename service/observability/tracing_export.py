@@ -16,10 +16,11 @@ made directly, and the request path makes neither. The sampler's decision and th
 read with a few integer operations (:class:`Sampling`, :func:`parse_traceparent`, checked against the SDK's
 own in the tests).
 
-A collector that is down or slow never holds a request: the queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE``
-items; past it traces are dropped and counted), an export that fails starts a back-off (2 s doubling to
-60 s) during which requests record nothing and queued traces are discarded unencoded, an export stuck for
-more than 2 s stops recording too, and the first export after a failure sends one trace before the rest.
+A collector that is down or slow never holds a request, nor costs it more than a sampling decision:
+requests are recorded only while the collector answers. A failed export stops the recording and sends a
+watcher thread probing the collector with empty exports (2 s apart, doubling to 60 s) until one succeeds;
+what was queued meanwhile is discarded without being made into spans; an export under way for more than
+2 s stops the recording too; the queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE`` items, dropped past it).
 A warning says so at most once a minute.
 """
 
