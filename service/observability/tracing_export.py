@@ -16,10 +16,11 @@ made directly, and the request path makes neither. The sampler's decision and th
 read with a few integer operations (:class:`Sampling`, :func:`parse_traceparent`, checked against the SDK's
 own in the tests).
 
-A collector that is down or slow never holds a request: the queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE``
-items; past it traces are dropped and counted), an export that fails starts a back-off (2 s doubling to
-60 s) during which requests record nothing and queued traces are discarded unencoded, an export stuck for
-more than 2 s stops recording too, and the first export after a failure sends one trace before the rest.
+A collector that is down or slow never holds a request, nor costs it more than a sampling decision:
+requests are recorded only while the collector answers. A failed export stops the recording and sends a
+watcher thread probing the collector with empty exports (2 s apart, doubling to 60 s) until one succeeds;
+what was queued meanwhile is discarded without being made into spans; an export under way for more than
+2 s stops the recording too; the queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE`` items, dropped past it).
 A warning says so at most once a minute.
 """
 
@@ -61,6 +62,7 @@ _TRACE_ID_LOW_BITS = (1 << 64) - 1
 _DROP_WARNING_SECONDS = 60.0
 _MIN_BACKOFF_SECONDS, _MAX_BACKOFF_SECONDS = 2.0, 60.0
 _STALLED_SECONDS = 2.0
+_FIRST_PROBE_SECONDS = 0.5  # how long the start waits to know whether the collector answers
 _SHUTDOWN_SECONDS = 3.0  # at exit, how long the last spans may take to leave (a daemon thread after that)
 
 
@@ -191,54 +193,67 @@ class _SpanMaker(SpanExporter):
         self.endpoint = endpoint
         self.scope = InstrumentationScope("lstm-service", __version__)
         self.taken = 0  # items taken off the processor's queue
-        # After a failed export, nothing is sent (or made, or recorded) for a back-off that doubles from
-        # 2 s to 60 s: a collector that is down costs a few exports a minute, not one per batch.
-        self.retry_at = 0.0  # time.monotonic()
+        self.skipped = 0  # items discarded while the collector was not answering
+        # Requests are recorded only while the collector answers. Once an export fails, a watcher thread
+        # probes it with empty exports, 2 s apart doubling to 60 s, and recording resumes when one succeeds.
+        self.connected = False
         self.backoff = 0.0
-        self.skipped = 0  # items dropped during a back-off
         self.sending_since = 0.0  # time.monotonic() when the export in progress began; 0: none
-        self.connected = False  # did the last export succeed?
+        self.first_probe = threading.Event()
+        self._lost = threading.Event()
+        self._lost.set()  # not known to answer yet: the watcher probes at once
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # one export at a time: the processor's thread, the watcher's
+        threading.Thread(target=self._watch, name="tracing-probe", daemon=True).start()
 
     def healthy(self, now: float) -> bool:
-        """False during a back-off, and while an export has been under way for more than a few seconds
-        (the exporter's own retries of a collector that is down last up to OTEL_EXPORTER_OTLP_TIMEOUT)."""
+        """Whether requests should be recorded: the collector answered the last export, and no export has
+        been under way for more than a few seconds (the exporter's own retries of a collector that stopped
+        answering last up to OTEL_EXPORTER_OTLP_TIMEOUT)."""
         since = self.sending_since
-        return now >= self.retry_at and not (since and now - since > _STALLED_SECONDS)
+        return self.connected and not (since and now - since > _STALLED_SECONDS)
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         self.taken += len(spans)
-        if time.monotonic() < self.retry_at:
+        if not self.connected:  # queued before the collector stopped answering: not even made into spans
             self.skipped += len(spans)
             return SpanExportResult.FAILURE
-        if not self.connected and len(spans) > 1:
-            # Not known to answer (the first export, or the first after a failure): one item first, so
-            # that a collector that is down costs the encoding of one trace rather than of a whole batch.
-            probe = self._send(spans[:1])
-            if probe is not SpanExportResult.SUCCESS:
-                self.skipped += len(spans) - 1
-                return probe
-            spans = spans[1:]
-        return self._send(spans)
-
-    def _send(self, items: Sequence[Any]) -> SpanExportResult:
         made: list[ReadableSpan] = []
-        for item in items:
+        for item in spans:
             if item.trace is not None:
                 self._request_spans(item.trace, made)
             else:
                 made.append(self._batch_span(*item.batch))
-        self.sending_since = time.monotonic()
-        try:
-            result = self.exporter.export(made)
-        finally:
-            self.sending_since = 0.0
-        self.connected = result is SpanExportResult.SUCCESS
-        if self.connected:
-            self.backoff = 0.0
-        else:
-            self.backoff = min(_MAX_BACKOFF_SECONDS, max(_MIN_BACKOFF_SECONDS, 2 * self.backoff))
-            self.retry_at = time.monotonic() + self.backoff
+        result = self._send(made)
+        if result is not SpanExportResult.SUCCESS:
+            self.connected = False
+            self._lost.set()
         return result
+
+    def _send(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            self.sending_since = time.monotonic()
+            try:
+                return self.exporter.export(spans)
+            except Exception:  # an exporter that raises is a collector that did not take the spans
+                logger.exception("tracing: the exporter failed")
+                return SpanExportResult.FAILURE
+            finally:
+                self.sending_since = 0.0
+
+    def _watch(self) -> None:
+        """Probe a collector that is not known to answer (at start, after a failed export) until it does."""
+        while not self._closing.is_set():
+            self._lost.wait()
+            if self._closing.wait(self.backoff):
+                return
+            if self._send([]) is SpanExportResult.SUCCESS:
+                self.backoff = 0.0
+                self._lost.clear()
+                self.connected = True
+            else:
+                self.backoff = min(_MAX_BACKOFF_SECONDS, max(_MIN_BACKOFF_SECONDS, 2 * self.backoff))
+            self.first_probe.set()
 
     def _span(
         self, name: str, context: SpanContext, parent: SpanContext | None, **fields: Any
@@ -309,6 +324,8 @@ class _SpanMaker(SpanExporter):
         )
 
     def shutdown(self) -> None:
+        self._closing.set()
+        self._lost.set()
         self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -410,20 +427,22 @@ class Sampling:
         return (trace_id & _TRACE_ID_LOW_BITS) < self.bound
 
 
-def start(environ: Mapping[str, str] | None = None) -> Tracing:
+def start(environ: Mapping[str, str] | None = None, exporter: SpanExporter | None = None) -> Tracing:
     """This process's tracing, from the ``OTEL_*`` variables; :class:`TracingConfigError` for a setting it
-    cannot follow."""
+    cannot follow. ``exporter`` replaces the one the variables name (the tests give their own)."""
     environ = os.environ if environ is None else environ
     sampler = Sampling.from_environ(environ)  # every variable is checked before anything starts
     limit = _positive_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
     delay = _positive_int(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000)
     batch = min(limit, _positive_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
-    exporter, endpoint = _exporter(environ)
+    named, endpoint = _exporter(environ)
+    exporter = named if exporter is None else exporter
     resource = _resource()
     maker = _SpanMaker(exporter, resource, endpoint)
     processor = BatchSpanProcessor(
         maker, max_queue_size=limit, schedule_delay_millis=delay, max_export_batch_size=batch
     )
+    maker.first_probe.wait(_FIRST_PROBE_SECONDS)  # so that the first requests are traced when it does
     logger.info(
         "tracing on: %s, service %s, instance %s, sampler %s",
         endpoint,

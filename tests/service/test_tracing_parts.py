@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -153,9 +154,7 @@ class _Exporter(SpanExporter):
 def _tracing(exporter: SpanExporter, queue: int = 8) -> tracing_export.Tracing:
     environ = {"OTEL_TRACES_EXPORTER": "none", "OTEL_BSP_MAX_QUEUE_SIZE": str(queue)}
     environ["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"  # exports only when asked (force_flush) or when full
-    tracing = start(environ)
-    tracing.maker.exporter = exporter
-    return tracing
+    return start(environ, exporter)
 
 
 def _traced_request(
@@ -213,34 +212,49 @@ def test_a_batch_of_recorded_requests_gets_one_span_linked_to_each() -> None:
     tracing.shutdown(1)
 
 
+def _until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.02)
+
+
 def test_a_full_queue_drops_traces_instead_of_waiting() -> None:
     exporter = _Exporter()
-    exporter.gate.clear()  # the collector hangs
     tracing = _tracing(exporter, queue=4)
+    _until(lambda: tracing.maker.connected)
+    exporter.gate.clear()  # the collector stops answering in the middle of an export
+    started = time.monotonic()
     for number in range(12):
-        record = _traced_request(tracing)
-        tracing.end(record, _scope(), "/classify", 200, f"r{number}")
-    assert tracing.queued <= 4 + tracing.maker.taken
-    assert tracing.dropped >= 12 - 4 - tracing.maker.taken
+        tracing.end(_traced_request(tracing), _scope(), "/classify", 200, f"r{number}")
+    assert time.monotonic() - started < 2  # nothing waited for the collector
+    assert tracing.dropped >= 12 - 2 * 4  # one export's worth taken off the queue, one queue's worth kept
     exporter.gate.set()
     tracing.shutdown(5)
 
 
-def test_after_a_failed_export_requests_record_nothing_until_the_back_off_ends() -> None:
+def test_while_the_collector_does_not_answer_requests_record_nothing() -> None:
     exporter = _Exporter()
     exporter.failing = True
     tracing = _tracing(exporter)
-    for number in range(3):
-        tracing.end(_traced_request(tracing), _scope(), "/classify", 200, f"r{number}")
-    tracing.processor.force_flush()
-    # The probe (one trace) failed: the other two were not even made into spans.
-    assert tracing.maker.skipped == 2 and tracing.maker.backoff == 2.0
+    _until(tracing.maker.first_probe.is_set)
     record = _traced_request(tracing)
     assert record.trace is not None and not record.trace.recording  # still has ids for the header and log
     assert record.trace.traceresponse().endswith(b"-00")
-    tracing.maker.retry_at = 0.0  # the back-off is over
-    exporter.failing = False
-    assert _traced_request(tracing).trace.recording  # type: ignore[union-attr]
+    assert tracing.maker.backoff == 2.0
+
+    exporter.failing = False  # it comes back: the next probe finds it, and recording resumes
+    _until(lambda: tracing.maker.connected)
+    assert tracing.maker.backoff == 0.0
+    recorded = [_traced_request(tracing) for _ in range(3)]
+    assert all(r.trace is not None and r.trace.recording for r in recorded)
+
+    exporter.failing = True  # it goes away again: the export fails, and recording stops at once
+    for number, record in enumerate(recorded):
+        tracing.end(record, _scope(), "/classify", 200, f"r{number}")
+    tracing.processor.force_flush()
+    assert not tracing.maker.connected
+    assert not _traced_request(tracing).trace.recording  # type: ignore[union-attr]
     tracing.shutdown(1)
 
 
