@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = round(time.perf_counter() - started)
         print(json.dumps({"seed": seed, "seconds": seconds}), flush=True)
     print(
-        f"\nzh reviews, {args.share:.0%} of train ({cut} texts) labelled, pool {len(pool)}, "
+        f"\nzh reviews, {args.share:.0%} of train ({cut} texts) labelled, pool {len(pool)}; "
         f"test {len(splits.test)}"
     )
     print("| labels added | queue: test accuracy gain | random: gain |\n|---:|---:|---:|")
