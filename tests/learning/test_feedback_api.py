@@ -112,3 +112,26 @@ async def test_feedback_and_the_queue_need_the_api_key_when_one_is_set(
         assert (await client.get("/models/tiny-en/quality")).status_code == 401
         assert (await client.post("/feedback", json=body, headers=key)).json() == {"stored": 1}
         assert (await client.get("/label")).status_code == 200  # the page itself is open, like /inspect
+
+
+async def test_only_the_models_named_are_logged_and_sampling_zero_point_five_logs_some(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    log = f"sqlite:///{tmp_path / 'log.db'}"
+    settings = Settings(model_store=tiny_store, prediction_log=log, prediction_log_models="tiny-zh")
+    async with running_app(settings) as client:
+        await _classify(client, TEXTS, model="tiny-en")
+        await _classify(client, ["这个东西很好"], model="tiny-zh")
+        assert (await client.get("/labelling/queue", params={"model": "tiny-en"})).json()["items"] == []
+        zh = (await client.get("/labelling/queue", params={"model": "tiny-zh"})).json()["items"]
+        assert [item["text"] for item in zh] == ["这个东西很好"]
+    sampled = Settings(
+        model_store=tiny_store, prediction_log=f"sqlite:///{tmp_path / 's.db'}", prediction_log_sample=0.5
+    )
+    async with running_app(sampled) as client:
+        for number in range(40):
+            await _classify(client, [f"text {number} about the match"])
+        logged = (await client.get("/labelling/queue", params={"model": "tiny-en", "limit": 100})).json()[
+            "items"
+        ]
+        assert 5 <= len(logged) <= 35  # about half of 40 (binomial: outside this 1 in 10^5)

@@ -44,6 +44,13 @@ def _store(log: PredictionLog | None) -> SqlStore:
     return log.store
 
 
+async def _written(log: PredictionLog | None) -> None:
+    """Let the answers given before this request reach the sink (up to FLUSH_SECONDS), so that a caller
+    reads what it has just been answered."""
+    if log is not None:
+        await run_in_threadpool(log.flush, FLUSH_SECONDS)
+
+
 def _serving(registry: Registry, name: str | None) -> ModelRuntime:
     return registry.get(name)  # 404 for an unknown model, 503 for one not ready
 
@@ -81,6 +88,7 @@ async def get_quality(
     """Live quality of each logged version of a model, from the feedback on its answers."""
     store = _store(services.engine.predictions)
     runtime = _serving(services.registry, name)
+    await _written(services.engine.predictions)
     rows = await run_in_threadpool(store.judged, runtime.name, time.time() - window_hours * 3600)
     versions = quality.by_version(runtime.name, rows, runtime.multi_label)
     return OrjsonResponse(
@@ -103,6 +111,7 @@ async def get_queue(
     """Logged texts without feedback, one per distinct text, most useful to label first."""
     store = _store(services.engine.predictions)
     runtime = _serving(services.registry, model)
+    await _written(services.engine.predictions)
     ranked = await run_in_threadpool(store.queue, runtime.name, strategy, limit)
     keys = (
         "request_id",
@@ -141,6 +150,7 @@ async def get_export(
     label per text: the input of `lstm-train train --feedback`."""
     store = _store(services.engine.predictions)
     runtime = _serving(services.registry, model)
+    await _written(services.engine.predictions)
     labelled = await run_in_threadpool(store.labelled, runtime.name)
     if format == "jsonl":
         body = b"".join(
