@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
     torch.set_num_threads(max(1, getattr(args, "threads", 2) or 2))
     with signing(getattr(args, "sign_key", None)):  # every bundle written meanwhile is signed with it
+        if args.command == "tune":
+            from training.search.command import tune
+
+            return tune(args, data, command)
         return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
 
 
@@ -118,9 +122,15 @@ def _train_bundle(
             seed=args.seed,
             length_pool=args.length_pool,
             lr_decay=args.lr_decay,
+            label_smoothing=args.label_smoothing,
+            ema_decay=args.ema_decay,
         ),
         pretrained=PretrainedSettings(
-            source=w2v, mode=args.w2v_mode, binary=args.w2v_binary, epochs=args.w2v_epochs
+            source=w2v,
+            mode=args.w2v_mode,
+            binary=args.w2v_binary,
+            epochs=args.w2v_epochs,
+            texts=tuple(str(Path(text).resolve()) for text in args.pretrain_text),
         ),
         run_dir=plan.run_dir,
         resume=args.resume,

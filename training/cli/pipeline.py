@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from training.loop.objectives import Objective, positive_weights
 from training.loop.scoring import assess
 from training.loop.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
 from training.model import pretrained as w2v
+from training.model import unlabelled
 from training.model.classifier import LSTMClassifier, ModelConfig
 from training.model.summary import format_summary, parameter_summary
 
@@ -70,6 +71,7 @@ def fit(
     progress: bool = False,
     pos_weight: bool = False,
     context: Distributed = SINGLE,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Load data, build the tokenizer and model, initialise embeddings, train with early stopping.
 
@@ -89,6 +91,7 @@ def fit(
         pos_weight=tuple(positive_weights(np.asarray(targets["train"])).tolist())
         if pos_weight and splits.task == "multi-label"
         else None,
+        label_smoothing=training.label_smoothing,
     )
     built = build_tokenizer(tokenizer_settings, [example.text for example in splits.train])
     config = (model or ModelConfig()).sized(built.vocab_size, len(splits.labels))
@@ -133,6 +136,7 @@ def fit(
         progress,
         objective=objective,
         context=context,
+        on_epoch=on_epoch,
     )
     extra: dict[str, Any] = {"objective": objective.to_dict(), "best_dev_score": result.best_dev_score}
     if context.enabled:
@@ -193,13 +197,21 @@ def _init_embedding(
         return None
     if settings.source == "train":
         tokens = [tokenizer.keys(example.text) for example in splits.train]
-        vectors = w2v.train_vectors(tokens, model.config.embedding_dim, seed, settings.epochs)
+        if settings.texts:  # the training split, then the unlabelled files, streamed on every pass
+            corpus = unlabelled.Corpus(tokenizer, tokens, settings.texts)
+            vectors = unlabelled.train_vectors(corpus, model.config.embedding_dim, seed, settings.epochs)
+        else:
+            vectors = w2v.train_vectors(tokens, model.config.embedding_dim, seed, settings.epochs)
         source = "word2vec skip-gram trained on the training split"
+        if settings.texts:
+            source += f" and {len(settings.texts)} unlabelled text file(s): {', '.join(settings.texts)}"
     else:
         vectors = w2v.load_vectors(Path(settings.source), settings.binary)
         source = str(settings.source)
     report = w2v.apply_vectors(model.embedding, tokenizer.vocabulary, vectors, settings.mode)
     report["source"] = source
+    if settings.texts:
+        report["unlabelled_texts"] = corpus.lines
     if settings.source == "train":
         report["w2v_epochs"] = settings.epochs
     return report
@@ -227,6 +239,7 @@ def train_bundle(
     seeds: Sequence[int] = (),
     promoted: bool | None = None,
     promote_int8: bool = False,
+    record_extra: Mapping[str, Any] | None = None,
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
@@ -235,8 +248,9 @@ def train_bundle(
 
     ``seeds``: train the recipe once per seed (run folders ``<run_dir>/seed-<seed>``), bundle the run with
     the best *dev* score, and record every seed's test figures with their mean and standard deviation in
-    ``metrics.seeds``: the spread of the recipe, not of one lucky draw."""
-    options = {
+    ``metrics.seeds``: the spread of the recipe, not of one lucky draw. ``record_extra`` joins the
+    manifest's ``training.extra`` (a search's summary, say)."""
+    options: dict[str, Any] = {
         "tokenizer": tokenizer,
         "model": model,
         "pretrained": pretrained,
@@ -274,7 +288,7 @@ def train_bundle(
         fitted.splits,
         Path(store),
         name,
-        replace(fitted.record, command=command),
+        replace(fitted.record, command=command, extra={**fitted.record.extra, **(record_extra or {})}),
         fitted.parameters,
         version=version,
         baseline=baseline,
