@@ -30,6 +30,7 @@ class Parameter:
     choices: tuple[str, ...] = ()  # str parameters: every accepted value
     minimum: float | None = None  # numbers: the smallest accepted value
     below: float | None = None  # numbers: values must stay below this (exclusive)
+    above: float | None = None  # numbers: values must be above this (exclusive)
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -49,9 +50,9 @@ PARAMETERS: dict[str, Parameter] = {
     "bidirectional": Parameter(bool, "--bidirectional"),
     "dropout": Parameter(float, "--dropout", minimum=0.0, below=1.0),
     "embedding_dropout": Parameter(float, "--embedding-dropout", minimum=0.0, below=1.0),
-    "lr": Parameter(float, "--lr", minimum=1e-12),
-    "lr_decay": Parameter(float, "--lr-decay", minimum=1e-12, below=1.000001),
-    "clip": Parameter(float, "--clip", minimum=1e-12),
+    "lr": Parameter(float, "--lr", above=0.0),
+    "lr_decay": Parameter(float, "--lr-decay", above=0.0, below=1.000001),
+    "clip": Parameter(float, "--clip", above=0.0),
     "batch_size": Parameter(int, "--batch-size", minimum=1),
     "length_pool": Parameter(int, "--length-pool", minimum=1),
     "patience": Parameter(int, "--patience", minimum=1),
@@ -127,6 +128,8 @@ def _convert(name: str, value: Any) -> Value:
     converted: Value = int(number) if parameter.kind is int else number
     if parameter.minimum is not None and converted < parameter.minimum:
         raise SpaceError(f"{name}: {value!r} is below {parameter.minimum:g}, the smallest train accepts")
+    if parameter.above is not None and converted <= parameter.above:
+        raise SpaceError(f"{name}: {value!r} must be above {parameter.above:g}")
     if parameter.below is not None and converted >= parameter.below:
         raise SpaceError(f"{name}: {value!r} must stay below {parameter.below:g}")
     return converted

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,15 @@ def storage(url: str) -> RDBStorage:
         engine: dict[str, Any] = {"connect_args": {"timeout": 120}}  # several workers write one file
     else:
         engine = {"pool_pre_ping": True}
-    return RDBStorage(
-        _driver_url(url),
-        engine_kwargs=engine,
-        heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=GRACE_SECONDS,
-        heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and say so on every use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            _driver_url(url),
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
 
 
 def open_study(url: str, name: str, prune: bool, seed: int | None = None) -> optuna.Study:
