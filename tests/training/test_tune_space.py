@@ -15,13 +15,13 @@ from support.data import tiny_examples, write_csv
 
 from training.cli import main
 from training.cli.arguments import build_parser
+from training.cli.search import space as search_space
+from training.cli.search import study as studies
+from training.cli.search.command import _check_same_search, _strip
+from training.cli.search.objective import make_objective
+from training.cli.search.settings import base_values, settings_for
+from training.cli.search.space import SpaceError
 from training.data.source import DataSpec
-from training.search import space as search_space
-from training.search import study as studies
-from training.search.command import _check_same_search, _strip
-from training.search.objective import make_objective
-from training.search.settings import base_values, settings_for
-from training.search.space import SpaceError
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from service.bundle import STORE_VARIABLE
 from service.tokenizer import MODES
+from training.cli.search.arguments import add_tune_parser
 from training.data.builtin import BUILTIN_DATASETS
 from training.data.reading import FORMATS, DataError
 from training.data.source import DataSpec
-from training.search.arguments import add_tune_parser
 
 PROG = "lstm-train"
 DESCRIPTION = (

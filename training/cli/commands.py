@@ -43,9 +43,7 @@ def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
     torch.set_num_threads(max(1, getattr(args, "threads", 2) or 2))
     with signing(getattr(args, "sign_key", None)):  # every bundle written meanwhile is signed with it
         if args.command == "tune":
-            from training.search.command import tune
-
-            return tune(args, data, command)
+            return _tune(args, data, command)
         return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
 
 
@@ -67,6 +65,18 @@ def _train(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     finally:
         distributed.stop(context)
     if result is not None:  # rank 0 (or the only process) wrote the bundle
+        _print_summary(result.manifest, result.path, result.int8_path)
+        preflight.compare(plan, result.manifest, result.path)
+        _print_how_to_serve(plan.store, plan.name, result.manifest)
+    return 0
+
+
+def _tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
+    from training.cli.search.command import tune  # optuna is imported by tune only
+
+    published = tune(args, data, command)
+    if published is not None:  # None: a --no-publish worker
+        plan, result = published
         _print_summary(result.manifest, result.path, result.int8_path)
         preflight.compare(plan, result.manifest, result.path)
         _print_how_to_serve(plan.store, plan.name, result.manifest)

@@ -19,8 +19,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from training.cli.search.study import counts, redact
 from training.export.plots import _save, plot_curves
-from training.search.study import counts, redact
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 import optuna
 
 from training.cli.pipeline import fit
+from training.cli.search import space as search_space
+from training.cli.search.settings import pretrain_files, settings_for
+from training.cli.search.study import WORKER_ATTR, worker_id
 from training.data.splits import Splits
-from training.search import space as search_space
-from training.search.settings import pretrain_files, settings_for
-from training.search.study import WORKER_ATTR, worker_id
 
 logger = logging.getLogger(__name__)
 

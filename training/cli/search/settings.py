@@ -1,6 +1,6 @@
 """From ``tune``'s arguments and a trial's values to the settings ``fit`` and ``train_bundle`` take.
 
-Every parameter of :data:`~training.search.space.PARAMETERS` starts at the value its ``train`` option has
+Every parameter of :data:`~training.cli.search.space.PARAMETERS` starts at the value its ``train`` option has
 on the command line (the default unless given); a trial's values replace the searched ones.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from training.cli.search.space import PARAMETERS, Value
 from training.loop.config import PretrainedSettings, TokenizerSettings, TrainSettings
 from training.model.classifier import ModelConfig
-from training.search.space import PARAMETERS, Value
 
 
 def pretrain_files(args: argparse.Namespace) -> tuple[str, ...]:

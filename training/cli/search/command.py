@@ -19,16 +19,17 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from training.cli import commands
+from service.bundle import default_store
 from training.cli.pipeline import train_bundle
+from training.cli.search import report
+from training.cli.search import study as studies
+from training.cli.search.arguments import TUNE_OPTIONS
+from training.cli.search.objective import make_objective
+from training.cli.search.settings import pretrain_files, settings_for
+from training.cli.search.space import SpaceError, build_space, default_space, flags, searched
 from training.data import preflight
 from training.data.source import DataSpec
-from training.search import report
-from training.search import study as studies
-from training.search.arguments import TUNE_OPTIONS
-from training.search.objective import make_objective
-from training.search.settings import pretrain_files, settings_for
-from training.search.space import SpaceError, build_space, default_space, flags, searched
+from training.export.publish import BundleResult
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,10 @@ def _start_workers(count: int, argv: list[str]) -> list[subprocess.Popen[bytes]]
     return [subprocess.Popen(command, preexec_fn=_die_with_parent) for _ in range(count)]
 
 
-def tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
+def tune(
+    args: argparse.Namespace, data: DataSpec, command: str
+) -> tuple[preflight.Plan, BundleResult] | None:
+    """The search; with ``--no-publish`` it returns None, else the plan and the bundle it published."""
     space = checked_space(args)
     trials = args.trials if args.trials or args.time else studies.DEFAULT_TRIALS
     budget = studies.Budget(trials, time.monotonic() + args.time if args.time else None)
@@ -90,7 +94,7 @@ def tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     if args.publish:
         plan = preflight.plan_training(
             data,
-            commands._store(args),
+            Path(args.store).expanduser().resolve() if args.store is not None else default_store(),
             args.name,
             version=args.version,
             run_dir=run_dir,
@@ -123,7 +127,7 @@ def tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
             if worker.wait() != 0:
                 logger.warning("worker process %d ended with status %d", worker.pid, worker.returncode)
     if plan is None:
-        return 0
+        return None
     studies.wait_for_running(study)
     return _publish(args, plan, study, space, url, trials, base_command)
 
@@ -153,7 +157,7 @@ def _publish(
     url: str,
     trials: int | None,
     base_command: list[str],
-) -> int:
+) -> tuple[preflight.Plan, BundleResult]:
     """Report the search, retrain its best configuration with every seed, bundle the best seed by dev."""
     seen = dict(studies.counts(study))
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -198,7 +202,4 @@ def _publish(
         f"search: {found['trials']} trials ({seen}), best trial {best.number} with dev {best.value:.4f}; "
         f"report in {plan.run_dir / 'search'}"
     )
-    commands._print_summary(result.manifest, result.path, result.int8_path)
-    preflight.compare(plan, result.manifest, result.path)
-    commands._print_how_to_serve(plan.store, plan.name, result.manifest)
-    return 0
+    return plan, result
