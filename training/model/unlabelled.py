@@ -17,7 +17,7 @@ from service.tokenizer import Tokenizer
 from training.model.pretrained import _stable_hash
 
 if TYPE_CHECKING:
-    from gensim.models import KeyedVectors
+    from gensim.models import KeyedVectors  # type: ignore[import-untyped]
 
 
 class Corpus:
@@ -48,7 +48,7 @@ class Corpus:
 
 def train_vectors(corpus: Corpus, dim: int, seed: int, epochs: int = 10, window: int = 5) -> KeyedVectors:
     """Skip-gram word2vec on ``corpus``, one worker (seeded), vocabulary limited to the tokenizer's."""
-    from gensim import utils
+    from gensim import utils  # type: ignore[import-untyped]
     from gensim.models import Word2Vec
 
     known = set(corpus.tokenizer.vocabulary)

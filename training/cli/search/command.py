@@ -43,7 +43,8 @@ def checked_space(args: argparse.Namespace) -> dict[str, Any]:
     w2v_file = args.w2v not in ("none", "", "train")
     base = default_space(args.max_length, bool(args.pretrain_text), w2v_file)
     space = build_space(base, args.space, Path(args.space_file) if args.space_file else None)
-    if "text" in (space.get("w2v") if isinstance(space.get("w2v"), list) else []) and not args.pretrain_text:
+    w2v = space.get("w2v")
+    if isinstance(w2v, list) and "text" in w2v and not args.pretrain_text:
         raise SpaceError("w2v=text trains word2vec on unlabelled text: give it with --pretrain-text FILE...")
     if not searched(space):
         logger.warning("the space fixes every parameter: each trial trains the same configuration")

@@ -125,7 +125,7 @@ def _convert(name: str, value: Any) -> Value:
     except (TypeError, ValueError):
         kind = "an integer" if parameter.kind is int else "a number"
         raise SpaceError(f"{name}: {value!r} is not {kind}") from None
-    converted: Value = int(number) if parameter.kind is int else number
+    converted: int | float = int(number) if parameter.kind is int else number
     if parameter.minimum is not None and converted < parameter.minimum:
         raise SpaceError(f"{name}: {value!r} is below {parameter.minimum:g}, the smallest train accepts")
     if parameter.above is not None and converted <= parameter.above:
