@@ -321,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         "their mean and standard deviation (replaces --seed)",
     )
     loop.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="train K seeds (--seeds, else --seed and the K-1 after it) and bundle all K as one graph that "
+        "averages their probabilities",
+    )
+    loop.add_argument(
         "--length-pool",
         type=int,
         default=50,

@@ -83,6 +83,17 @@ def _tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
     return 0
 
 
+def ensemble_seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--seeds``; with ``--ensemble K`` and no ``--seeds``: ``--seed`` and the K-1 after it."""
+    if not args.ensemble:
+        return tuple(args.seeds)
+    if args.ensemble < 2:
+        raise ValueError(f"--ensemble {args.ensemble}: an ensemble averages 2 or more models")
+    if args.seeds and len(args.seeds) != args.ensemble:
+        raise ValueError(f"--ensemble {args.ensemble} with {len(args.seeds)} --seeds: give as many seeds")
+    return tuple(args.seeds) or tuple(range(args.seed, args.seed + args.ensemble))
+
+
 def _store(args: argparse.Namespace) -> Path:
     """``--store``, else the store the service serves by default (``$LSTM_SERVICE_MODEL_STORE``, else the
     repository's ``model_store``)."""
@@ -152,9 +163,10 @@ def _train_bundle(
         pos_weight=args.pos_weight,
         calibrated=args.calibration,
         context=context,
-        seeds=args.seeds,
+        seeds=ensemble_seeds(args),
         promoted=None if args.promoted else False,
         promote_int8=args.promote,
+        ensemble=bool(args.ensemble),
     )
 
 

@@ -34,6 +34,7 @@ from training.loop.trainer import LAST, load_checkpoint, load_checkpoint_model, 
 from training.model import pretrained as w2v
 from training.model import unlabelled
 from training.model.classifier import LSTMClassifier, ModelConfig
+from training.model.ensemble import SeedEnsemble
 from training.model.summary import format_summary, parameter_summary
 
 logger = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ def train_bundle(
     promoted: bool | None = None,
     promote_int8: bool = False,
     record_extra: Mapping[str, Any] | None = None,
+    ensemble: bool = False,
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
@@ -249,7 +251,8 @@ def train_bundle(
     ``seeds``: train the recipe once per seed (run folders ``<run_dir>/seed-<seed>``), bundle the run with
     the best *dev* score, and record every seed's test figures with their mean and standard deviation in
     ``metrics.seeds``: the spread of the recipe, not of one lucky draw. ``record_extra`` joins the
-    manifest's ``training.extra`` (a search's summary, say)."""
+    manifest's ``training.extra`` (a search's summary, say). ``ensemble``: bundle every seed's model as one
+    graph averaging their probabilities (:mod:`training.model.ensemble`) instead of the best seed."""
     options: dict[str, Any] = {
         "tokenizer": tokenizer,
         "model": model,
@@ -260,6 +263,8 @@ def train_bundle(
         "context": context,
     }
     extra_metrics = None
+    if ensemble and quantize:
+        raise ValueError("--quantize does not apply to an ensemble; bundle it without --quantize")
     if seeds:
         if resume:
             raise ValueError("--seeds trains several runs from scratch; it cannot --resume")
@@ -275,7 +280,12 @@ def train_bundle(
             for seed in seeds
         ]
         fitted, extra_metrics = _pick_seed(runs)
+        if ensemble:
+            fitted = ensemble_of(runs)
+            extra_metrics["seeds"]["bundled"] = f"the ensemble of seeds {list(seeds)} (mean probability)"
         run_dir = Path(run_dir) / f"seed-{fitted.record.seed}" if run_dir is not None else None
+    elif ensemble:
+        raise ValueError("--ensemble averages several seeds' models: give --seeds S1,S2,...")
     else:
         fitted = fit(data, training=training, run_dir=run_dir, **options)
     if not context.is_main:
@@ -299,6 +309,31 @@ def train_bundle(
         promoted=promoted,
         promote_int8=promote_int8,
     )
+
+
+def ensemble_of(runs: Sequence[FitResult]) -> FitResult:
+    """One model of every run (same recipe, other seeds), as :class:`SeedEnsemble`; they must share the
+    tokenizer (the vocabulary comes from the same training split)."""
+    if any(run.tokenizer.to_dict() != runs[0].tokenizer.to_dict() for run in runs):
+        raise ValueError("the seeds built different vocabularies: an ensemble needs one tokenizer")
+    first = runs[0]
+    model = SeedEnsemble([run.model for run in runs], multi_label=first.splits.task == "multi-label")
+    parameters = {
+        **first.parameters,
+        "total": sum(int(run.parameters["total"]) for run in runs),
+        "trainable": sum(int(run.parameters["trainable"]) for run in runs),
+        "ensemble_members": len(runs),
+    }
+    extra = {
+        **first.record.extra,
+        "ensemble": {
+            "members": len(runs),
+            "seeds": [run.record.seed for run in runs],
+            "combined": "mean of the members' probabilities (softmax; sigmoid for multi-label)",
+            "hidden_states": "the first member's (hidden states, h_n, c_n and the embedding matrix)",
+        },
+    }
+    return replace(first, model=model, parameters=parameters, record=replace(first.record, extra=extra))  # type: ignore[arg-type]
 
 
 def _pick_seed(runs: Sequence[FitResult]) -> tuple[FitResult, dict[str, Any]]:

@@ -23,6 +23,7 @@ TUNE_OPTIONS = {
     "--no-publish": 0,
     "--no-prune": 0,
     "--seeds": 1,
+    "--ensemble": 1,  # the final retraining's, not a trial's
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

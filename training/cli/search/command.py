@@ -171,8 +171,9 @@ def _publish(
     values = {name: spec[0] for name, spec in space.items() if name not in names} | dict(best.params)
     found = report.summary(study, url, {"trials": trials, "seconds": args.time}, names, values)
     report.write_report(study, plan.run_dir / "search", names, found)
-    seeds = tuple(args.seeds) or (args.seed, args.seed + 1, args.seed + 2)
+    seeds = tuple(args.seeds) or tuple(range(args.seed, args.seed + (args.ensemble or 3)))
     recipe = [*base_command, *flags(values, pretrain_files(args)), "--seeds", ",".join(map(str, seeds))]
+    recipe += ["--ensemble", str(args.ensemble)] if args.ensemble else []
     logger.info(
         "best of %d trials: trial %d, dev %.4f: %s; retraining it with seeds %s",
         found["trials"],
@@ -197,6 +198,7 @@ def _publish(
         promoted=None if args.promoted else False,
         promote_int8=args.promote,
         record_extra={"search": found},
+        ensemble=bool(args.ensemble),
     )
     assert result is not None  # a single process: it writes the bundle
     print(
