@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from training.model.classifier import RecurrentClassifier
+from training.model.classifier import RecurrentClassifier, graph_outputs
 
 EDGE = 1e-7
 
@@ -36,7 +36,7 @@ class SeedEnsemble(nn.Module):
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return self.members[0].output_names  # type: ignore[no-any-return]
+        return graph_outputs(self.config.cell)
 
     @property
     def recurrent_nodes(self) -> int:
