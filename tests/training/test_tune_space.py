@@ -13,6 +13,7 @@ import optuna
 import pytest
 from support.data import tiny_examples, write_csv
 
+from service.bundle import load_bundle
 from training.cli import main
 from training.cli.arguments import build_parser
 from training.cli.search import space as search_space
@@ -172,3 +173,22 @@ def test_trials_of_a_dead_process_on_this_machine_are_failed_and_queued_again(tm
     retried = study.ask()  # the queued trial comes first, with the orphan's values
     assert retried.suggest_float("lr", 1e-4, 1e-2) == orphan.params["lr"]
     assert retried.user_attrs["retry_of"] == orphan.number
+
+
+def test_a_one_worker_search_publishes_and_a_second_run_adds_only_the_missing_trials(
+    tmp_path, data, capsys
+) -> None:
+    space = ["--space", "embedding_dim=8", "--space", "hidden_dim=8", "--space", "max_length=16"]
+    space += ["--space", "batch_size=16", "--space", "w2v=none", "--space", "lr=0.005..0.02:log"]
+    common = ["--epochs", "2", "--threads", "1", "--no-baseline", "--no-progress", "--seeds", "1", *space]
+
+    assert main(_tune(tmp_path, data, "--trials", "2", *common)) == 0
+    assert main(_tune(tmp_path, data, "--trials", "3", *common)) == 0  # the study resumes: one more trial
+
+    study = optuna.load_study(study_name="t", storage=studies.default_storage(tmp_path / "run"))
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE"] * 3
+    first = load_bundle(tmp_path / "store" / "t" / "1").manifest.training.extra["search"]
+    second = load_bundle(tmp_path / "store" / "t" / "2").manifest.training.extra["search"]
+    assert (first["trials"], second["trials"]) == (2, 3)
+    assert second["best_trial"] == study.best_trial.number and second["chosen"]["hidden_dim"] == 8
+    assert "search: 3 trials" in capsys.readouterr().out
