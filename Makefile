@@ -7,7 +7,7 @@ PORT   ?= 8000
 # The model for requests that name none: set, so that a model trained into the store never takes its place.
 DEFAULT_MODEL ?= news-topic
 
-.PHONY: run test train-setup test-container bench lint typecheck settings-docs fixtures models clean mutate
+.PHONY: run test test-search train-setup test-container bench lint typecheck settings-docs fixtures models clean mutate
 
 # Serving needs only the `serve` extra (no torch); the stamp files make set-up happen once per pyproject change.
 $(BIN)/python:
@@ -42,7 +42,11 @@ run: $(VENV)/.serve-installed
 	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) $(DEFAULT_MODEL_FLAG)
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -m "not container and not learning" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not container and not learning and not search" $(PYTEST_ARGS)
+
+# The hyperparameter-search tests: several processes share a study (SQLite and PostgreSQL), killed and resumed.
+test-search: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -m search tests/training $(PYTEST_ARGS)
 
 test-container: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m container tests/container $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from service.bundle import STORE_VARIABLE
 from service.tokenizer import MODES
+from training.cli.search.arguments import add_tune_parser
 from training.data.builtin import BUILTIN_DATASETS
 from training.data.reading import FORMATS, DataError
 from training.data.source import DataSpec
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,export,evaluate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,tune,export,evaluate}")
     defaults = DefaultsFormatter
     train = commands.add_parser(
         "train", formatter_class=defaults, help="data → tokenizer → model → train → evaluate → ONNX → bundle"
@@ -315,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="word2vec file format (default: binary unless .txt/.vec)",
     )
     vectors.add_argument("--w2v-epochs", type=int, default=10, help="epochs for --w2v train")
+    vectors.add_argument(
+        "--pretrain-text",
+        nargs="+",
+        metavar="FILE",
+        default=(),
+        help="with --w2v train: also train word2vec on these unlabelled text files (one text a line, "
+        "streamed); the vocabulary still comes from the training split",
+    )
     loop = train.add_argument_group("training")
     loop.add_argument("--epochs", type=int, default=10, help="maximum epochs")
     loop.add_argument("--batch-size", type=int, default=64, help="texts per training step")
@@ -327,6 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply the learning rate by this after an epoch without dev gain",
     )
     loop.add_argument("--patience", type=int, default=3, help="early stopping: epochs without dev gain")
+    loop.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="share of each training target spread over the other labels (0: hard targets)",
+    )
+    loop.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="score dev on, and keep, an exponential moving average of the weights with this decay per "
+        "step, e.g. 0.999 (0: off)",
+    )
     loop.add_argument("--seed", type=int, default=13, help="weights, shuffling, dropout, word2vec")
     loop.add_argument(
         "--seeds",
@@ -335,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S1,S2,...",
         help="train once per seed, bundle the best by dev score, record each seed's test figures with "
         "their mean and standard deviation (replaces --seed)",
+    )
+    loop.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="train K seeds (--seeds, else --seed and the K-1 after it) and bundle all K as one graph that "
+        "averages their probabilities",
     )
     loop.add_argument(
         "--length-pool",
@@ -386,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="an fp32 bundle folder to quantize (with --quantize); a model folder means its served version",
     )
+    add_tune_parser(commands, train)
+
     _add_data_options(export, required=False)
     _add_output_options(export, name_required=False)
 

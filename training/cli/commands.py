@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, data: DataSpec | None, command: str) -> int:
     # took every core (44 s of a 56 s run on a shared machine; 1.1 s with one thread)
     with threadpool_limits(limits=threads), signing(getattr(args, "sign_key", None)):
         # every bundle written meanwhile is signed with the key
+        if args.command == "tune":
+            return _tune(args, data, command)
         return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args, data, command)
 
 
@@ -113,6 +115,29 @@ def _interrupted(plan: preflight.Plan, command: str) -> str:
     )
 
 
+def _tune(args: argparse.Namespace, data: DataSpec, command: str) -> int:
+    from training.cli.search.command import tune  # optuna is imported by tune only
+
+    published = tune(args, data, command)
+    if published is not None:  # None: a --no-publish worker
+        plan, result = published
+        _print_summary(result.manifest, result.path, result.int8_path)
+        preflight.compare(plan, result.manifest, result.path)
+        _print_how_to_serve(plan.store, plan.name, result.manifest)
+    return 0
+
+
+def ensemble_seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--seeds``; with ``--ensemble K`` and no ``--seeds``: ``--seed`` and the K-1 after it."""
+    if not args.ensemble:
+        return tuple(args.seeds)
+    if args.ensemble < 2:
+        raise ValueError(f"--ensemble {args.ensemble}: an ensemble averages 2 or more models")
+    if args.seeds and len(args.seeds) != args.ensemble:
+        raise ValueError(f"--ensemble {args.ensemble} with {len(args.seeds)} --seeds: give as many seeds")
+    return tuple(args.seeds) or tuple(range(args.seed, args.seed + args.ensemble))
+
+
 def _store(args: argparse.Namespace) -> Path:
     """``--store``, else the store the service serves by default (``$LSTM_SERVICE_MODEL_STORE``, else the
     repository's ``model_store``)."""
@@ -162,9 +187,15 @@ def _train_bundle(
             seed=args.seed,
             length_pool=args.length_pool,
             lr_decay=args.lr_decay,
+            label_smoothing=args.label_smoothing,
+            ema_decay=args.ema_decay,
         ),
         pretrained=PretrainedSettings(
-            source=w2v, mode=args.w2v_mode, binary=args.w2v_binary, epochs=args.w2v_epochs
+            source=w2v,
+            mode=args.w2v_mode,
+            binary=args.w2v_binary,
+            epochs=args.w2v_epochs,
+            texts=tuple(str(Path(text).resolve()) for text in args.pretrain_text),
         ),
         run_dir=plan.run_dir,
         resume=args.resume,
@@ -176,10 +207,11 @@ def _train_bundle(
         pos_weight=args.pos_weight,
         calibrated=args.calibration,
         context=context,
-        seeds=args.seeds,
+        seeds=ensemble_seeds(args),
         promoted=None if args.promoted else False,
         promote_int8=args.promote,
         refuse_weak=not args.allow_weak,
+        ensemble=bool(args.ensemble),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ from training.loop.resume import refusal as resume_refusal
 from training.loop.scoring import assess
 from training.loop.trainer import LAST, load_checkpoint, load_checkpoint_model, seed_everything, train
 from training.model import pretrained as w2v
+from training.model import unlabelled
 from training.model.classifier import LSTMClassifier, ModelConfig
+from training.model.ensemble import SeedEnsemble
 from training.model.summary import format_summary, parameter_summary
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ def fit(
     progress: bool = False,
     pos_weight: bool = False,
     context: Distributed = SINGLE,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Load data, build the tokenizer and model, initialise embeddings, train with early stopping.
 
@@ -96,6 +99,7 @@ def fit(
         pos_weight=tuple(positive_weights(np.asarray(targets["train"])).tolist())
         if pos_weight and splits.task == "multi-label"
         else None,
+        label_smoothing=training.label_smoothing,
     )
     fingerprint = data_fingerprint(splits)
     resumed = None
@@ -152,6 +156,7 @@ def fit(
         progress,
         objective=objective,
         context=context,
+        on_epoch=on_epoch,
     )
     extra: dict[str, Any] = {"objective": objective.to_dict(), "best_dev_score": result.best_dev_score}
     if context.enabled:
@@ -218,13 +223,21 @@ def _init_embedding(
         return None
     if settings.source == "train":
         tokens = w2v.TokenStream(tokenizer, [example.text for example in splits.train])
-        vectors = w2v.train_vectors(tokens, model.config.embedding_dim, seed, settings.epochs)
+        if settings.texts:  # the training split, then the unlabelled files, streamed on every pass
+            corpus = unlabelled.Corpus(tokenizer, tokens, settings.texts)
+            vectors = unlabelled.train_vectors(corpus, model.config.embedding_dim, seed, settings.epochs)
+        else:
+            vectors = w2v.train_vectors(tokens, model.config.embedding_dim, seed, settings.epochs)
         source = "word2vec skip-gram trained on the training split"
+        if settings.texts:
+            source += f" and {len(settings.texts)} unlabelled text file(s): {', '.join(settings.texts)}"
     else:
         vectors = w2v.load_vectors(Path(settings.source), settings.binary)
         source = str(settings.source)
     report = w2v.apply_vectors(model.embedding, tokenizer.vocabulary, vectors, settings.mode)
     report["source"] = source
+    if settings.texts:
+        report["unlabelled_texts"] = corpus.lines
     if settings.source == "train":
         report["w2v_epochs"] = settings.epochs
     return report
@@ -253,6 +266,8 @@ def train_bundle(
     promoted: bool | None = None,
     promote_int8: bool = False,
     refuse_weak: bool = False,
+    record_extra: Mapping[str, Any] | None = None,
+    ensemble: bool = False,
 ) -> BundleResult | None:
     """Train and write ``store/name/<version>/`` (with ``quantize`` also an int8 variant, the next version).
 
@@ -261,8 +276,10 @@ def train_bundle(
 
     ``seeds``: train the recipe once per seed (run folders ``<run_dir>/seed-<seed>``), bundle the run with
     the best *dev* score, and record every seed's test figures with their mean and standard deviation in
-    ``metrics.seeds``: the spread of the recipe, not of one lucky draw."""
-    options = {
+    ``metrics.seeds``: the spread of the recipe, not of one lucky draw. ``record_extra`` joins the
+    manifest's ``training.extra`` (a search's summary, say). ``ensemble``: bundle every seed's model as one
+    graph averaging their probabilities (:mod:`training.model.ensemble`) instead of the best seed."""
+    options: dict[str, Any] = {
         "tokenizer": tokenizer,
         "model": model,
         "pretrained": pretrained,
@@ -272,6 +289,8 @@ def train_bundle(
         "context": context,
     }
     extra_metrics = None
+    if ensemble and quantize:
+        raise ValueError("--quantize does not apply to an ensemble; bundle it without --quantize")
     if seeds:
         if resume:
             raise ValueError("--seeds trains several runs from scratch; it cannot --resume")
@@ -287,7 +306,12 @@ def train_bundle(
             for seed in seeds
         ]
         fitted, extra_metrics = _pick_seed(runs)
+        if ensemble:
+            fitted = ensemble_of(runs)
+            extra_metrics["seeds"]["bundled"] = f"the ensemble of seeds {list(seeds)} (mean probability)"
         run_dir = Path(run_dir) / f"seed-{fitted.record.seed}" if run_dir is not None else None
+    elif ensemble:
+        raise ValueError("--ensemble averages several seeds' models: give --seeds S1,S2,...")
     else:
         fitted = fit(data, training=training, run_dir=run_dir, **options)
     if not context.is_main:
@@ -300,7 +324,7 @@ def train_bundle(
         fitted.splits,
         Path(store),
         name,
-        replace(fitted.record, command=command),
+        replace(fitted.record, command=command, extra={**fitted.record.extra, **(record_extra or {})}),
         fitted.parameters,
         version=version,
         baseline=baseline,
@@ -312,6 +336,31 @@ def train_bundle(
         promote_int8=promote_int8,
         refuse_weak=refuse_weak,
     )
+
+
+def ensemble_of(runs: Sequence[FitResult]) -> FitResult:
+    """One model of every run (same recipe, other seeds), as :class:`SeedEnsemble`; they must share the
+    tokenizer (the vocabulary comes from the same training split)."""
+    if any(run.tokenizer.to_dict() != runs[0].tokenizer.to_dict() for run in runs):
+        raise ValueError("the seeds built different vocabularies: an ensemble needs one tokenizer")
+    first = runs[0]
+    model = SeedEnsemble([run.model for run in runs], multi_label=first.splits.task == "multi-label")
+    parameters = {
+        **first.parameters,
+        "total": sum(int(run.parameters["total"]) for run in runs),
+        "trainable": sum(int(run.parameters["trainable"]) for run in runs),
+        "ensemble_members": len(runs),
+    }
+    extra = {
+        **first.record.extra,
+        "ensemble": {
+            "members": len(runs),
+            "seeds": [run.record.seed for run in runs],
+            "combined": "mean of the members' probabilities (softmax; sigmoid for multi-label)",
+            "hidden_states": "the first member's (hidden states, h_n, c_n and the embedding matrix)",
+        },
+    }
+    return replace(first, model=model, parameters=parameters, record=replace(first.record, extra=extra))  # type: ignore[arg-type]
 
 
 def _pick_seed(runs: Sequence[FitResult]) -> tuple[FitResult, dict[str, Any]]:

@@ -63,7 +63,8 @@ def export_onnx(model: LSTMClassifier, path: Path) -> Path:
             dynamo=False,
             do_constant_folding=True,
         )
-    check_graph(path, model.config.num_layers, model.config.cell)
+    # an ensemble (training.model.ensemble) holds every member's layers
+    check_graph(path, getattr(model, "recurrent_nodes", model.config.num_layers), model.config.cell)
     return Path(path)
 
 

@@ -27,6 +27,7 @@ from training.loop.thresholds import DEFAULT_THRESHOLD, sigmoid
 class Objective:
     task: str = "single-label"
     pos_weight: tuple[float, ...] | None = None  # multi-label only
+    label_smoothing: float = 0.0  # single-label: torch's; multi-label: targets pulled towards 0.5
 
     @property
     def multi_label(self) -> bool:
@@ -39,8 +40,10 @@ class Objective:
 
     def loss(self) -> nn.Module:
         if not self.multi_label:
-            return nn.CrossEntropyLoss()
+            return nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
         weight = None if self.pos_weight is None else torch.tensor(self.pos_weight, dtype=torch.float32)
+        if self.label_smoothing:
+            return SmoothedBCE(self.label_smoothing, weight)
         return nn.BCEWithLogitsLoss(pos_weight=weight)
 
     def targets(self, values: Sequence[Any]) -> np.ndarray:
@@ -70,7 +73,21 @@ class Objective:
             "loss": "binary cross-entropy (sigmoid per label)" if self.multi_label else "cross-entropy",
             "pos_weight": list(self.pos_weight) if self.pos_weight is not None else None,
             "selected_by": self.selection_metric,
+            **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
         }
+
+
+class SmoothedBCE(nn.Module):
+    """Binary cross-entropy against targets ``t * (1 - s) + s / 2``: each label's 0/1 target moves ``s/2``
+    towards 0.5, the two-class form of label smoothing."""
+
+    def __init__(self, smoothing: float, pos_weight: torch.Tensor | None) -> None:
+        super().__init__()
+        self.smoothing = smoothing
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits, targets * (1 - self.smoothing) + self.smoothing / 2)
 
 
 def positive_weights(targets: np.ndarray, cap: float = 100.0) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from torch import nn
 from service.tokenizer import Tokenizer
 from training.data.progress import track
 from training.data.source import DataSpec
+from training.loop.averaging import WeightAverage
 from training.loop.batches import batch_indices, pad
 from training.loop.config import TrainSettings
 from training.loop.distributed import (
@@ -138,6 +139,7 @@ def _train_epoch(
     progress: bool,
     loss_function: nn.Module,
     context: Distributed,
+    average: WeightAverage | None = None,
 ) -> tuple[float, int]:
     """One pass over this process's batches; ``runner`` computes ``model.forward_train`` (inside DDP when
     distributed, which averages the gradients across processes). Returns the mean loss (over every
@@ -155,6 +157,8 @@ def _train_epoch(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         total += float(loss.detach()) * len(index)
         count += len(index)
     return mean_across_ranks(total / max(count, 1), context), count
@@ -172,12 +176,16 @@ def train(
     *,
     objective: Objective | None = None,
     context: Distributed = SINGLE,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; return the best state by the objective's dev metric (the model is left
     holding it). Targets are class indices (single-label) or 0/1 rows (multi-label), see ``objective``.
 
     With ``run_dir``, ``last.pt`` (everything needed to resume) and ``best.pt`` (best weights + ``config``)
     are written after every epoch (by rank 0 when distributed). ``resume`` continues from ``last.pt``.
+    ``on_epoch(epoch, record)`` is called after each epoch with its history record (a search's pruner
+    stops a trial from there by raising). With ``settings.ema_decay`` dev scores, and the kept weights
+    are, the moving average of the weights (:mod:`training.loop.averaging`).
     """
     objective = objective or Objective()
     seed_everything(settings.seed)
@@ -188,8 +196,9 @@ def train(
     )
     state = {"epoch": 0, "best_epoch": 0, "best_score": -1.0, "bad_epochs": 0, "history": []}
     best_state = {key: value.clone() for key, value in model.state_dict().items()}
+    average = WeightAverage.create(model, settings.ema_decay)
     if resume:
-        best_state = _resume(run_dir, model, optimizer, state, settings)
+        best_state = _resume(run_dir, model, optimizer, state, settings, average)
     runner = wrap_for_training(model, context)  # distributed: rank 0's weights on every rank from here
     loss_function = objective.loss()
     key = objective.selection_metric
@@ -210,7 +219,10 @@ def train(
             progress,
             loss_function,
             context,
+            average,
         )
+        # with a moving average, dev scores the averaged weights, and they are the ones kept
+        own = average.swap_in(model) if average is not None else None
         # rank 0 scores dev and tells the others, so every rank takes the same early-stopping decision
         dev = broadcast(
             objective.dev_metrics(predict_logits(model, dev_sequences), dev_targets)
@@ -232,6 +244,8 @@ def train(
             state["bad_epochs"] += 1
             for group in optimizer.param_groups:  # saved with the optimizer state, so resume keeps it
                 group["lr"] *= settings.lr_decay
+        if own is not None:
+            model.load_state_dict(own)
         record["learning_rate"] = optimizer.param_groups[0]["lr"]
         state["epoch"] = epoch
         logger.info(
@@ -243,8 +257,12 @@ def train(
             " *best*" if state["best_epoch"] == epoch else "",
         )
         if run_dir is not None and context.is_main:
-            _write_checkpoints(Path(run_dir), model, optimizer, state, best_state, settings, config or {})
+            _write_checkpoints(
+                Path(run_dir), model, optimizer, state, best_state, settings, config or {}, average
+            )
         stopped_early = state["bad_epochs"] >= settings.patience
+        if on_epoch is not None:
+            on_epoch(epoch, record)
     if stopped_early:
         logger.info("early stop: no dev improvement for %d epochs", settings.patience)
     model.load_state_dict(best_state)
@@ -260,7 +278,7 @@ def train(
     )
 
 
-def _write_checkpoints(run_dir, model, optimizer, state, best_state, settings, config) -> None:
+def _write_checkpoints(run_dir, model, optimizer, state, best_state, settings, config, average=None) -> None:
     common = {"format": CHECKPOINT_FORMAT, "config": config, "settings": asdict(settings)}
     save_checkpoint(
         run_dir / LAST,
@@ -270,6 +288,7 @@ def _write_checkpoints(run_dir, model, optimizer, state, best_state, settings, c
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "best_state": best_state,
+            **({"average_state": average.state_dict()} if average is not None else {}),
         },
     )
     if state["best_epoch"] == state["epoch"]:
@@ -285,7 +304,7 @@ def _write_checkpoints(run_dir, model, optimizer, state, best_state, settings, c
         )
 
 
-def _resume(run_dir, model, optimizer, state, settings) -> dict[str, torch.Tensor]:
+def _resume(run_dir, model, optimizer, state, settings, average=None) -> dict[str, torch.Tensor]:
     if run_dir is None or not (Path(run_dir) / LAST).is_file():
         raise FileNotFoundError(f"--resume: no {LAST} in {run_dir}; start the run without --resume")
     payload = load_checkpoint(Path(run_dir) / LAST)
@@ -297,6 +316,8 @@ def _resume(run_dir, model, optimizer, state, settings) -> dict[str, torch.Tenso
         raise ValueError(f"--resume: training settings differ from the checkpoint's ({saved} vs {current})")
     model.load_state_dict(payload["model_state"])
     optimizer.load_state_dict(payload["optimizer_state"])
+    if average is not None:
+        average.load_state_dict(payload["average_state"])
     for key in state:
         state[key] = payload[key]
     logger.info(
