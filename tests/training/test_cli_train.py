@@ -82,7 +82,7 @@ def test_export_from_checkpoint_and_evaluate_the_bundle(trained, tmp_path, capsy
     folder, _ = trained
     store = tmp_path / "exported"  # its own store: the test passes in any order
     argv = ["export", "--checkpoint", str(folder / "run"), "--name", "cli-model", "--store", str(store)]
-    assert main([*argv, "--no-baseline"]) == 0
+    assert main([*argv, "--no-baseline", "--allow-weak"]) == 0
     assert list_models(store) == {"cli-model": [1]}
     trained_manifest = load_bundle(folder / "store" / "cli-model" / "1").manifest
     exported = load_bundle(store / "cli-model" / "1").manifest
