@@ -77,6 +77,9 @@ def claim_version(store: Path, name: str, wanted: int | None, above: int = 0) ->
     while True:
         try:
             handle = os.open(claim_path(store, name, version), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileNotFoundError:  # another run's release removed the empty folder meanwhile
+            folder.mkdir(parents=True, exist_ok=True)
+            continue
         except FileExistsError:
             if wanted is not None:
                 raise DataError(
@@ -97,7 +100,12 @@ def claim_version(store: Path, name: str, wanted: int | None, above: int = 0) ->
 
 
 def release(store: Path, name: str, version: int) -> None:
+    """Drop the claim; a model folder left empty by it goes too (a refused run leaves nothing behind)."""
     claim_path(store, name, version).unlink(missing_ok=True)
+    try:
+        (Path(store) / name).rmdir()
+    except OSError:  # not empty (other versions, other claims) or already gone
+        pass
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
