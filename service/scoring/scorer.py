@@ -1,0 +1,275 @@
+"""Texts in, one row of answers per text out: the engine's ``classify`` verb, batched by length.
+
+:class:`Scorer` is what every way of scoring a corpus runs (``lstm-service score``'s worker processes, a
+Ray Data actor, a Spark Python worker): it opens one model of a store in an :class:`Engine` of its own
+(one onnxruntime thread, no micro-batcher: the batches are made here), and turns a column of values into
+columns of answers in the input's order. The numbers are :meth:`Engine.classify`'s, encoded the way
+``POST /classify`` encodes them (:func:`service.api.native.answers.classify_answer`): ``label``, ``score``,
+every label's score, the labels over their thresholds of a multi-label model, ``truncated``, and on request
+the logits and the ``<unk>`` share. A value that cannot be scored (null, not text, undecodable bytes,
+blank, too long) gets no answer but a reason in ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from service.engine.engine import Engine
+from service.engine.preprocess import check_texts
+from service.engine.registry import Registry
+from service.engine.results import Classified, Texts
+from service.engine.runtime import ModelRuntime
+from service.errors import InvalidRequest
+from service.settings import Settings, describe_error
+
+# The column every output carries: None where the row was scored, the reason where it was not.
+ERROR = "error"
+
+
+class ScoringError(Exception):
+    """Scoring cannot start (no such model, a bundle that fails verification...); the message says why."""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What to score with and what to write. ``version`` None: the version the service would serve.
+    ``top_k``: only the k best labels (``top_labels``/``top_scores`` lists) instead of one column per
+    label; ``logits``: also each label's raw logit; ``unk_ratio``: also each text's share of ``<unk>``."""
+
+    model: str | None = None
+    version: int | None = None
+    top_k: int | None = None
+    logits: bool = False
+    unk_ratio: bool = False
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which bundle scored: recorded in the output's metadata."""
+
+    name: str
+    version: int
+    labels: tuple[str, ...]
+    multi_label: bool
+    checksum: str  # sha256 of the bundle's manifest.json, which holds the sha256 of every other file
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "lstm_service.model": self.name,
+            "lstm_service.version": str(self.version),
+            "lstm_service.manifest_sha256": self.checksum,
+            "lstm_service.labels": ",".join(self.labels),
+        }
+
+
+def output_columns(identity: ModelIdentity, options: ScoreOptions) -> list[tuple[str, str]]:
+    """The answer columns, in order, with their kinds (``str``, ``float``, ``bool``, ``list[str]``,
+    ``list[float]``): the same for every format and engine."""
+    columns = [("label", "str"), ("score", "float")]
+    if identity.multi_label:
+        columns.append(("labels", "list[str]"))
+    if options.top_k is None:
+        columns += [(f"score_{label}", "float") for label in identity.labels]
+    else:
+        columns += [("top_labels", "list[str]"), ("top_scores", "list[float]")]
+    if options.logits:
+        columns += [(f"logit_{label}", "float") for label in identity.labels]
+    columns.append(("truncated", "bool"))
+    if options.unk_ratio:
+        columns.append(("unk_ratio", "float"))
+    columns.append((ERROR, "str"))
+    return columns
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A value the reader could not read (a line that is not JSON): its reason travels where its text
+    would."""
+
+    reason: str
+
+
+def _as_text(value: object, max_chars: int) -> tuple[str | None, str | None]:
+    """(the text, None) or (None, why it cannot be scored)."""
+    if isinstance(value, Unreadable):
+        return None, value.reason
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None, "empty (null)"
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return None, f"not valid UTF-8 (byte {error.start}: {raw[error.start : error.start + 1]!r})"
+    if not isinstance(value, str):
+        return None, f"not text ({type(value).__name__} {str(value)[:40]!r})"
+    if not value.strip():
+        return None, "empty (no characters or only whitespace)"
+    try:
+        check_texts([value], ["text"], 1, max_chars)  # the engine's own limit, with its message
+    except InvalidRequest as error:
+        return None, error.message
+    return value, None
+
+
+class Scorer:
+    """One model of ``store`` opened for scoring in this process (``close`` when done)."""
+
+    def __init__(self, store: Path | str | None, options: ScoreOptions | None = None) -> None:
+        self.options = options or ScoreOptions()
+        where: dict[str, Any] = {} if store is None else {"model_store": Path(store)}  # None: the variable
+        try:
+            self.settings = Settings(
+                **where,
+                batching=False,
+                intra_op_threads=1,
+                inference_threads=1,
+                max_texts=max(self.options.batch_size, 1),
+            )
+        except ValidationError as error:
+            raise ScoringError(describe_error(error)) from None
+        self._loop = asyncio.new_event_loop()
+        self.runtime = self._open(self.options.model, self.options.version)
+        self.engine = Engine(self.settings, self._registry)
+        folder = self.settings.model_store / self.runtime.name / str(self.runtime.version)
+        self.identity = ModelIdentity(
+            self.runtime.name,
+            self.runtime.version,
+            tuple(self.runtime.labels),
+            self.runtime.multi_label,
+            hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(),
+        )
+        self.columns = output_columns(self.identity, self.options)
+
+    def _open(self, name: str | None, version: int | None) -> ModelRuntime:
+        from service.bundle import list_models
+
+        available = list(list_models(self.settings.model_store))
+        if name is None:
+            if len(available) != 1:
+                raise ScoringError(
+                    f"the store {self.settings.model_store} holds {len(available)} models "
+                    f"({', '.join(available) or 'none'}); choose one with --model"
+                )
+            name = available[0]
+        if name not in available:
+            raise ScoringError(
+                f"no model {name!r} in {self.settings.model_store}; "
+                f"it holds: {', '.join(available) or 'none'}"
+            )
+        self._registry = Registry(
+            self.settings.model_store,
+            {name: version} if version is not None else {},
+            intra_op_threads=1,
+            fallback=self.settings.fallback,
+            public_key=self.settings.public_key(),
+        )
+        outcome = self._registry.reload(name, version, kind="initial")
+        if not outcome.loaded:
+            raise ScoringError(f"model {name} cannot score: {outcome.reason}")
+        return self._registry.get(name, outcome.version)
+
+    def close(self) -> None:
+        self.engine.inference.close()
+        self._loop.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scoring -----------------------------------------------------------------------------------------
+
+    def score(self, values: Sequence[object]) -> dict[str, list[Any]]:
+        """One answer per value, in order: ``{column: values}`` for :attr:`columns`."""
+        count = len(values)
+        texts: list[str] = []
+        positions: list[int] = []
+        errors: list[str | None] = [None] * count
+        for position, value in enumerate(values):
+            text, reason = _as_text(value, self.settings.max_text_chars)
+            if text is None:
+                errors[position] = reason
+            else:
+                texts.append(text)
+                positions.append(position)
+        # Texts sorted by length and cut into batches pad little (the benchmark's ceiling does the same).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict[int, tuple[Classified, int]] = {}
+        size = self.options.batch_size
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            for index, outcome in zip(batch, self._classify([texts[i] for i in batch]), strict=True):
+                if isinstance(outcome, str):
+                    errors[positions[index]] = outcome
+                else:
+                    results[positions[index]] = outcome
+        return self._columns(count, results, errors)
+
+    def _classify(self, texts: list[str]) -> list[tuple[Classified, int] | str]:
+        """Each text's (result, row in it), or the engine's reason for refusing it: a batch that the engine
+        refuses as a whole is scored text by text, so one bad text does not cost the others."""
+        try:
+            classified = self._run(texts)
+            return [(classified, row) for row in range(len(texts))]
+        except InvalidRequest as error:
+            if len(texts) == 1:
+                return [error.message]
+        outcomes: list[tuple[Classified, int] | str] = []
+        for text in texts:
+            try:
+                outcomes.append((self._run([text]), 0))
+            except InvalidRequest as error:
+                outcomes.append(error.message)
+        return outcomes
+
+    def _run(self, texts: list[str]) -> Classified:
+        query = Texts(texts, ["text"] * len(texts), self.runtime.name, self.runtime.version, truncate=True)
+        return self._loop.run_until_complete(self.engine.classify(query))
+
+    def _columns(
+        self, count: int, results: dict[int, tuple[Classified, int]], errors: list[str | None]
+    ) -> dict[str, list[Any]]:
+        labels = self.identity.labels
+        columns: dict[str, list[Any]] = {name: [None] * count for name, _ in self.columns}
+        columns[ERROR] = errors
+        top_k = self.options.top_k
+        decided_cache: dict[int, list[list[int]]] = {}
+        for position, (classified, row) in results.items():
+            scores = classified.scores[row].tolist()
+            best = max(range(len(labels)), key=scores.__getitem__)
+            columns["label"][position] = labels[best]
+            columns["score"][position] = scores[best]
+            if self.identity.multi_label:
+                key = id(classified)
+                if key not in decided_cache:
+                    decided_cache[key] = classified.decided()
+                chosen = [labels[i] for i in decided_cache[key][row]]
+                columns["labels"][position] = chosen
+                columns["label"][position] = chosen[0] if chosen else None
+            if top_k is None:
+                for index, label in enumerate(labels):
+                    columns[f"score_{label}"][position] = scores[index]
+            else:
+                best_first = sorted(range(len(labels)), key=lambda i: -scores[i])[:top_k]
+                columns["top_labels"][position] = [labels[i] for i in best_first]
+                columns["top_scores"][position] = [scores[i] for i in best_first]
+            if self.options.logits:
+                logits = classified.logits[row].tolist()
+                for index, label in enumerate(labels):
+                    columns[f"logit_{label}"][position] = logits[index]
+            encoding = classified.encodings[row]
+            columns["truncated"][position] = encoding.truncated
+            if self.options.unk_ratio:
+                columns["unk_ratio"][position] = encoding.unknown_share
+        return columns
