@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from service.scoring.scorer import ERROR, ModelIdentity, ScoreOptions, Scorer
+from service.scoring.scorer import ERROR, ModelIdentity, ScoreOptions, Scorer, ScoringError
 from service.scoring.tables import (
     OUTPUT_FORMATS,
     Chunk,
@@ -89,19 +89,33 @@ def check_destination(job: Job, overwrite: bool) -> None:
 
 # -- the worker processes ------------------------------------------------------------------------------------
 
-_scorer: Scorer | None = None
+_scorer: Scorer | ScoringError | None = None
 
 
 def _open_scorer(store: Path, options: ScoreOptions) -> None:
     global _scorer
     logging.getLogger("service").setLevel(logging.WARNING)  # a worker has nothing to say about loading
-    _scorer = Scorer(store, options)
+    try:
+        _scorer = Scorer(store, options)
+    except ScoringError as error:  # kept to be raised by the first task: the pool would only say "broken"
+        _scorer = error
+
+
+def _ready() -> Scorer:
+    if isinstance(_scorer, ScoringError):
+        raise _scorer
+    assert _scorer is not None, "the worker's initializer opens the scorer"
+    return _scorer
+
+
+def _identity() -> tuple[ModelIdentity, list[tuple[str, str]]]:
+    scorer = _ready()
+    return scorer.identity, scorer.columns
 
 
 def _score_chunk(parts: Path, chunk: Chunk) -> tuple[int, int, int]:
     """Score one chunk and write its two part files; (its index, rows scored, rows rejected)."""
-    assert _scorer is not None, "the worker's initializer opens the scorer"
-    return score_chunk(_scorer, parts, chunk)
+    return score_chunk(_ready(), parts, chunk)
 
 
 def score_chunk(scorer: Scorer, parts: Path, chunk: Chunk) -> tuple[int, int, int]:
@@ -166,23 +180,16 @@ def _prepare_parts(job: Job, fingerprint: dict[str, Any]) -> set[int]:
 def run(job: Job, progress: TextIO | None) -> Summary:
     """Score the whole input (resuming an interrupted run of the same job), then commit the output."""
     started = time.perf_counter()
-    with Scorer(job.store, job.options) as scorer:  # opened here first: a model that cannot load stops it now
-        identity, columns = scorer.identity, scorer.columns
-        done = _prepare_parts(job, _fingerprint(job, identity))
-        summary = Summary(identity=asdict(identity))
-        meter = _Progress(progress, job.corpus.rows)
-        if job.processes == 1:
-            for chunk in job.corpus.chunks(job.chunk_rows):
-                summary.read += len(chunk.texts)
-                if chunk.index in done:
-                    summary.resumed += len(chunk.texts)
-                else:
-                    score_chunk(scorer, job.parts, chunk)
-                meter.show(summary.read, summary.resumed)
-        else:
-            scorer.close()
-            _run_pool(job, done, summary, meter)
-    meter.end(summary.read)
+    if job.processes == 1:
+        with Scorer(job.store, job.options) as scorer:
+            summary, identity, columns = _score_all(job, progress, scorer.identity, scorer.columns, scorer)
+    else:
+        # The workers fork from a server that imported the scoring code once: they share its pages.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["service.scoring.local"])
+        with ProcessPoolExecutor(job.processes, context, _open_scorer, (job.store, job.options)) as pool:
+            identity, columns = pool.submit(_identity).result()  # a model that cannot load stops it here
+            summary, identity, columns = _score_all(job, progress, identity, columns, pool)
     if summary.read == 0:
         shutil.rmtree(job.parts)
         raise InputError(f"input {job.corpus.path} holds no rows")
@@ -193,28 +200,42 @@ def run(job: Job, progress: TextIO | None) -> Summary:
     return summary
 
 
-def _run_pool(job: Job, done: set[int], summary: Summary, meter: _Progress) -> None:
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads of this one inherited
+def _score_all(
+    job: Job,
+    progress: TextIO | None,
+    identity: ModelIdentity,
+    columns: list[tuple[str, str]],
+    worker: Scorer | ProcessPoolExecutor,
+) -> tuple[Summary, ModelIdentity, list[tuple[str, str]]]:
+    """Every chunk not done yet, scored here (``worker`` a :class:`Scorer`) or in the pool."""
+    done = _prepare_parts(job, _fingerprint(job, identity))
+    summary = Summary(identity=asdict(identity))
+    meter = _Progress(progress, job.corpus.rows)
     in_flight: deque[tuple[int, Future[tuple[int, int, int]]]] = deque()
-    with ProcessPoolExecutor(job.processes, context, _open_scorer, (job.store, job.options)) as pool:
-        finished = 0
+    finished = 0
 
-        def settle(limit: int) -> None:
-            nonlocal finished
-            while len(in_flight) > limit:
-                rows, future = in_flight.popleft()
-                future.result()  # a worker's failure stops the run here; finished parts stay for a re-run
-                finished += rows
-                meter.show(finished + summary.resumed, summary.resumed)
+    def settle(limit: int) -> None:
+        nonlocal finished
+        while len(in_flight) > limit:
+            rows, future = in_flight.popleft()
+            future.result()  # a worker's failure stops the run here; finished parts stay for a re-run
+            finished += rows
+            meter.show(finished + summary.resumed, summary.resumed)
 
-        for chunk in job.corpus.chunks(job.chunk_rows):
-            summary.read += len(chunk.texts)
-            if chunk.index in done:
-                summary.resumed += len(chunk.texts)
-                continue
-            in_flight.append((len(chunk.texts), pool.submit(_score_chunk, job.parts, chunk)))
+    for chunk in job.corpus.chunks(job.chunk_rows):
+        summary.read += len(chunk.texts)
+        if chunk.index in done:
+            summary.resumed += len(chunk.texts)
+        elif isinstance(worker, Scorer):
+            score_chunk(worker, job.parts, chunk)
+            finished += len(chunk.texts)
+            meter.show(finished + summary.resumed, summary.resumed)
+        else:
+            in_flight.append((len(chunk.texts), worker.submit(_score_chunk, job.parts, chunk)))
             settle(2 * job.processes)  # bounded memory: a few chunks per worker in flight
-        settle(0)
+    settle(0)
+    meter.end(summary.read)
+    return summary, identity, columns
 
 
 def _part_files(job: Job, rejects: bool) -> list[Path]:

@@ -47,11 +47,14 @@ class RayScorer:
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, pa.Table):
-            table = batch
-        elif isinstance(batch, dict):
-            table = pa.table({name: pa.array(list(values)) for name, values in batch.items()})
-        else:  # a pandas DataFrame: answered as one
-            return self(pa.Table.from_pandas(batch, preserve_index=False)).to_pandas()
+            return self._answered(batch)
+        if isinstance(batch, dict):
+            return self._answered(pa.table({name: pa.array(list(values)) for name, values in batch.items()}))
+        # a pandas DataFrame, answered as one (not through ``self(...)``: Ray Data runs the calls of an actor
+        # on one thread, and a call made from inside another would wait for it for ever)
+        return self._answered(pa.Table.from_pandas(batch, preserve_index=False)).to_pandas()
+
+    def _answered(self, table: pa.Table) -> pa.Table:
         answers = self.scorer.score(table.column(self.text_column).to_pylist())
         return answers_table(table, answers, self.scorer.columns)
 
