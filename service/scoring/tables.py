@@ -217,7 +217,9 @@ def answers_table(
     """The passed-through columns, then the answer columns (of :func:`output_columns`) with their types."""
     table = passthrough
     for name, kind in kinds:
-        table = table.append_column(name, pa.array(answers[name], _KINDS[kind]))
+        table = table.append_column(
+            name, pa.array(answers[name], _KINDS[kind], from_pandas=True)
+        )  # NaN: null
     return table
 
 
