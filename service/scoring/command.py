@@ -71,7 +71,7 @@ def _positive(name: str, value: int | None) -> None:
 def main(arguments: argparse.Namespace) -> int:
     try:
         from service.scoring import local
-        from service.scoring.scorer import ScoreOptions, ScoringError
+        from service.scoring.columns import ScoreOptions, ScoringError
         from service.scoring.tables import Corpus, InputError
     except ImportError as error:
         _say(f"lstm-service score needs pyarrow ({error}): pip install 'lstm-service[score]'")

@@ -22,13 +22,16 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from service.scoring.scorer import ERROR, ModelIdentity, ScoreOptions, Scorer, ScoringError
+from service.scoring.columns import ERROR, ModelIdentity, ScoreOptions, ScoringError
+
+if TYPE_CHECKING:
+    from service.scoring.scorer import Scorer
 from service.scoring.tables import (
     OUTPUT_FORMATS,
     Chunk,
@@ -89,11 +92,13 @@ def check_destination(job: Job, overwrite: bool) -> None:
 
 # -- the worker processes ------------------------------------------------------------------------------------
 
-_scorer: Scorer | ScoringError | None = None
+_scorer: Scorer | ScoringError | None = None  # a worker process's
 
 
 def _open_scorer(store: Path, options: ScoreOptions) -> None:
     global _scorer
+    from service.scoring.scorer import Scorer
+
     logging.getLogger("service").setLevel(logging.WARNING)  # a worker has nothing to say about loading
     try:
         _scorer = Scorer(store, options)
@@ -181,12 +186,14 @@ def run(job: Job, progress: TextIO | None) -> Summary:
     """Score the whole input (resuming an interrupted run of the same job), then commit the output."""
     started = time.perf_counter()
     if job.processes == 1:
+        from service.scoring.scorer import Scorer
+
         with Scorer(job.store, job.options) as scorer:
             summary, identity, columns = _score_all(job, progress, scorer.identity, scorer.columns, scorer)
     else:
-        # The workers fork from a server that imported the scoring code once: they share its pages.
+        # Workers start from a fresh interpreter (no threads of this process inherited); only they load
+        # onnxruntime and the model.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["service.scoring.local"])
         with ProcessPoolExecutor(job.processes, context, _open_scorer, (job.store, job.options)) as pool:
             identity, columns = pool.submit(_identity).result()  # a model that cannot load stops it here
             summary, identity, columns = _score_all(job, progress, identity, columns, pool)
@@ -226,7 +233,7 @@ def _score_all(
         summary.read += len(chunk.texts)
         if chunk.index in done:
             summary.resumed += len(chunk.texts)
-        elif isinstance(worker, Scorer):
+        elif not isinstance(worker, ProcessPoolExecutor):
             score_chunk(worker, job.parts, chunk)
             finished += len(chunk.texts)
             meter.show(finished + summary.resumed, summary.resumed)

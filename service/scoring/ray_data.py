@@ -27,7 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.scoring.scorer import ERROR, ScoreOptions, Scorer
+from service.scoring.columns import ERROR, ScoreOptions
+from service.scoring.scorer import Scorer
 from service.scoring.tables import ROW, OutputWriter, answers_table
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +27,15 @@ from service.engine.registry import Registry
 from service.engine.results import Classified, Texts
 from service.engine.runtime import ModelRuntime
 from service.errors import InvalidRequest
+from service.scoring.columns import (
+    ERROR,
+    ModelIdentity,
+    ScoreOptions,
+    ScoringError,
+    Unreadable,
+    output_columns,
+)
 from service.settings import Settings, describe_error
-
-# The column every output carries: None where the row was scored, the reason where it was not.
-ERROR = "error"
-
-
-class ScoringError(Exception):
-    """Scoring cannot start (no such model, a bundle that fails verification...); the message says why."""
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """What to score with and what to write. ``version`` None: the version the service would serve.
-    ``top_k``: only the k best labels (``top_labels``/``top_scores`` lists) instead of one column per
-    label; ``logits``: also each label's raw logit; ``unk_ratio``: also each text's share of ``<unk>``."""
-
-    model: str | None = None
-    version: int | None = None
-    top_k: int | None = None
-    logits: bool = False
-    unk_ratio: bool = False
-    batch_size: int = 64
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which bundle scored: recorded in the output's metadata."""
-
-    name: str
-    version: int
-    labels: tuple[str, ...]
-    multi_label: bool
-    checksum: str  # sha256 of the bundle's manifest.json, which holds the sha256 of every other file
-
-    def metadata(self) -> dict[str, str]:
-        return {
-            "lstm_service.model": self.name,
-            "lstm_service.version": str(self.version),
-            "lstm_service.manifest_sha256": self.checksum,
-            "lstm_service.labels": ",".join(self.labels),
-        }
-
-
-def output_columns(identity: ModelIdentity, options: ScoreOptions) -> list[tuple[str, str]]:
-    """The answer columns, in order, with their kinds (``str``, ``float``, ``bool``, ``list[str]``,
-    ``list[float]``): the same for every format and engine."""
-    columns = [("label", "str"), ("score", "float")]
-    if identity.multi_label:
-        columns.append(("labels", "list[str]"))
-    if options.top_k is None:
-        columns += [(f"score_{label}", "float") for label in identity.labels]
-    else:
-        columns += [("top_labels", "list[str]"), ("top_scores", "list[float]")]
-    if options.logits:
-        columns += [(f"logit_{label}", "float") for label in identity.labels]
-    columns.append(("truncated", "bool"))
-    if options.unk_ratio:
-        columns.append(("unk_ratio", "float"))
-    columns.append((ERROR, "str"))
-    return columns
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """A value the reader could not read (a line that is not JSON): its reason travels where its text
-    would."""
-
-    reason: str
 
 
 def _as_text(value: object, max_chars: int) -> tuple[str | None, str | None]:
