@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from service.engine.engine import Engine
+from service.engine.memory import release_memory
 from service.engine.preprocess import check_texts
 from service.engine.registry import Registry
 from service.engine.results import Classified, Texts
@@ -161,6 +162,10 @@ class Scorer:
                     errors[positions[index]] = outcome
                 else:
                     answers.add([positions[index]], outcome)
+        # onnxruntime's arena and the heap grow to the call's largest batch (tens of MB for long texts);
+        # giving them back after each call keeps a worker near its loaded size, for a few ms per chunk
+        self.runtime.shrink_arena()
+        release_memory()
         return answers.columns(errors)
 
     async def _classify_all(self, batches: list[list[str]]) -> list[Classified | list[Classified | str]]:
