@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     score.add_argument(
         "--processes", type=int, default=os.cpu_count() or 1, help="worker processes (default: every core)"
     )
-    score.add_argument("--batch-size", type=int, default=64, help="texts per model call (sorted by length)")
+    score.add_argument("--batch-size", type=int, default=16, help="texts per model call (sorted by length)")
     score.add_argument("--chunk-rows", type=int, default=4096, help="rows per checkpointed chunk")
     score.add_argument(
         "--rejects", type=Path, help="where rows that cannot be scored go (default: OUTPUT's name.rejects)"
