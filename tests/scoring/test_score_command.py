@@ -1,5 +1,5 @@
 """``lstm-service score`` on real fixture bundles: formats in and out, bad rows, refusals, the model in the
-output's metadata. (Killed runs: test_resume.py; equality with /classify: test_same_as_classify.py.)"""
+output's metadata. (Killed runs: test_score_resume.py; equality with /classify: test_same_as_classify.py.)"""
 
 from __future__ import annotations
 
