@@ -7,7 +7,7 @@ PORT   ?= 8000
 # The model for requests that name none: set, so that a model trained into the store never takes its place.
 DEFAULT_MODEL ?= news-topic
 
-.PHONY: run test test-search train-setup test-container bench lint typecheck settings-docs fixtures models clean mutate
+.PHONY: run test test-search test-cluster train-setup test-container bench lint typecheck settings-docs fixtures models clean mutate
 
 # Serving needs only the `serve` extra (no torch); the stamp files make set-up happen once per pyproject change.
 $(BIN)/python:
@@ -23,7 +23,7 @@ $(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
 # Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group;
 # the `tracing` extra for the tracing tests (tests/service/test_tracing*.py).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,tracing,log]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[train,tracing,log,score]' --group dev
 	touch $@ $(VENV)/.serve-installed
 
 # Training only: the `train` extra (torch 2.13 CPU, gensim, scikit-learn...), for .venv/bin/lstm-train.
@@ -42,11 +42,16 @@ run: $(VENV)/.serve-installed
 	$(BIN)/lstm-service serve --host $(HOST) --port $(PORT) $(DEFAULT_MODEL_FLAG)
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -m "not container and not learning and not search" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not container and not learning and not search and not cluster" $(PYTEST_ARGS)
 
 # The hyperparameter-search tests: several processes share a study (SQLite and PostgreSQL), killed and resumed.
 test-search: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m search tests/training $(PYTEST_ARGS)
+
+# Scoring inside a real local Ray cluster and Spark local[2] (slow to start; the ray and spark extras).
+test-cluster: $(VENV)/.test-installed
+	$(BIN)/python -m pip install --quiet -e '.[ray,spark]'
+	$(BIN)/python -m pytest -m cluster tests/scoring $(PYTEST_ARGS)
 
 test-container: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m container tests/container $(PYTEST_ARGS)

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import grpc_client, oip_client, report, soak
+from bench import grpc_client, oip_client, report, scoring, soak
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
 from bench.texts import TextSample, latest_bundle, sample_texts, snippet_texts
 from service.bundle import list_models
@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
     parser.add_argument(
         "--no-grpc", action="store_true", help="skip the gRPC row (OIP v2 over gRPC, bench.grpc_client)"
+    )
+    parser.add_argument(
+        "--scoring-rows",
+        type=int,
+        default=200_000,
+        help="rows of the scoring section (bench.scoring); 0: skip",
     )
     parser.add_argument(
         "--no-snippets", action="store_true", help=f"skip the short news snippets on {SNIPPETS_MODEL}"
@@ -394,4 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     (out / "results.md").write_text(markdown)
     print("\n" + markdown)
+    if args.scoring_rows > 0 and SNIPPETS_MODEL in names:  # a whole corpus: bench.scoring, every way
+        scored = scoring.run(store, SNIPPETS_MODEL, args.scoring_rows, os.cpu_count() or 1, out,
+                             {"ray", "spark", "http"}, args.duration)  # fmt: skip
+        (out / "scoring.json").write_text(json.dumps(scored, indent=1))
+        print("\n## Scoring a corpus\n\n" + scoring.table(scored, args.scoring_rows))
     print(f"(logs, results.json and results.md in {out})")

@@ -1,4 +1,5 @@
-"""The ``lstm-service`` command: ``serve``, and ``keygen`` (a key pair for signed bundles).
+"""The ``lstm-service`` command: ``serve``, ``keygen`` (a key pair for signed bundles), and ``score`` (a whole
+file of texts, :mod:`service.scoring`).
 
 Every setting is also a flag (``--model-store``, ``--port``...; flags override ``LSTM_SERVICE_*``
 variables); the settings are validated here, before uvicorn starts, and handed to the server (and to its
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.add_argument("--private", required=True, help="the private key's file (created, mode 600)")
     keygen.add_argument("--public", required=True, help="the public key's file")
+    from service.scoring.command import add_parser as add_score_parser  # stdlib only until it runs
+
+    add_score_parser(commands)
     return parser
 
 
@@ -98,7 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in TRAINING_COMMANDS:
         _say(f"lstm-service {argv[0]}: training commands are lstm-train's now: lstm-train {argv[0]} --help")
         return 2
-    arguments = vars(build_parser().parse_args(argv))
+    namespace = build_parser().parse_args(argv)
+    if namespace.command == "score":
+        from service.scoring.command import main as score
+
+        return score(namespace)
+    arguments = vars(namespace)
     if arguments.pop("command") == "keygen":
         return keygen(arguments["private"], arguments["public"])
     return serve(arguments)
