@@ -42,7 +42,7 @@ async def test_a_text_refused_after_the_reservation_gives_it_back(
     settings = Settings(model_store=tiny_store, max_vector_bytes=LIMIT, max_vector_waiting=0)
     async with started_app(settings) as (app, client):
         budget = app.state.services.engine.budget
-        runtime = app.state.services.engine.model("tiny-en", None)
+        runtime = await app.state.services.engine.model("tiny-en", None)
         for _ in range(3):  # a leak would add up
             refused = await client.post(route, json={"model": "tiny-en", **body})
             assert refused.status_code == 422 and fragment in refused.text, refused.text[:300]
@@ -56,7 +56,7 @@ async def test_a_run_that_fails_in_the_pool_gives_the_reservation_back(
     settings = Settings(model_store=tiny_store, max_vector_bytes=LIMIT, max_vector_waiting=0)
     async with started_app(settings) as (app, client):
         budget = app.state.services.engine.budget
-        runtime = app.state.services.engine.model("tiny-en", None)
+        runtime = await app.state.services.engine.model("tiny-en", None)
         real = ModelRuntime.hidden_states
 
         def failing(self: ModelRuntime, *args: Any, **kwargs: Any) -> Any:

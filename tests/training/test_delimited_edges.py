@@ -22,11 +22,13 @@ def test_blank_lines_between_rows_are_skipped_and_the_rows_after_them_read(tmp_p
     ]
 
 
-def test_a_header_without_the_wanted_columns_keeps_the_suffix_delimiter(tmp_path):
+def test_a_header_split_by_another_delimiter_without_the_wanted_columns_names_both(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("sentence;category\ngood;pos\n", encoding="utf-8")
-    assert read_rows(path, ",", wanted=("text", "label")) == [{"sentence;category": "good;pos"}]
-    with pytest.raises(DataError, match="lacks 'text' or 'label'"):
+    names = r"the header splits at each semicolon into the columns 'sentence', 'category'.*--delimiter ';'"
+    with pytest.raises(FileError, match=names):
+        read_rows(path, ",", wanted=("text", "label"))
+    with pytest.raises(DataError, match=names):
         read_file(path)
 
 
@@ -100,7 +102,7 @@ def test_a_byte_that_does_not_decode_is_refused_with_the_whole_message(tmp_path)
     with pytest.raises(FileError) as refused:
         read_rows(path, ",")
     assert str(refused.value) == (
-        f"{path} line 3 (byte 15, 0xe9) is not valid utf-8: pass the file's encoding with --encoding "
+        f"{path} line 3 (byte offset 15, value 0xe9) is not valid utf-8: pass the file's encoding with --encoding "
         "(e.g. --encoding latin-1, cp1252 or utf-16), or save the file as UTF-8"
     )
 
