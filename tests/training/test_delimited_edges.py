@@ -102,8 +102,8 @@ def test_a_byte_that_does_not_decode_is_refused_with_the_whole_message(tmp_path)
     with pytest.raises(FileError) as refused:
         read_rows(path, ",")
     assert str(refused.value) == (
-        f"{path} line 3 (byte offset 15, value 0xe9) is not valid utf-8: pass the file's encoding with --encoding "
-        "(e.g. --encoding latin-1, cp1252 or utf-16), or save the file as UTF-8"
+        f"{path} line 3 (byte offset 15, value 0xe9) is not valid utf-8: pass the file's encoding with "
+        "--encoding (e.g. --encoding latin-1, cp1252 or utf-16), or save the file as UTF-8"
     )
 
 
