@@ -184,11 +184,8 @@ def _refuse_swallowed_rows(
         # the physical line the record starts on, as a row: the fields before this one, then its first line
         lines[0] = delimiter.join([*record[:index], lines[0]])
         rows = [piece for piece in lines if piece.strip()]
-        # A line with a quote in it is judged by its raw form, which the text no longer holds (a doubled
-        # quote is one here): such a text is kept, never taken for rows.
-        if lines[0].strip() and all(
-            '"' not in piece and len(_header_fields(piece, delimiter)) == columns for piece in rows
-        ):
+        # split as they are: a quote inside them is text (strict reading refuses any other quote there)
+        if lines[0].strip() and all(len(piece.split(delimiter)) == columns for piece in rows):
             raise FileError(
                 f"{path} lines {start}-{end} are one row: the quote opened on line {start} closes only on "
                 f"line {end}, taking the rows between into one text; close the quote, or double a quote "
