@@ -57,6 +57,7 @@ async def test_a_folder_being_copied_in_is_waited_for_quietly(
     source = _version_two(tiny_store, tmp_path)
     settings = Settings(model_store=store_copy, reload_interval_seconds=INTERVAL, reload_settle_seconds=1.0)
     async with started_app(settings) as (app, client):
+        before = await failed_reloads(client, "tiny-en", 2)  # metrics are per process: other tests count too
         with caplog.at_level(logging.INFO, logger="service"):
             copying = asyncio.create_task(_slow_copy(source, store_copy / "tiny-en" / "2"))
             readiness = []
@@ -68,7 +69,7 @@ async def test_a_folder_being_copied_in_is_waited_for_quietly(
             while await _serving(client) != 2:
                 assert time.monotonic() < deadline, "version 2 not served 30 s after the copy"
                 await asyncio.sleep(INTERVAL)
-            failed = await failed_reloads(client, "tiny-en", 2)
+            failed = await failed_reloads(client, "tiny-en", 2) - before
 
     assert app.state.poller.polls > 10  # the poller looked at the half-copied folder many times
     assert set(readiness) == {200}
@@ -87,9 +88,10 @@ async def test_without_a_settle_time_the_half_copied_folder_is_refused(
     source = _version_two(tiny_store, tmp_path)
     settings = Settings(model_store=store_copy, reload_interval_seconds=INTERVAL, reload_settle_seconds=0)
     async with started_app(settings) as (_, client):
+        before = await failed_reloads(client, "tiny-en", 2)
         with caplog.at_level(logging.INFO, logger="service"):
             await _slow_copy(source, store_copy / "tiny-en" / "2")
-            failed = await failed_reloads(client, "tiny-en", 2)
+            failed = await failed_reloads(client, "tiny-en", 2) - before
     assert failed >= 1
     assert any(record.levelno >= logging.ERROR for record in caplog.records)
 
