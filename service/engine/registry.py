@@ -134,7 +134,10 @@ class Registry:
             else:
                 self._set_status(ModelStatus(name, ModelState.evicted, reason=_NOT_YET, pinned=False))
         if self._configured_default is not None:
-            logger.info("default model: %s (LSTM_SERVICE_DEFAULT_MODEL)", self._configured_default)
+            logger.info(
+                "default model: %s (set by --default-model or LSTM_SERVICE_DEFAULT_MODEL)",
+                self._configured_default,
+            )
         elif names:
             self._start_default = names[0]
             logger.warning(

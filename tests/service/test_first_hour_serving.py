@@ -188,7 +188,7 @@ def test_the_log_says_which_model_is_the_default_and_why(tiny_store: Path, caplo
     with caplog.at_level(logging.INFO, logger="service.engine.registry"):
         Registry(tiny_store, default_model="tiny-zh").load_all()
         Registry(tiny_store).load_all()
-    assert "default model: tiny-zh (LSTM_SERVICE_DEFAULT_MODEL)" in caplog.text
+    assert "default model: tiny-zh (set by --default-model or LSTM_SERVICE_DEFAULT_MODEL)" in caplog.text
     assert "default model: tiny-en, the first of the store's models alphabetically" in caplog.text
 
 
