@@ -21,9 +21,9 @@ $(VENV)/.serve-installed: pyproject.toml requirements/serve.txt | $(BIN)/python
 	touch $@
 
 # Tests train tiny models, so they need the `train` extra (torch==2.13.0, a local CPU wheel) and the dev group;
-# the `tracing` extra for the tracing tests (tests/service/test_tracing*.py).
+# the tracing-grpc extra (tracing with both OTLP exporters) for the tracing tests, log and score for theirs.
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,tracing,log,score]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[train,tracing-grpc,log,score]' --group dev
 	touch $@ $(VENV)/.serve-installed
 
 # Training only: the `train` extra (torch 2.13 CPU, gensim, scikit-learn...), for .venv/bin/lstm-train.
