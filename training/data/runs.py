@@ -33,7 +33,8 @@ def claim_path(store: Path, name: str, version: int) -> Path:
     return Path(store) / name / f".{version}.claim"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Is process ``pid`` running (whoever's it is)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,7 +58,7 @@ def claimed_versions(store: Path, name: str) -> list[int]:
             pid = int(entry.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # being written this instant: it stands
-        if _alive(pid):
+        if alive(pid):
             claimed.append(int(number))
         else:
             entry.unlink(missing_ok=True)

@@ -24,6 +24,8 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from training.data.runs import alive
+
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30
@@ -90,23 +92,13 @@ def worker_id() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def requeue_abandoned(study: optuna.Study) -> list[int]:
     """Fail the running trials whose process on this machine is gone and queue their values again."""
     host = socket.gethostname()
     abandoned = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR) or {}
-        if worker.get("host") == host and not _alive(int(worker.get("pid", 0))):
+        if worker.get("host") == host and not alive(int(worker.get("pid", 0))):
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             abandoned.append(trial.number)
