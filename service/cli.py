@@ -1,5 +1,6 @@
-"""The ``lstm-service`` command: ``serve``, ``keygen`` (a key pair for signed bundles), and ``score`` (a whole
-file of texts, :mod:`service.scoring`).
+"""The ``lstm-service`` command: ``serve``, ``keygen`` (a key pair for signed bundles), ``score`` (a whole
+file of texts, :mod:`service.scoring`), and a model's rollout: ``alias``, ``shadow``, ``promote``,
+``rollback``, ``compare``, ``rollout`` (:mod:`service.rollout.command`).
 
 Every setting is also a flag (``--model-store``, ``--port``...; flags override ``LSTM_SERVICE_*``
 variables); the settings are validated here, before uvicorn starts, and handed to the server (and to its
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     from service.scoring.command import add_parser as add_score_parser  # stdlib only until it runs
 
     add_score_parser(commands)
+    from service.rollout.command import add_parsers as add_rollout_parsers
+
+    add_rollout_parsers(commands)
     return parser
 
 
@@ -107,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from service.scoring.command import main as score
 
         return score(namespace)
+    from service.rollout.command import COMMANDS as ROLLOUT_COMMANDS
+
+    if namespace.command in ROLLOUT_COMMANDS:
+        from service.rollout.command import main as rollout
+
+        return rollout(namespace)
     arguments = vars(namespace)
     if arguments.pop("command") == "keygen":
         return keygen(arguments["private"], arguments["public"])

@@ -22,6 +22,7 @@ class ErrorType(str, Enum):
     internal = "internal"
     unavailable = "unavailable"
     timeout = "timeout"
+    conflict = "conflict"  # a change refused by the state it would change (a promotion the evidence refutes)
 
 
 STATUS_CODES: dict[ErrorType, int] = {
@@ -35,6 +36,7 @@ STATUS_CODES: dict[ErrorType, int] = {
     ErrorType.internal: 500,
     ErrorType.unavailable: 503,
     ErrorType.timeout: 504,
+    ErrorType.conflict: 409,
 }
 INTERNAL_MESSAGE = "internal error; the server log has the details (search for the request id)"
 
@@ -82,6 +84,10 @@ class Unavailable(ServiceError):
 
 class DeadlineExceeded(ServiceError):
     error_type = ErrorType.timeout
+
+
+class Conflict(ServiceError):
+    error_type = ErrorType.conflict
 
 
 def safe_text(text: str, limit: int = 500) -> str:

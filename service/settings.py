@@ -161,6 +161,20 @@ class Settings(BaseSettings):
         description="Poll the store this often: load newer promoted versions of served, unpinned models and "
         "models the store gained (0: off).",
     )
+    rollout_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often each worker looks for a changed rollout file (aliases, canary weights, "
+        "shadow) "
+        "in the store: a promotion or a rollback reaches every worker and replica within this time.",
+    )
+    shadow_queue: int = Field(
+        256,
+        ge=1,
+        description="Requests waiting for their shadow run; past it (or while the primary traffic keeps the "
+        "model busy for 2 s) shadow copies are shed and counted.",
+    )
     readiness: Literal["all", "any", "default"] = Field(
         "all",
         description="When /readyz says 200: 'all' models ready, 'any' one model ready, or the 'default' "

@@ -21,7 +21,17 @@ from service.api.gate import Gate
 from service.api.hotpath import HotRoute, HotRoutes, documented_twin
 from service.api.learning import include as include_learning
 from service.api.middleware import Front, LastResort
-from service.api.native import admin, classify, embed, explain, health, hidden_states, models, tokenize
+from service.api.native import (
+    admin,
+    classify,
+    embed,
+    explain,
+    health,
+    hidden_states,
+    models,
+    rollout,
+    tokenize,
+)
 from service.api.native import inspect as inspector
 from service.api.oip import routes as oip
 from service.api.operator_access import include_operator_routes, openapi_url, with_cors
@@ -62,7 +72,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = engine.registry
     # With --workers N every admin change goes through a log all workers apply (service.engine.coordination);
     # a worker that starts late applies it first.
-    coordinator = Coordinator(registry, shared_folder(settings.workers), settings.workers)
+    coordinator = Coordinator(
+        registry, shared_folder(settings.workers), settings.workers, on_rollout=engine.router.refresh_one
+    )
     await run_in_threadpool(coordinator.catch_up)
     watcher = asyncio.create_task(coordinator.watch())
     app.state.services = Services(settings, engine, coordinator)
@@ -184,6 +196,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     include_operator_routes(app, settings)  # /metrics, /docs, /openapi.json as the operator allows
     # Without a token the admin routes answer 404 and are left out of the OpenAPI document.
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
+    app.include_router(rollout.router, include_in_schema=settings.admin_token is not None)
     # Open Inference Protocol v2 and text-embeddings-inference's routes (service/api/oip, routes/tei.py).
     app.include_router(oip.router, **guarded)
     app.include_router(tei.router, **guarded)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
-from service.bundle import NAME_PATTERN, is_valid_name
+from service.bundle import MAX_VERSION, NAME_PATTERN, is_valid_name
 from service.errors import ErrorType
+from service.rollout.state import ALIAS_PATTERN, is_alias
 
 
 def _valid_model_name(name: str) -> str:
@@ -25,6 +27,23 @@ def integral_float_as_int(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def _version_or_alias(value: object) -> object:
+    value = integral_float_as_int(value)
+    if isinstance(value, str) and not is_alias(value):
+        raise PydanticCustomError(
+            "int_type",
+            "Input should be a valid integer (a version number) or an alias (a name that begins with "
+            "a letter)",
+        )
+    return value
+
+
+# A version in a body: its number, or an alias of the model's rollout (``stable``, ``canary``...).
+VersionOrAlias = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_VERSION)] | Annotated[str, Field(pattern=ALIAS_PATTERN.pattern)],
+    BeforeValidator(_version_or_alias),
+]
+
 ModelName = Annotated[
     str, Field(json_schema_extra={"pattern": NAME_PATTERN.pattern}), AfterValidator(_valid_model_name)
 ]
@@ -38,6 +57,7 @@ class ErrorResponse(BaseModel):
 _ERROR_DESCRIPTIONS = {
     401: "Missing or wrong credential (API key or admin token)",
     404: "Unknown model or version",
+    409: "Refused by the state it would change (a promotion the logged feedback refutes)",
     413: "Request body too large",
     422: "Invalid request",
     429: "Overloaded: too many texts queued or large answers in the making; retry after Retry-After seconds",

@@ -94,14 +94,17 @@ class Front:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = None
         declared = None
-        for key, value in scope["headers"]:  # one pass for the two headers read here
+        routing = None
+        for key, value in scope["headers"]:  # one pass for the headers read here
             name = key.lower()
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
             elif name == b"content-length":
                 declared = value
+            elif name == b"x-routing-key":
+                routing = value[:256].decode("latin-1")
         request_id = incoming if incoming and _ACCEPTED_REQUEST_ID.match(incoming) else _new_request_id()
-        record = RequestRecord()
+        record = RequestRecord(routing_key=routing)
         tracing = self.tracing
         if tracing is not None:
             record.trace = tracing.begin(scope)
@@ -255,6 +258,9 @@ def _answer_headers(
         queue_ms = (record.queue_seconds or 0.0) * 1000
         answer.append((b"x-queue-time", f"{queue_ms:.3f}".encode()))
         answer.append((b"x-inference-time", f"{record.inference_seconds * 1000:.3f}".encode()))
+    if record.alias is not None:  # the alias that chose the version (canary, stable, a named one)
+        answer.append((b"x-model-alias", record.alias.encode("latin-1")))
+        answer.append((b"x-model-version", str(record.version).encode("latin-1")))
     if record.trace is not None:  # tracing on: this request's trace and span, for the caller's logs
         answer.append((b"traceresponse", record.trace.traceresponse()))
     if is_draining():

@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from service.bundle import MAX_VERSION
 from service.errors import InvalidRequest
+from service.rollout.state import is_alias
 
 NOT_AN_INTEGER = "Input should be a valid integer, unable to parse string as an integer"
 TOO_SMALL = "Input should be greater than or equal to 1"
@@ -47,3 +48,9 @@ def path_version(text: str) -> int:
     if version > MAX_VERSION:
         raise InvalidRequest(f"path.version: {TOO_LARGE}")
     return version
+
+
+def path_version_or_alias(text: str) -> int | str:
+    """An inference path's ``{version}``: a version as :func:`path_version` checks it, or an alias of the
+    model's rollout (a name that begins with a letter)."""
+    return text if is_alias(text) else path_version(text)

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 WATCH_SECONDS = 0.05  # how often a worker looks at the log file (a stat call)
 WAIT_SECONDS = 20.0  # how long an admin call waits for the other workers
 LOG_FILE, LOCK_FILE = "actions.json", "lock"
-_OPERATIONS = frozenset({"load", "unload"})
+_OPERATIONS = frozenset({"load", "unload", "rollout"})  # rollout: re-read the model's rollout file
 
 
 def shared_folder(workers: int) -> Path | None:
@@ -87,8 +87,15 @@ class Reach:
 class Coordinator:
     """One worker's side of the shared log (or, without a folder, a pass-through to the registry)."""
 
-    def __init__(self, registry: Registry, folder: Path | None, workers: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        folder: Path | None,
+        workers: int,
+        on_rollout: Callable[[str], Any] | None = None,
+    ) -> None:
         self.registry = registry
+        self.on_rollout = on_rollout  # applies a model's changed rollout file (service.rollout.routing)
         self.folder = folder
         self.workers = workers if folder is not None else 1
         self.applied = 0  # the id of the last action this worker applied
@@ -173,7 +180,10 @@ class Coordinator:
             logger.error("refusing a malformed admin action: %.200r", action)
             return
         try:
-            if action["op"] == "unload":
+            if action["op"] == "rollout":
+                if self.on_rollout is not None:
+                    self.on_rollout(name)
+            elif action["op"] == "unload":
                 self.registry.unload(name)
             else:
                 self.registry.reload(name, action.get("version"), pin=action.get("pin"), kind="admin")

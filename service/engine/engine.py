@@ -55,8 +55,17 @@ from service.engine.runtime import HiddenStates, ModelRuntime, Neighbors, Stop
 from service.engine.statistics import Statistics
 from service.errors import DeadlineExceeded, InvalidRequest, ServiceError
 from service.observability import load_metrics, metrics
-from service.observability.context import current_trace, note_model, seconds_left
+from service.observability.context import (
+    RECORD,
+    REQUEST_ID,
+    current_trace,
+    note_model,
+    routing_key,
+    seconds_left,
+)
 from service.predictions.log import PredictionLog
+from service.rollout.routing import Router
+from service.rollout.shadow import ShadowRunner
 from service.settings import Settings
 from service.tokenizer import Encoding
 
@@ -82,7 +91,13 @@ class Engine:
         self.tracing: Tracing | None = None  # set by the app's lifespan when LSTM_SERVICE_TRACING is on
         # Answered classifications go to the prediction log (service.predictions), when one is set.
         self.predictions = PredictionLog.from_settings(settings)
+        # Aliases, canary split and shadow runs, from each model's rollout file (service.rollout).
+        self.router = Router(registry, settings.model_store, settings.rollout_poll_seconds)
+        self.shadows = ShadowRunner(
+            registry, self.router, self.inference, self.predictions, settings.shadow_queue
+        )
         self._sampler: asyncio.Task[None] | None = None
+        self._rollout_watch: asyncio.Task[None] | None = None
         self._loading: dict[str, asyncio.Future[ModelRuntime | None]] = {}  # evicted models being loaded
 
     @classmethod
@@ -106,13 +121,17 @@ class Engine:
         )
         load_metrics.track_load(sampler)
         engine._sampler = asyncio.create_task(sampler.run())  # the load gauges, sampled every second
+        await asyncio.to_thread(engine.router.refresh)  # the rollouts in force before the first request
+        engine._rollout_watch = asyncio.create_task(engine.router.watch())
         return engine
 
     async def aclose(self) -> None:
         """Finish every queued classification (within a request's deadline), then stop the threads."""
-        if self._sampler is not None:
-            self._sampler.cancel()
-            await asyncio.gather(self._sampler, return_exceptions=True)
+        for task in (self._sampler, self._rollout_watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self.shadows.aclose()
         await self.inference.aclose(timeout=self.settings.request_timeout_seconds)
         if self.predictions is not None:  # the answers given are written, within a request's deadline
             await asyncio.to_thread(self.predictions.close, self.settings.request_timeout_seconds)
@@ -128,10 +147,25 @@ class Engine:
 
     # -- choosing the model ----------------------------------------------------------------------------
 
-    async def model(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
+    async def model(
+        self,
+        name: str | None = None,
+        version: int | str | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> ModelRuntime:
         """The version that answers a request for ``name`` (None: the default model), noted on the
         request's record; the registry's errors (unknown model or version, not ready) otherwise. A model
-        evicted under the model budget is loaded first, within the request's deadline (504 past it)."""
+        evicted under the model budget is loaded first, within the request's deadline (504 past it).
+
+        ``version``: a number, an alias of the model's rollout, or None: then the rollout's canary split
+        chooses by the caller's routing key, else by ``texts`` (:mod:`service.rollout.routing`)."""
+        alias = None
+        if isinstance(version, str) or self.router.active:
+            model_name = name if name is not None else self.registry.default_model
+            key = routing_key()
+            if key is None and texts is None:  # token ids (OIP): no text to key on; split per request
+                key = REQUEST_ID.get()
+            version, alias = self.router.choose(model_name, version, texts, key)
         try:
             runtime = self.registry.get(name, version)
         except NotLoaded:
@@ -140,7 +174,7 @@ class Engine:
                 runtime = loaded  # even if another load evicted it again meanwhile: this request has it
             else:
                 runtime = self.registry.get(name, version)  # the load failed: the registry says why
-        note_model(runtime.name, runtime.version)
+        note_model(runtime.name, runtime.version, alias)
         return runtime
 
     async def _load_evicted(self, name: str) -> ModelRuntime | None:
@@ -158,7 +192,7 @@ class Engine:
 
     async def _model_for(self, query: TextQuery, max_texts: int) -> ModelRuntime:
         check_texts(query.items, query.locations, max_texts, self.settings.max_text_chars)
-        return await self.model(query.model, query.version)
+        return await self.model(query.model, query.version, query.items)
 
     async def _encode(
         self, runtime: ModelRuntime, query: TextQuery, require_tokens: bool, spans: bool
@@ -190,6 +224,8 @@ class Engine:
         self.statistics.observe_request(runtime.name, runtime.version, True, seconds)
         if self.predictions is not None:
             self.predictions.note(runtime, query.items, scores, seconds)
+        if self.router.active:
+            self.shadows.offer(runtime, query.items, scores, REQUEST_ID.get(), _route())
         return Classified(runtime, encodings, logits, scores)
 
     async def outputs(
@@ -223,8 +259,11 @@ class Engine:
             raise
         seconds = time.perf_counter() - started
         self.statistics.observe_request(runtime.name, runtime.version, True, seconds)
-        if self.predictions is not None and texts is not None and result.scores is not None:
-            self.predictions.note(runtime, texts.items, result.scores, seconds)
+        if texts is not None and result.scores is not None:
+            if self.predictions is not None:
+                self.predictions.note(runtime, texts.items, result.scores, seconds)
+            if self.router.active:
+                self.shadows.offer(runtime, texts.items, result.scores, REQUEST_ID.get(), _route())
         return result
 
     async def _outputs(
@@ -350,6 +389,11 @@ class Engine:
             tokens = min(total, limit)
             trace.child("explain", started, time.time_ns(), {"lstm_service.tokens": tokens})
         return Explained(runtime, encoding, explanation, total)
+
+
+def _route() -> str | None:
+    record = RECORD.get()
+    return None if record is None else record.route
 
 
 def _batch_limits(settings: Settings) -> BatchLimits | None:

@@ -113,6 +113,8 @@ class Registry:
         self._configured_default = default_model
         self.intra_op_threads = intra_op_threads
         self._snapshot = _Snapshot()
+        # Versions a model's rollout needs loaded beside the serving one (aliases, a shadow): kept by loads.
+        self._held: dict[str, frozenset[int]] = {}
         self._write_lock = threading.Lock()  # held for a swap only; lookups never lock
         # One load at a time (admin calls, the store poller): an older load finishing last must not win.
         self._load_lock = threading.Lock()
@@ -305,7 +307,9 @@ class Registry:
         status = ModelStatus(name, ModelState.ready, version, reason, name in pins, round(seconds, 3), failed)
         with self._write_lock:
             old = self._snapshot
-            runtimes = {**old.runtimes, name: MappingProxyType({version: runtime})}
+            held = self._held.get(name, frozenset())
+            kept = {v: r for v, r in old.runtimes.get(name, {}).items() if v in held and v != version}
+            runtimes = {**old.runtimes, name: MappingProxyType({**kept, version: runtime})}
             self._snapshot = _Snapshot(
                 MappingProxyType(runtimes),
                 MappingProxyType({**old.active, name: version}),
@@ -357,6 +361,46 @@ class Registry:
                     old.runtimes, old.active, MappingProxyType({**old.statuses, name: status})
                 )
         return LoadOutcome(status, version, reason, missing)
+
+    def hold(self, name: str, versions: set[int]) -> dict[int, str]:
+        """Keep ``versions`` of a loaded model in memory beside the serving one (a rollout's aliases and
+        shadow): open and verify those not loaded yet, drop the held ones no longer asked for. Returns the
+        versions that could not be loaded, with why. A model not in memory is left alone."""
+        refused: dict[int, str] = {}
+        with self._load_lock:
+            self._held[name] = frozenset(versions)
+            snapshot = self._snapshot
+            if name not in snapshot.runtimes or name not in snapshot.active:
+                return dict.fromkeys(versions, "the model is not loaded")
+            opened: dict[int, ModelRuntime] = {}
+            for version in sorted(versions - set(snapshot.runtimes[name])):
+                if not (is_valid_version(version) and _is_folder(self.store / name / str(version))):
+                    refused[version] = "no such version in the store"
+                    continue
+                try:
+                    opened[version] = open_model(
+                        self.store / name / str(version), self.intra_op_threads, self.public_key
+                    )
+                except Exception as error:  # BundleError, or onnxruntime refusing the graph
+                    refused[version] = safe_text(str(error).replace(str(self.store), "<model_store>"))
+                    logger.error(
+                        "model %s version %d could not be held for its rollout: %s",
+                        name,
+                        version,
+                        refused[version],
+                    )
+            with self._write_lock:
+                old = self._snapshot
+                active = old.active[name]
+                kept = {v: r for v, r in old.runtimes[name].items() if v == active or v in versions}
+                runtimes = {**old.runtimes, name: MappingProxyType({**kept, **opened})}
+                self._snapshot = _Snapshot(MappingProxyType(runtimes), old.active, old.statuses)
+        for version in sorted(opened):
+            logger.info("model %s version %d loaded beside version %d for its rollout", name, version, active)
+        return refused
+
+    def loaded_versions(self, name: str) -> set[int]:
+        return set(self._snapshot.runtimes.get(name, {}))
 
     def unload(self, name: str) -> ModelStatus:
         """Stop serving ``name``: it leaves every listing and lookup (404) until it is loaded again."""

@@ -34,7 +34,7 @@ class TextQuery(Protocol):
     def model(self) -> str | None: ...
 
     @property
-    def version(self) -> int | None: ...
+    def version(self) -> int | str | None: ...
 
     @property
     def truncate(self) -> bool: ...
@@ -47,7 +47,7 @@ class Texts:
     items: list[str]
     locations: list[str]
     model: str | None = None
-    version: int | None = None
+    version: int | str | None = None
     truncate: bool = True
 
 

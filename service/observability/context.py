@@ -24,6 +24,8 @@ class RequestRecord:
     route: str | None = None  # the route template a hot route answered (FastAPI routes: scope["route"])
     model: str | None = None
     version: int | None = None
+    alias: str | None = None  # the alias that chose the version (a canary split or a named alias)
+    routing_key: str | None = None  # the caller's X-Routing-Key: the canary split's key
     queue_seconds: float | None = None  # waiting for a model call (pool thread or batch) to start
     inference_seconds: float | None = None  # model calls themselves (and tokenizing long texts)
     trace: RequestTrace | None = None  # with tracing on (service.observability.tracing)
@@ -58,8 +60,19 @@ def note_route(template: str) -> None:
         record.route = template
 
 
-def note_model(name: str, version: int) -> None:
-    """Record which model version answers the current request (no-op outside a request)."""
+def note_model(name: str, version: int, alias: str | None = None) -> None:
+    """Record which model version (and alias) answers the current request (no-op outside a request)."""
     record = RECORD.get()
     if record is not None:
-        record.model, record.version = name, version
+        record.model, record.version, record.alias = name, version, alias
+
+
+def routing_key() -> str | None:
+    """The caller's key for the canary split (None: the texts are the key)."""
+    record = RECORD.get()
+    return None if record is None else record.routing_key
+
+
+def current_alias() -> str | None:
+    record = RECORD.get()
+    return None if record is None else record.alias

@@ -107,17 +107,31 @@ class PredictionLog:
 
     # -- the request path -------------------------------------------------------------------------------
 
-    def note(self, runtime: Any, texts: list[str], scores: Any, seconds: float) -> None:
-        """Queue one answered request (never blocks, never raises for the sink's sake)."""
+    def note(
+        self,
+        runtime: Any,
+        texts: list[str],
+        scores: Any,
+        seconds: float,
+        *,
+        request_id: str | None = None,
+        route: str | None = None,
+        alias: str | None = None,
+    ) -> None:
+        """Queue one answered request (never blocks, never raises for the sink's sake); the request id,
+        route and alias are the current request's unless given (a shadow run gives its own)."""
         if (self.models and runtime.name not in self.models) or (
             self.sample < 1.0 and random.random() >= self.sample
         ):
             return
         record = RECORD.get()
+        if record is not None:
+            route = route or record.route
+            alias = alias if alias is not None else record.alias
         answered = Answered(
-            REQUEST_ID.get(), time.time(), runtime.name, runtime.version, runtime.labels, runtime.multi_label,
-            runtime.decide if runtime.multi_label else None, texts, scores, seconds * 1000.0,
-            (record.route if record is not None else None) or "-",
+            request_id or REQUEST_ID.get(), time.time(), runtime.name, runtime.version, runtime.labels,
+            runtime.multi_label, runtime.decide if runtime.multi_label else None, texts, scores,
+            seconds * 1000.0, route or "-", alias,
         )  # fmt: skip
         try:
             self._queue.put_nowait(answered)

@@ -46,6 +46,7 @@ class Answered:
     scores: np.ndarray  # (texts, labels)
     latency_ms: float
     route: str
+    alias: str | None = None  # the alias that chose the version, or "shadow" for a shadow run
 
 
 COLUMNS = (
@@ -75,7 +76,7 @@ def rows(answered: Answered, mode: TextMode) -> list[tuple[Any, ...]]:
         scores = orjson.dumps(dict(zip(labels, row, strict=True))).decode()
         out.append(
             (
-                answered.request_id, item, answered.created, answered.model, answered.version, None,
+                answered.request_id, item, answered.created, answered.model, answered.version, answered.alias,
                 answered.route, kept_text(text, mode), sha256(text), scores, orjson.dumps(chosen).decode(),
                 chosen[0] if chosen else None, margin, entropy, answered.latency_ms,
             )

@@ -19,6 +19,7 @@ from service.predictions.records import COLUMNS, FeedbackItem, TextMode, kept_te
 from service.predictions.schema import feedback, migrate, predictions
 
 QUEUE_SCAN_ROWS = 20_000  # the newest unlabelled predictions the labelling queue ranks
+COMPARE_ROWS = 500_000  # the newest answers a comparison of two versions reads
 STRATEGIES = ("margin", "entropy", "disagreement")
 
 
@@ -191,6 +192,40 @@ class SqlStore:
         with self._guard(), self._begin() as connection:
             latest = {digest: (text, list(labels)) for digest, text, labels in connection.execute(query)}
         return list(latest.values())
+
+    def answers(self, model: str, versions: Sequence[int], since: float) -> list[tuple[Any, ...]]:
+        """(version, text_sha256, labels, latency_ms) of the answers of ``model``'s ``versions`` since
+        ``since`` (primary, canary and shadow answers alike), oldest first, at most the newest
+        :data:`COMPARE_ROWS`."""
+        query = (
+            sa.select(
+                predictions.c.version, predictions.c.text_sha256, predictions.c.labels,
+                predictions.c.latency_ms, predictions.c.created,
+            )
+            .where(
+                predictions.c.model == model,
+                predictions.c.version.in_(list(versions)),
+                predictions.c.created >= since,
+            )
+            .order_by(predictions.c.created.desc())
+            .limit(COMPARE_ROWS)
+        )  # fmt: skip
+        with self._guard(), self._begin() as connection:
+            found = [
+                (int(v), sha, list(labels), float(ms)) for v, sha, labels, ms, _ in connection.execute(query)
+            ]
+        found.reverse()
+        return found
+
+    def truths(self, model: str) -> dict[str, list[str]]:
+        """The true labels of every text of ``model`` with feedback (the latest feedback per text)."""
+        query = (
+            sa.select(feedback.c.text_sha256, feedback.c.labels)
+            .where(feedback.c.model == model)
+            .order_by(feedback.c.created, feedback.c.id)
+        )
+        with self._guard(), self._begin() as connection:
+            return {digest: list(labels) for digest, labels in connection.execute(query)}
 
     def _guard(self) -> _Unavailable:
         return _Unavailable()

@@ -9,11 +9,15 @@ from service.engine.preprocess import is_unknown
 from service.engine.registry import ModelState, ModelStatus
 from service.engine.results import Classified, Embedded, HiddenStated, Tokenized
 from service.engine.runtime import ModelRuntime
+from service.observability.context import current_alias
 from service.tokenizer import Encoding
 
 
 def _model(runtime: ModelRuntime) -> dict[str, Any]:
-    return {"model": runtime.name, "version": runtime.version}
+    alias = current_alias()
+    if alias is None:
+        return {"model": runtime.name, "version": runtime.version}
+    return {"model": runtime.name, "version": runtime.version, "alias": alias}
 
 
 # -- /classify --------------------------------------------------------------------------------------

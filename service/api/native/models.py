@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service.api.common import ERROR_RESPONSES
-from service.api.deps import RegistryDep
+from service.api.deps import RegistryDep, ServicesDep
 from service.api.native.answers import model_detail, model_summary
 from service.api.native.schemas import ModelDetailResponse, ModelListResponse
 from service.api.responses import OrjsonResponse
@@ -14,6 +14,8 @@ from service.bundle import list_versions
 from service.engine.registry import ModelStatus, Registry
 from service.engine.runtime import ModelRuntime
 from service.errors import ServiceError
+from service.rollout.routing import Router
+from service.rollout.state import read
 
 router = APIRouter(tags=["models"])
 
@@ -36,9 +38,22 @@ async def list_models(registry: RegistryDep) -> Response:
 
 
 @router.get("/models/{name}", response_model=ModelDetailResponse, responses={404: ERROR_RESPONSES[404]})
-async def get_model(name: str, registry: RegistryDep) -> Response:
-    """One model: labels, tokenizer settings, dimensions, parameter counts, metrics, versions, checksums."""
+async def get_model(name: str, services: ServicesDep) -> Response:
+    """One model: labels, tokenizer settings, dimensions, parameter counts, metrics, versions, checksums,
+    and its rollout (aliases, canary weights, shadow, history of changes)."""
+    registry = services.registry
     status = registry.status(name)  # 404 for a name the registry does not know, before any file access
     versions = list_versions(registry.store, status.name)
     detail = model_detail(status, _serving(registry, status), registry.default_model, versions)
+    detail["rollout"] = _rollout(services.engine.router, registry, status.name)
     return OrjsonResponse(detail)
+
+
+def _rollout(router: Router, registry: Registry, name: str) -> dict[str, object]:
+    table = router.table(name)
+    if table is not None:
+        return table.to_dict()
+    try:
+        return {**read(registry.store, name).to_dict(), "not_served": {}}
+    except ValueError as error:  # a hand-edited file gone wrong: the model itself is still described
+        return {"error": str(error).replace(str(registry.store), "<model_store>")}

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from service.api.common import ErrorResponse, ModelName, integral_float_as_int
+from service.api.common import ErrorResponse, ModelName, VersionOrAlias, integral_float_as_int
 from service.bundle import MAX_VERSION
 from service.engine.registry import ModelState
 
@@ -55,8 +55,10 @@ class TextsRequest(_Request):
         description="Several texts, answered in the same order (at most LSTM_SERVICE_MAX_TEXTS).",
     )
     model: ModelName | None = Field(None, description="Model name; default: the service's default model.")
-    version: int | None = Field(
-        None, ge=1, le=MAX_VERSION, description="Model version; default: the version serving."
+    version: VersionOrAlias | None = Field(
+        None,
+        description="Model version, by number or by alias (stable, canary...); default: the version serving "
+        "(or the canary split of the model's rollout).",
     )
     truncate: bool = Field(
         True,
@@ -102,6 +104,10 @@ class TextsRequest(_Request):
 class ModelResponse(BaseModel):
     model: str = Field(description="The model that answered.")
     version: int = Field(description="The version of that model that answered.")
+    alias: str | None = Field(
+        None,
+        description="The alias that chose that version (a canary split or a named alias); absent if none.",
+    )
 
 
 # -- /classify --------------------------------------------------------------------------------------
@@ -334,6 +340,11 @@ class ModelListResponse(BaseModel):
 
 class ModelDetailResponse(ModelSummary):
     versions: list[int] = Field(description="Versions present in the store.")
+    rollout: dict[str, Any] | None = Field(
+        None,
+        description="Aliases, canary weights, the shadow version and every change (who, when, from, to, "
+        "why); see docs/rollout.md.",
+    )
     tokenizer: TokenizerInfo | None = Field(description="Tokenizer settings (not the vocabulary).")
     dimensions: dict[str, Any] | None = Field(
         description="Architecture: embedding_dim, hidden_dim, layers..."
@@ -444,8 +455,10 @@ class ExplainRequest(_Request):
 
     text: TokenText = Field(description="The text to explain.")
     model: ModelName | None = Field(None, description="Model name; default: the service's default model.")
-    version: int | None = Field(
-        None, ge=1, le=MAX_VERSION, description="Model version; default: the version serving."
+    version: VersionOrAlias | None = Field(
+        None,
+        description="Model version, by number or by alias (stable, canary...); default: the version serving "
+        "(or the canary split of the model's rollout).",
     )
     label: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
         None,
@@ -499,3 +512,62 @@ class ExplainResponse(ModelResponse):
     num_tokens: int = Field(description="Tokens explained.")
     num_tokens_before_truncation: int = Field(description="Tokens in the whole text.")
     trajectory: ExplainTrajectory | None = Field(description="Present when the request asked for it.")
+
+
+# -- /admin/models/{name}: rollout ------------------------------------------------------------------
+
+
+class _RolloutRequest(_Request):
+    why: Annotated[str, Field(max_length=500)] | None = Field(
+        None, description="Why the change is made (kept in the model's history)."
+    )
+    by: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None,
+        description="Who makes it (kept in the history); default: the admin API and the caller's address.",
+    )
+
+
+class AliasRequest(_RolloutRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 3, "weight": 10}]})
+
+    version: int = Field(ge=1, le=MAX_VERSION, description="The version the alias points at.")
+    weight: float | None = Field(
+        None,
+        description="Share of the requests that name no version this alias answers, in percent (0-100; "
+        "all weights of a model add up to at most 100); omitted: left as it is (none for a new alias).",
+    )
+
+
+class ShadowRequest(_RolloutRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 3, "percent": 100}]})
+
+    version: int = Field(ge=1, le=MAX_VERSION, description="The version that shadows the model's traffic.")
+    percent: float = Field(100.0, description="Share of the answered requests copied to it (0-100).")
+
+
+class PromoteRequest(_RolloutRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 3}]})
+
+    version: VersionOrAlias = Field(description="The version to promote, by number or by alias (canary).")
+    alias: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        "stable", description="The alias it becomes (stable: the version answering unpinned traffic)."
+    )
+    force: bool = Field(False, description="Promote even when the feedback shows it significantly worse.")
+
+
+class RollbackRequest(_RolloutRequest):
+    alias: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        "stable", description="The alias whose last change is undone."
+    )
+
+
+class RolloutResponse(BaseModel):
+    model: str = Field(description="The model.")
+    message: str | None = Field(None, description="What the change did.")
+    rollout: dict[str, Any] = Field(
+        description="The model's rollout now: revision, aliases, weights, shadow, history, and not_served "
+        "(aliases whose version could not be loaded, with why)."
+    )
+    workers: dict[str, Any] | None = Field(
+        None, description="In how many of the server's workers the change took effect (applied, of)."
+    )

@@ -25,7 +25,7 @@ from service.settings import Settings
 
 
 async def answer(
-    body: bytes, headers: Mapping[str, str], name: str, version: int | None, engine: Engine
+    body: bytes, headers: Mapping[str, str], name: str, version: int | str | None, engine: Engine
 ) -> Any:
     """The answer body and the length of its JSON part when binary outputs follow (None: JSON only).
 

@@ -34,7 +34,7 @@ from service.api.oip.schemas import (
     StatisticsResponse,
 )
 from service.api.responses import OrjsonResponse
-from service.api.validation import PathVersion, path_version
+from service.api.validation import PathVersion, path_version_or_alias
 from service.engine.registry import ModelState, Registry
 from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
@@ -220,7 +220,7 @@ async def infer(request: RawBody, services: Services, path_params: Mapping[str, 
         request.body,
         request.headers,
         path_params["name"],
-        None if version is None else path_version(version),
+        None if version is None else path_version_or_alias(version),
         services.engine,
     )
     return infer_response(*answer)
@@ -230,7 +230,10 @@ async def infer(request: RawBody, services: Services, path_params: Mapping[str, 
 # through both doors; the pattern is a subset of what it accepts, for clients and schema-driven fuzzers.
 _INFER_PATH = {
     "name": Path(description="Model name."),
-    "version": Path(description="Model version.", json_schema_extra={"pattern": "^[1-9][0-9]{0,8}$"}),
+    "version": Path(
+        description="Model version, by number or by alias of the model's rollout (stable, canary...).",
+        json_schema_extra={"pattern": "^([1-9][0-9]{0,8}|[A-Za-z][A-Za-z0-9._-]{0,63})$"},
+    ),
 }
 
 

@@ -32,6 +32,14 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
+def _routing_key(context: grpc.aio.ServicerContext) -> str | None:
+    """The canary split's key: ``x-routing-key`` metadata, as the HTTP header."""
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == "x-routing-key" and isinstance(value, str):
+            return value[:256]
+    return None
+
+
 class Call:
     """The outcome an RPC sets (``status``) while :func:`recorded` times it."""
 
@@ -41,7 +49,7 @@ class Call:
 @contextmanager
 def recorded(route: str, context: grpc.aio.ServicerContext) -> Iterator[Call]:
     call = Call()
-    record = RequestRecord(route=route)
+    record = RequestRecord(route=route, routing_key=_routing_key(context))
     tokens = (REQUEST_ID.set(_request_id(context)), RECORD.set(record))
     started = time.perf_counter()
     try:
