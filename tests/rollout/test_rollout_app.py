@@ -111,7 +111,9 @@ async def test_bad_changes_are_refused_and_change_nothing(
         assert unauthorised.status_code == 401
 
 
-async def test_a_request_body_version_must_be_a_number_or_an_alias(two_versions: Path, tmp_path: Path) -> None:
+async def test_a_request_body_version_must_be_a_number_or_an_alias(
+    two_versions: Path, tmp_path: Path
+) -> None:
     async with running_app(_settings(two_versions, tmp_path)) as client:
         for version in ("1", "-x", "", True):
             answer = await client.post("/classify", json={"text": "pizza", "version": version})
@@ -147,7 +149,10 @@ async def test_the_canary_split_follows_the_key_and_the_text(two_versions: Path,
             assert first == again
             texts[text] = first
         metrics = parse_metrics((await client.get("/metrics")).text)
-        assert metrics[series("lstm_service_alias_requests_total", model="tiny-en", alias="canary", version="2")] >= canary
+        assert (
+            metrics[series("lstm_service_alias_requests_total", model="tiny-en", alias="canary", version="2")]
+            >= canary
+        )
 
 
 async def test_promote_and_rollback_move_the_serving_version_and_are_recorded(
@@ -174,7 +179,9 @@ async def test_promote_and_rollback_move_the_serving_version_and_are_recorded(
         assert history[0]["why"] == "better"
 
 
-async def test_shadow_answers_go_to_the_log_and_never_to_the_caller(two_versions: Path, tmp_path: Path) -> None:
+async def test_shadow_answers_go_to_the_log_and_never_to_the_caller(
+    two_versions: Path, tmp_path: Path
+) -> None:
     import sqlite3
 
     settings = _settings(two_versions, tmp_path, pinned={"tiny-en": 1})
@@ -189,15 +196,19 @@ async def test_shadow_answers_go_to_the_log_and_never_to_the_caller(two_versions
             await asyncio.sleep(0.05)
             metrics = parse_metrics((await client.get("/metrics")).text)
             done = sum(
-                metrics.get(series("lstm_service_shadow_requests_total", model="tiny-en", version="3", outcome=o), 0)
+                metrics.get(
+                    series("lstm_service_shadow_requests_total", model="tiny-en", version="3", outcome=o), 0
+                )
                 for o in ("agreed", "disagreed")
             )
             if done == len(texts):
                 break
         assert done == len(texts)
-    rows = sqlite3.connect(tmp_path / "log.db").execute(
-        "SELECT version, alias, request_id FROM predictions ORDER BY created"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(tmp_path / "log.db")
+        .execute("SELECT version, alias, request_id FROM predictions ORDER BY created")
+        .fetchall()
+    )
     primary = [row for row in rows if row[0] == 1]
     shadow = [row for row in rows if row[0] == 3]
     assert len(primary) == len(shadow) == len(texts)
