@@ -217,6 +217,21 @@ class SqlStore:
         found.reverse()
         return found
 
+    def serving_version(self, model: str) -> int | None:
+        """The version that gave the newest primary answer of ``model`` (not a canary's or a shadow's)."""
+        query = (
+            sa.select(predictions.c.version)
+            .where(
+                predictions.c.model == model,
+                sa.or_(predictions.c.alias.is_(None), predictions.c.alias == "stable"),
+            )
+            .order_by(predictions.c.created.desc())
+            .limit(1)
+        )
+        with self._guard(), self._begin() as connection:
+            found = connection.execute(query).scalar()
+        return None if found is None else int(found)
+
     def truths(self, model: str) -> dict[str, list[str]]:
         """The true labels of every text of ``model`` with feedback (the latest feedback per text)."""
         query = (

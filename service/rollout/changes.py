@@ -207,7 +207,8 @@ def promote(
     """Point ``alias`` (``stable``: the version answering unpinned traffic) at ``version``, unless the
     logged feedback shows it significantly less accurate than the version it replaces
     (:func:`service.rollout.evidence.promotion_verdict`; ``force`` overrides). ``serving``: the version
-    answering now when the alias does not exist yet (default: the store's highest promoted version)."""
+    answering now when the alias does not exist yet (default: the store's highest promoted version, which
+    is what serves unless a pin says otherwise)."""
     check_alias(alias)
     check_version(store, name, version, public_key)
     current = read(store, name).aliases.get(alias)

@@ -167,9 +167,11 @@ def main(namespace: argparse.Namespace) -> int:
         elif command == "promote":
             log = _log(namespace.prediction_log)
             version = changes.resolve(store, name, namespace.version)
+            serving = log.serving_version(name) if log is not None else None  # what answers now
             outcome = changes.promote(
-                store, name, version, actor, alias=namespace.alias, force=namespace.force, log=log
-            )
+                store, name, version, actor,
+                alias=namespace.alias, force=namespace.force, log=log, serving=serving,
+            )  # fmt: skip
         elif command == "rollback":
             outcome = changes.rollback(store, name, actor, alias=namespace.alias)
         else:
