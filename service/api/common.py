@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from service.bundle import MAX_VERSION, NAME_PATTERN, is_valid_name
@@ -27,21 +27,36 @@ def integral_float_as_int(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _version_or_alias(value: object) -> object:
+def _version_or_alias(value: object) -> int | str:
+    """A version number (strict, as ``int`` fields are: ``2.0`` is 2, ``"2"`` and ``true`` are not) or an
+    alias; every refusal has one message, the one a plain ``int`` field gives."""
     value = integral_float_as_int(value)
-    if isinstance(value, str) and not is_alias(value):
-        raise PydanticCustomError(
-            "int_type",
-            "Input should be a valid integer (a version number) or an alias (a name that begins with "
-            "a letter)",
-        )
+    if isinstance(value, str):
+        if is_alias(value):
+            return value
+        raise PydanticCustomError("int_type", VERSION_OR_ALIAS)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if value < 1:
+        raise PydanticCustomError("greater_than_equal", "Input should be greater than or equal to 1")
+    if value > MAX_VERSION:
+        raise PydanticCustomError("less_than_equal", f"Input should be less than or equal to {MAX_VERSION}")
     return value
 
 
+VERSION_OR_ALIAS = "Input should be a valid integer, or an alias that begins with a letter"
 # A version in a body: its number, or an alias of the model's rollout (``stable``, ``canary``...).
 VersionOrAlias = Annotated[
-    Annotated[int, Field(ge=1, le=MAX_VERSION)] | Annotated[str, Field(pattern=ALIAS_PATTERN.pattern)],
-    BeforeValidator(_version_or_alias),
+    int | str,
+    PlainValidator(_version_or_alias),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                {"type": "string", "pattern": ALIAS_PATTERN.pattern},
+            ]
+        }
+    ),
 ]
 
 ModelName = Annotated[

@@ -218,3 +218,30 @@ def test_a_multi_label_explanation_says_which_label_the_colours_are_for(browser,
         assert _severe_console_messages(browser) == []
     finally:
         tags.stop()
+
+
+def test_the_model_card_shows_the_aliases_the_weights_and_the_last_change(  # type: ignore[no-untyped-def]
+    browser, store_copy: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from support.stores import add_version
+
+    from service.rollout import changes
+
+    add_version(store_copy, "tiny-en", 2)
+    add_version(store_copy, "tiny-en", 3)
+    changes.promote(store_copy, "tiny-en", 2, changes.Actor("ana", "steady"))
+    changes.set_alias(store_copy, "tiny-en", "canary", 3, changes.Actor("ana", XSS), weight=15)
+    changes.set_shadow(store_copy, "tiny-en", 3, 50, changes.Actor("ana"))
+    running = Server.start(store_copy, tmp_path / "server.log", env={"LSTM_SERVICE_DEFAULT_MODEL": "tiny-en"})
+    try:
+        browser.get(f"{running.url}/inspect")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda page: "tiny-en" in page.find_element(By.ID, "card-body").text)
+        card = browser.find_element(By.ID, "card-body").text
+    finally:
+        running.stop()
+    assert "canary → 3 (15 %) · stable → 2" in card
+    assert "last change: shadow" in card and "by ana" in card
+    assert "version 3 on 50 % of requests" in card

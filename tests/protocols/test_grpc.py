@@ -261,8 +261,10 @@ def test_malformed_requests_get_status_codes_with_clear_messages(
 
     error = _refused(client, "no-such-model", [_text_input(TEXTS)])
     assert _status(error) == "StatusCode.NOT_FOUND" and "no-such-model" in error.value.message()
-    error = _refused(client, "tiny-en", [_text_input(TEXTS)], model_version="x")
+    error = _refused(client, "tiny-en", [_text_input(TEXTS)], model_version="1.5")
     assert _status(error) == "StatusCode.INVALID_ARGUMENT"
+    error = _refused(client, "tiny-en", [_text_input(TEXTS)], model_version="x")  # an alias it lacks
+    assert _status(error) == "StatusCode.NOT_FOUND" and "no alias 'x'" in error.value.message()
     error = _refused(client, "tiny-en", [_text_input(TEXTS)], model_version="7")
     assert _status(error) == "StatusCode.NOT_FOUND"
 

@@ -155,7 +155,9 @@ async def test_unknown_models_and_versions_are_404(client: httpx.AsyncClient) ->
     await check_refused(client, await client.post("/v2/models/nope/infer", json=body), 404, "unknown model")
     answer = await client.post("/v2/models/tiny-en/versions/9/infer", json=body)
     await check_refused(client, answer, 404, "no loaded version 9")
-    answer = await client.post("/v2/models/tiny-en/versions/latest/infer", json=body)
+    answer = await client.post("/v2/models/tiny-en/versions/latest/infer", json=body)  # an alias it lacks
+    await check_refused(client, answer, 404, "no alias 'latest'")
+    answer = await client.post("/v2/models/tiny-en/versions/1.5/infer", json=body)
     await check_refused(client, answer, 422, "version")
 
 

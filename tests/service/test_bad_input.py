@@ -68,7 +68,12 @@ _INVALID: list[tuple[str, Any, int, str | None]] = [
         422,
         "truncate: Input should be a valid boolean",
     ),
-    ("version as string", {"text": "a", "version": "1"}, 422, "version: Input should be a valid integer"),
+    (
+        "version as string",
+        {"text": "a", "version": "1"},
+        422,
+        "version: Input should be a valid integer, or an alias that begins with a letter",
+    ),
     ("version zero", {"text": "a", "version": 0}, 422, None),
     ("version float", {"text": "a", "version": 1.5}, 422, None),
     (

@@ -34,6 +34,14 @@ OPERATIONS = [
     ("GET", "/metrics"),
     ("POST", "/admin/models/{name}/load"),
     ("POST", "/admin/models/{name}/unload"),
+    ("GET", "/admin/models/{name}/rollout"),
+    ("PUT", "/admin/models/{name}/aliases/{alias}"),
+    ("DELETE", "/admin/models/{name}/aliases/{alias}"),
+    ("PUT", "/admin/models/{name}/shadow"),
+    ("DELETE", "/admin/models/{name}/shadow"),
+    ("POST", "/admin/models/{name}/promote"),
+    ("POST", "/admin/models/{name}/rollback"),
+    ("GET", "/admin/models/{name}/compare"),
     ("POST", "/feedback"),
     ("GET", "/models/{name}/quality"),
     ("GET", "/labelling/queue"),
@@ -68,7 +76,7 @@ CASES = [
     (method, path, mode)
     for method, path in OPERATIONS
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if mode is GenerationMode.POSITIVE or method == "POST"
+    if mode is GenerationMode.POSITIVE or method in ("POST", "PUT")
 ]
 
 

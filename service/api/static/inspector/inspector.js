@@ -73,6 +73,24 @@ function distributionText(spread, digits) {
   return ["p10", "p50", "p90", "p99", "max"].map((key) => `${key} ${format(spread[key], digits)}`).join(" · ");
 }
 
+// The rollout of /models/{name}: "stable → 3 · canary → 4 (10 %)", what is not served, the last change.
+function aliasesText(rollout) {
+  if (!rollout || rollout.error) return rollout ? rollout.error : "none";
+  const weights = rollout.weights || {};
+  const named = Object.entries(rollout.aliases || {}).map(
+    ([alias, version]) => `${alias} → ${version}` + (alias in weights ? ` (${weights[alias]} %)` : ""),
+  );
+  for (const [alias, why] of Object.entries(rollout.not_served || {})) named.push(`${alias} not served: ${why}`);
+  const last = (rollout.history || []).at(-1);
+  if (last) named.push(`last change: ${last.action} ${last.alias || ""} ${last.from ?? "–"} → ${last.to ?? "–"} by ${last.who} at ${last.at}`);
+  return named.length ? named.join(" · ") : "none";
+}
+
+function shadowText(rollout) {
+  const shadow = rollout && rollout.shadow;
+  return shadow ? `version ${shadow.version} on ${shadow.percent} % of requests` : "none";
+}
+
 async function showCard(name) {
   const body = $("card-body");
   body.replaceChildren();
@@ -103,6 +121,8 @@ async function showCard(name) {
   const drift = model.drift || {};
   addFact(facts, "Training unknown-token ratio", distributionText(drift.unknown_token_ratio, 3));
   addFact(facts, "Training tokens per text", distributionText(drift.tokens_per_text, 0));
+  addFact(facts, "Aliases", aliasesText(model.rollout));
+  addFact(facts, "Shadow", shadowText(model.rollout));
   body.append(facts);
 }
 
