@@ -177,7 +177,11 @@ class Registry:
                 self._load_locked(name, self.pinned.get(name), None, "lazy")
             snapshot = self._snapshot
             active = snapshot.active.get(name)
-            return None if active is None else snapshot.runtimes[name][active]
+            runtime = None if active is None else snapshot.runtimes[name][active]
+        held = self._held.get(name)
+        if runtime is not None and held and not held <= self.loaded_versions(name):
+            self.hold(name, set(held))  # the versions its rollout names come back with the model
+        return runtime
 
     def _evict_over_budget(self, keep: str) -> None:
         """With the load lock held: evict least recently used models until the budget holds."""

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ class Router:
         self.poll_seconds = poll_seconds
         self._tables: Mapping[str, Table] = MappingProxyType({})  # replaced whole, read without a lock
         self._seen: dict[str, tuple[int, int, int] | None] = {}
+        # One refresh at a time (the poller, an admin call, another worker's change): a refresh that read an
+        # older file must not swap its table in after one that read the newer file.
+        self._refreshing = threading.Lock()
 
     @property
     def active(self) -> bool:
@@ -124,6 +128,10 @@ class Router:
     def refresh(self, names: Sequence[str] | None = None, force: bool = False) -> list[str]:
         """Apply the rollout files that changed (all of ``names`` with ``force``); blocking: loads versions.
         Returns the models whose routing changed."""
+        with self._refreshing:
+            return self._refresh(names, force)
+
+    def _refresh(self, names: Sequence[str] | None, force: bool) -> list[str]:
         changed = []
         for name in names if names is not None else self.registry.names:
             seen = self._stat(name)

@@ -195,3 +195,25 @@ def test_a_router_routes_only_to_loaded_versions_and_says_why_not(store: Path) -
     with pytest.raises(Exception, match="could not be loaded"):
         router.choose("tiny-en", "canary", ["x"], None)
     assert router.choose("tiny-en", 1, ["x"], None) == (1, None)
+
+
+def test_an_evicted_model_comes_back_with_the_versions_its_rollout_names(store: Path) -> None:
+    from dataclasses import replace
+
+    from service.bundle import load_bundle, write_bundle
+
+    zh = load_bundle(store / "tiny-zh" / "1")
+    manifest = replace(zh.manifest, name="tiny-two") if hasattr(zh.manifest, "name") else zh.manifest
+    write_bundle(store, "tiny-two", zh.model_path, zh.tokenizer, zh.labels, manifest, 1)
+    registry = Registry(store, default_model="tiny-zh", max_loaded=2)
+    registry.load_all()
+    router = Router(registry, store)
+    registry.ensure_loaded("tiny-en")
+    changes.set_alias(store, "tiny-en", "canary", 2, ACTOR, weight=10)
+    router.refresh()
+    assert registry.loaded_versions("tiny-en") == {3, 2}  # the highest serves, the canary beside it
+    registry.ensure_loaded("tiny-two")  # a budget of two models: tiny-en, the least recently used, goes
+    assert registry.loaded_versions("tiny-en") == set()
+    registry.ensure_loaded("tiny-en")
+    assert registry.loaded_versions("tiny-en") == {3, 2}
+    assert router.choose("tiny-en", "canary", ["x"], None) == (2, "canary")
