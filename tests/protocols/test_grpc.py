@@ -329,3 +329,26 @@ def test_the_repository_calls_unload_and_load_with_the_admin_token(
     client.load_model("tiny-zh", headers=admin)
     assert client.is_model_ready("tiny-zh", headers=HEADERS)
     assert client.infer("tiny-zh", [_text_input(ZH_TEXTS)], headers=HEADERS).as_numpy("PROBS").shape == (2, 2)
+
+
+def test_model_infer_names_a_version_by_alias(
+    client: triton.InferenceServerClient, grpc_server: GrpcServer
+) -> None:
+    def admin(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {**ADMIN, "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{grpc_server.url}{path}", data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    admin("PUT", "/admin/models/tiny-zh/aliases/blue", {"version": 1})
+    try:
+        answer = client.infer(
+            "tiny-zh", [_text_input(["今天天气很好"])], model_version="blue", headers=HEADERS
+        )
+        assert answer.get_response().model_version == "1"
+        with pytest.raises(InferenceServerException) as error:
+            client.infer("tiny-zh", [_text_input(["好"])], model_version="green", headers=HEADERS)
+        assert _status(error) == "StatusCode.NOT_FOUND" and "no alias 'green'" in error.value.message()
+    finally:
+        admin("DELETE", "/admin/models/tiny-zh/aliases/blue")
