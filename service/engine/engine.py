@@ -76,7 +76,7 @@ T = TypeVar("T")
 
 
 class Engine:
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, *, inline: bool = False) -> None:
         self.settings = settings
         self.registry = registry
         self.statistics = Statistics()
@@ -85,6 +85,7 @@ class Engine:
             _batch_limits(settings),
             on_batch=self._on_batch,
             serves=registry.serves,
+            inline=inline,  # every model call on the caller's thread (see Inference)
         )
         self.explainer = Explainer(self.inference, settings.max_batch_tokens, settings.max_batch_size)
         self.budget = VectorBudget(settings.max_vector_bytes, settings.max_vector_waiting)

@@ -81,7 +81,8 @@ class Scorer:
             raise ScoringError(describe_error(error)) from None
         self._loop = asyncio.new_event_loop()
         self.runtime = self._open(self.options.model, self.options.version)
-        self.engine = Engine(self.settings, self._registry)
+        # One batch at a time and no event loop to keep free: every model call on this thread.
+        self.engine = Engine(self.settings, self._registry, inline=True)
         folder = self.settings.model_store / self.runtime.name / str(self.runtime.version)
         self.identity = ModelIdentity(
             self.runtime.name,
