@@ -37,7 +37,8 @@ class Inference:
 
     ``inline=True`` runs every call on the caller's thread instead of the pool: for a caller that makes
     one call at a time and has no event loop to keep free (the corpus scorer), the hop to a thread and
-    back cost a tenth of its CPU per text. Deadlines are checked before a call, not during it.
+    back cost a tenth of its CPU per text. Deadlines are checked before a call, not during it. Such a
+    caller serves no ``/metrics`` either: the per-text tokenizer histograms are not recorded.
 
     ``on_batch(runtime, stats)`` hears about every batch a micro-batcher ran (metrics); ``serves(runtime)``
     says whether a runtime is still loaded (batchers of unloaded or replaced runtimes are retired).
@@ -111,7 +112,9 @@ class Inference:
         trace = current_trace()
         started = time.time_ns() if trace is not None else 0
         if self.inline or sum(map(len, texts)) <= _INLINE_TOKENIZE_CHARS:
-            encodings = encode_texts(runtime, texts, locations, truncate, require_tokens, spans)
+            encodings = encode_texts(
+                runtime, texts, locations, truncate, require_tokens, spans, observe=not self.inline
+            )
         else:
             encodings = await self.run(
                 encode_texts, runtime, texts, locations, truncate, require_tokens, spans
