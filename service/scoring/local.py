@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from service.scoring.columns import ERROR, ModelIdentity, ScoreOptions, ScoringError
+from service.scoring import pool as pool_side
+from service.scoring.columns import ERROR, ModelIdentity, ScoreOptions
 
 if TYPE_CHECKING:
     from service.scoring.scorer import Scorer
@@ -90,42 +91,20 @@ def check_destination(job: Job, overwrite: bool) -> None:
         )
 
 
-# -- the worker processes ------------------------------------------------------------------------------------
-
-_scorer: Scorer | ScoringError | None = None  # a worker process's
-
-
-def _open_scorer(store: Path, options: ScoreOptions) -> None:
-    global _scorer
-    from service.scoring.scorer import Scorer
-
-    logging.getLogger("service").setLevel(logging.WARNING)  # a worker has nothing to say about loading
-    try:
-        _scorer = Scorer(store, options)
-    except ScoringError as error:  # kept to be raised by the first task: the pool would only say "broken"
-        _scorer = error
-
-
-def _ready() -> Scorer:
-    if isinstance(_scorer, ScoringError):
-        raise _scorer
-    assert _scorer is not None, "the worker's initializer opens the scorer"
-    return _scorer
-
-
-def _identity() -> tuple[ModelIdentity, list[tuple[str, str]]]:
-    scorer = _ready()
-    return scorer.identity, scorer.columns
-
-
-def _score_chunk(parts: Path, chunk: Chunk) -> tuple[int, int, int]:
-    """Score one chunk and write its two part files; (its index, rows scored, rows rejected)."""
-    return score_chunk(_ready(), parts, chunk)
+# -- the parts -----------------------------------------------------------------------------------------------
 
 
 def score_chunk(scorer: Scorer, parts: Path, chunk: Chunk) -> tuple[int, int, int]:
-    answers = scorer.score(chunk.texts)
-    table = answers_table(chunk.passthrough, answers, scorer.columns)
+    """Score one chunk here and write its two part files; (its index, rows scored, rows rejected)."""
+    return write_chunk(parts, chunk, scorer.score(chunk.texts), scorer.columns)
+
+
+def write_chunk(
+    parts: Path, chunk: Chunk, answers: dict[str, Any], columns: list[tuple[str, str]]
+) -> tuple[int, int, int]:
+    """A chunk's answers (from this process or a worker) written as its two part files, rejects first:
+    the scored part is what says the chunk is done."""
+    table = answers_table(chunk.passthrough, answers, columns)
     failed = pa.array([error is not None for error in answers[ERROR]])
     id_name = chunk.passthrough.column_names[0]
     rejects = table.filter(failed).select([id_name, ERROR]).rename_columns([id_name, "reason"])
@@ -194,8 +173,12 @@ def run(job: Job, progress: TextIO | None) -> Summary:
         # Workers start from a fresh interpreter (no threads of this process inherited); only they load
         # onnxruntime and the model.
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(job.processes, context, _open_scorer, (job.store, job.options)) as pool:
-            identity, columns = pool.submit(_identity).result()  # a model that cannot load stops it here
+        with ProcessPoolExecutor(
+            job.processes, context, pool_side.open_scorer, (job.store, job.options)
+        ) as pool:
+            identity, columns = pool.submit(
+                pool_side.identity
+            ).result()  # a model that cannot load stops here
             summary, identity, columns = _score_all(job, progress, identity, columns, pool)
     if summary.read == 0:
         shutil.rmtree(job.parts)
@@ -218,15 +201,16 @@ def _score_all(
     done = _prepare_parts(job, _fingerprint(job, identity))
     summary = Summary(identity=asdict(identity))
     meter = _Progress(progress, job.corpus.rows)
-    in_flight: deque[tuple[int, Future[tuple[int, int, int]]]] = deque()
+    in_flight: deque[tuple[Chunk, Future[dict[str, Any]]]] = deque()
     finished = 0
 
     def settle(limit: int) -> None:
         nonlocal finished
         while len(in_flight) > limit:
-            rows, future = in_flight.popleft()
-            future.result()  # a worker's failure stops the run here; finished parts stay for a re-run
-            finished += rows
+            chunk, future = in_flight.popleft()
+            # a worker's failure stops the run here; finished parts stay for a re-run
+            write_chunk(job.parts, chunk, future.result(), columns)
+            finished += len(chunk.texts)
             meter.show(finished + summary.resumed, summary.resumed)
 
     for chunk in job.corpus.chunks(job.chunk_rows):
@@ -238,7 +222,7 @@ def _score_all(
             finished += len(chunk.texts)
             meter.show(finished + summary.resumed, summary.resumed)
         else:
-            in_flight.append((len(chunk.texts), worker.submit(_score_chunk, job.parts, chunk)))
+            in_flight.append((chunk, worker.submit(pool_side.score_texts, chunk.texts)))
             settle(2 * job.processes)  # bounded memory: a few chunks per worker in flight
     settle(0)
     meter.end(summary.read)
