@@ -105,6 +105,14 @@ class Router:
         ALIAS_REQUESTS.labels(name, alias, str(chosen)).inc()
         return chosen, alias
 
+    def number(self, name: str, version: int | str | None) -> int | None:
+        """A version named by number or by alias as its number (None stays None): for the routes that
+        describe a version (metadata, readiness, statistics) rather than run it."""
+        if not isinstance(version, str):
+            return version
+        chosen, _ = self.choose(name, version, None, None)
+        return chosen
+
     def _split(
         self, table: Table, texts: Sequence[str] | None, key: str | None
     ) -> tuple[int | None, str | None]:

@@ -347,6 +347,9 @@ def test_model_infer_names_a_version_by_alias(
             "tiny-zh", [_text_input(["今天天气很好"])], model_version="blue", headers=HEADERS
         )
         assert answer.get_response().model_version == "1"
+        metadata = client.get_model_metadata("tiny-zh", "blue", headers=HEADERS)
+        assert list(metadata.versions) == ["1"]
+        assert client.is_model_ready("tiny-zh", "blue", headers=HEADERS)
         with pytest.raises(InferenceServerException) as error:
             client.infer("tiny-zh", [_text_input(["好"])], model_version="green", headers=HEADERS)
         assert _status(error) == "StatusCode.NOT_FOUND" and "no alias 'green'" in error.value.message()

@@ -63,6 +63,14 @@ async def test_a_named_alias_answers_with_its_version_and_says_so(two_versions: 
         )
         assert oip.status_code == 200, oip.text
         assert oip.json()["model_version"] == "2"
+        metadata = await client.get("/v2/models/tiny-en/versions/canary")
+        assert metadata.status_code == 200 and metadata.json()["versions"] == ["2"], metadata.text
+        ready = await client.get("/v2/models/tiny-en/versions/canary/ready")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        stats = await client.get("/v2/models/tiny-en/versions/canary/stats")
+        assert stats.json()["model_stats"][0]["version"] == "2"
+        assert (await client.get("/v2/models/tiny-en/versions/beta/ready")).status_code == 404
+        assert (await client.get("/v2/models/tiny-en/versions/1.5")).status_code == 422
         missing = await client.post("/classify", json={"text": "pizza", "version": "beta"})
         assert missing.status_code == 404
         assert "no alias 'beta'" in missing.json()["error"] and "canary" in missing.json()["error"]

@@ -34,7 +34,8 @@ from service.api.oip.schemas import (
     StatisticsResponse,
 )
 from service.api.responses import OrjsonResponse
-from service.api.validation import PathVersion, path_version_or_alias
+from service.api.validation import path_version_or_alias
+from service.engine.engine import Engine
 from service.engine.registry import ModelState, Registry
 from service.errors import STATUS_CODES, ErrorType, ServiceError
 from service.lifecycle import is_draining
@@ -43,7 +44,20 @@ SERVER_NAME = "lstm-service"
 SERVER_VERSION = __version__
 EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics"]
 ModelName = Annotated[str, Path(description="Model name.")]
-ModelVersion = PathVersion  # strict decimal, as the hot route checks it
+# A version by number (strict decimal, as the hot route checks it) or by alias of the model's rollout:
+# checked and resolved by the handler (path_version_or_alias, then the engine's router).
+ModelVersion = Annotated[
+    str,
+    Path(
+        description="Model version, by number or by alias of the model's rollout (stable, canary...).",
+        json_schema_extra={"pattern": "^([1-9][0-9]{0,8}|[A-Za-z][A-Za-z0-9._-]{0,63})$"},
+    ),
+]
+
+
+def _number(engine: Engine, name: str, version: str) -> int | None:
+    return engine.router.number(name, path_version_or_alias(version))
+
 
 health_router = APIRouter(tags=["open inference protocol"])
 router = APIRouter(tags=["open inference protocol"])
@@ -138,7 +152,8 @@ async def model_statistics(name: ModelName, engine: EngineDep) -> Response:
 )
 async def version_statistics(name: ModelName, version: ModelVersion, engine: EngineDep) -> Response:
     """Inference counts and cumulative times of one version."""
-    stat = statistics.model_stat(engine.registry.get(name, version), engine.statistics)
+    runtime = engine.registry.get(name, _number(engine, name, version))
+    stat = statistics.model_stat(runtime, engine.statistics)
     return OrjsonResponse({"model_stats": [stat]})
 
 
@@ -152,9 +167,9 @@ async def model_metadata(name: ModelName, registry: RegistryDep) -> Response:
 @router.get(
     "/v2/models/{name}/versions/{version}", response_model=ModelMetadataResponse, responses=ERROR_RESPONSES
 )
-async def version_metadata(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+async def version_metadata(name: ModelName, version: ModelVersion, engine: EngineDep) -> Response:
     """Metadata of one version."""
-    runtime = registry.get(name, version)
+    runtime = engine.registry.get(name, _number(engine, name, version))
     return OrjsonResponse(signature.model_metadata(runtime, [runtime.version]))
 
 
@@ -181,9 +196,10 @@ async def model_ready(name: ModelName, registry: RegistryDep) -> Response:
     response_model=ModelReadyResponse,
     responses=error_responses(404, 503),
 )
-async def version_ready(name: ModelName, version: ModelVersion, registry: RegistryDep) -> Response:
+async def version_ready(name: ModelName, version: ModelVersion, engine: EngineDep) -> Response:
     """Readiness of one version."""
-    return await _model_ready(registry, name, version)
+    engine.registry.status(name)  # 404 for an unknown model, before its aliases are looked at
+    return await _model_ready(engine.registry, name, _number(engine, name, version))
 
 
 @router.get("/v2/models/{name}/config", responses=ERROR_RESPONSES)
@@ -195,10 +211,10 @@ async def model_config(name: ModelName, registry: RegistryDep, settings: Setting
 
 @router.get("/v2/models/{name}/versions/{version}/config", responses=ERROR_RESPONSES)
 async def version_config(
-    name: ModelName, version: ModelVersion, registry: RegistryDep, settings: SettingsDep
+    name: ModelName, version: ModelVersion, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     """Triton's model configuration of one version."""
-    runtime = registry.get(name, version)
+    runtime = engine.registry.get(name, _number(engine, name, version))
     return OrjsonResponse(signature.model_config(runtime, settings.max_texts, runtime.version))
 
 

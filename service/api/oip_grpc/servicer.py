@@ -24,7 +24,7 @@ from service.api.oip_grpc import grpc_predict_v2_pb2 as pb
 from service.api.oip_grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.api.oip_grpc import wire
 from service.api.oip_grpc.status import answered, check_api_key, check_token
-from service.api.validation import path_version, path_version_or_alias
+from service.api.validation import path_version_or_alias
 from service.bundle import NAME_PATTERN
 from service.engine.registry import ModelState
 from service.engine.runtime import ModelRuntime
@@ -35,13 +35,9 @@ from service.observability.context import DEADLINE
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _version(text: str) -> int | None:
-    """An empty version is the one serving; otherwise a decimal, as in the HTTP paths."""
-    return None if text == "" else path_version(text)
-
-
 def _version_or_alias(text: str) -> int | str | None:
-    """ModelInfer's version: also an alias of the model's rollout."""
+    """An empty version is the one serving; otherwise a decimal, as in the HTTP paths, or an alias of the
+    model's rollout."""
     return None if text == "" else path_version_or_alias(text)
 
 
@@ -65,9 +61,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.settings = services.settings
         self.coordinator = services.coordinator
 
-    async def _model(self, context: Context, name: str, version: str, *, alias: bool = False) -> ModelRuntime:
+    async def _model(self, context: Context, name: str, version: str) -> ModelRuntime:
         check_api_key(context, self.settings.api_keys())
-        return await self.engine.model(name, _version_or_alias(version) if alias else _version(version))
+        return await self.engine.model(name, _version_or_alias(version))
 
     # -- server and health ------------------------------------------------------------------------------
 
@@ -93,7 +89,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         registry = self.engine.registry
         status = registry.status(request.name)  # NOT_FOUND for an unknown model
         try:
-            registry.get(request.name, _version(request.version))
+            registry.get(
+                request.name, self.engine.router.number(request.name, _version_or_alias(request.version))
+            )
         except ServiceError as error:
             if error.error_type is ErrorType.not_found and status.state is ModelState.ready:
                 raise  # a version that is not loaded
@@ -121,7 +119,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         check_api_key(context, self.settings.api_keys())
         registry = self.engine.registry
         if request.name:
-            runtimes = [registry.get(request.name, _version(request.version))]
+            number = self.engine.router.number(request.name, _version_or_alias(request.version))
+            runtimes = [registry.get(request.name, number)]
         else:
             runtimes = []
             for name in registry.names:
@@ -176,7 +175,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @answered
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
-        runtime = await self._model(context, request.model_name, request.model_version, alias=True)
+        runtime = await self._model(context, request.model_name, request.model_version)
         decoded = wire.decode(request, runtime, self.settings)
         # The request's deadline: the service's, or the caller's gRPC deadline when that comes first.
         seconds = self.settings.request_timeout_seconds
