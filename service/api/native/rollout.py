@@ -37,9 +37,11 @@ AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN.pattern, description="Alia
 _ERRORS = error_responses(401, 404, 409, 422, 503)
 
 
-def _actor(http: Request, body: Any) -> Actor:
+def _actor(http: Request, body: Any = None) -> Actor:
+    """Who made the change (the body's ``by``, else the admin API and the caller's address) and why."""
     client = http.client.host if http.client is not None else "unknown"
-    return Actor(body.by or f"admin API ({client})", body.why)
+    by, why = (body.by, body.why) if body is not None else (None, None)
+    return Actor(by or f"admin API ({client})", why)
 
 
 def _rollout(services: Services, name: str) -> dict[str, Any]:
@@ -102,7 +104,7 @@ async def delete_alias(
 ) -> Response:
     """Remove an alias (and its weight)."""
     _served(services, name)
-    actor = Actor(f"admin API ({http.client.host if http.client else 'unknown'})")
+    actor = _actor(http)
     outcome = await run_in_threadpool(changes.remove_alias, services.settings.model_store, name, alias, actor)
     return await _applied(services, name, outcome)
 
@@ -130,7 +132,7 @@ async def put_shadow(
 async def delete_shadow(name: ModelNamePath, services: ServicesDep, http: Request) -> Response:
     """Stop the shadow runs."""
     _served(services, name)
-    actor = Actor(f"admin API ({http.client.host if http.client else 'unknown'})")
+    actor = _actor(http)
     outcome = await run_in_threadpool(changes.remove_shadow, services.settings.model_store, name, actor)
     return await _applied(services, name, outcome)
 
