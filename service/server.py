@@ -29,7 +29,7 @@ import uvicorn
 
 from service import lifecycle
 from service.http_limits import HttpLimits, protocol_class
-from service.listener_close import ACCEPT_QUEUE_SECONDS, refuse_new_connections
+from service.listener_close import accept_queue_emptied, refuse_new_connections
 from service.observability import metrics
 from service.settings import Settings
 
@@ -98,7 +98,7 @@ class DrainingServer(uvicorn.Server):
         if self.started and not self.force_exit:
             listeners = [listener for server in self.servers for listener in server.sockets]
             if listeners and all(refuse_new_connections(listener) for listener in listeners):
-                await asyncio.sleep(ACCEPT_QUEUE_SECONDS)  # the event loop accepts what the queue holds
+                await accept_queue_emptied(listeners)  # the event loop accepts what the queue holds
         await super().shutdown(sockets=sockets)
 
     async def _follow_orders(self) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from support.live_server import LiveServer, Load
 
-from service.listener_close import refuse_new_connections
+from service.listener_close import accept_queue, refuse_new_connections
 
 DRAIN_SECONDS = 1.0
 REPETITIONS = 2  # each run reset 6-7 connections before the fix; docs/operations.md has 20-run figures
@@ -93,3 +94,23 @@ def test_the_filter_leaves_queued_connections_and_refuses_new_ones() -> None:
         assert queued.recv(4) == b"pong"
         accepted.close()
         queued.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO of a listener")
+def test_the_accept_queue_length_is_read_from_the_kernel_and_a_handshake_under_way_completes() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        port = listener.getsockname()[1]
+        assert accept_queue(listener) == 0
+        first = socket.create_connection(("127.0.0.1", port), timeout=5)
+        second = socket.create_connection(("127.0.0.1", port), timeout=5)
+        deadline = time.monotonic() + 5
+        while accept_queue(listener) != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert accept_queue(listener) == 2
+        assert refuse_new_connections(listener)
+        for _ in range(2):
+            accepted, _ = listener.accept()
+            accepted.close()
+        assert accept_queue(listener) == 0
+        first.close()
+        second.close()
