@@ -34,7 +34,8 @@ def _stop_under_load(store: Path, log: Path, flags: list[str]) -> Load:
     try:
         load.wait_for(100, deadline_seconds=60)
         server.terminate(group=True)
-        assert server.process.wait(timeout=60) == 0
+        code = server.process.wait(timeout=60)
+        assert code == 0, f"the server exited with {code}:\n{server.log_text()[-3000:]}"
         load.stop()
     finally:
         server.kill()
@@ -71,8 +72,9 @@ def test_twenty_stops_with_clients_sending_past_the_drain_reset_nothing(
         load = _stop_under_load(tiny_store, tmp_path / f"server-{stop}.log", flags)
         failed += [f"stop {stop}: {o.error}" for o in load.outcomes if o.status is None]
         answered += len(load.outcomes)
-        assert {outcome.status for outcome in load.outcomes} <= {200, None}
-        assert load.refused == CLIENTS
+        statuses = {outcome.status for outcome in load.outcomes}
+        assert statuses <= {200, None}, f"stop {stop}: answered {statuses}"
+        assert load.refused == CLIENTS, f"stop {stop}: {load.refused} of {CLIENTS} clients ended refused"
     assert failed == [], f"{len(failed)} of {answered} accepted requests got no answer: {failed[:5]}"
 
 
