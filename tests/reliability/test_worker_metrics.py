@@ -37,6 +37,11 @@ def test_a_scrape_adds_up_the_requests_of_every_worker(tiny_store: Path, tmp_pat
             assert reply.status == 200
             workers.add(reply.headers["x-request-id"][:16])
             requests += 1
+        # A request is counted just after its answer is sent: the last one may not be counted yet.
+        settled = time.monotonic() + 10
+        while _value(_CLASSIFIED, server.call("GET", "/metrics").body) != requests:
+            assert time.monotonic() < settled, "the requests were never all counted"
+            time.sleep(0.05)
         scrapes = [server.call("GET", "/metrics").body for _ in range(10)]
     finally:
         server.kill()
