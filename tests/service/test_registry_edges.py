@@ -688,3 +688,23 @@ def test_under_a_public_key_a_held_version_must_be_signed_and_reasons_hide_the_s
     assert registry.hold("tiny-en", {3}) == {3: why}
     assert registry.reload("tiny-en", 3).reason == why
     assert registry.loaded_versions("tiny-en") == {1}
+
+
+def test_the_default_policy_is_ready_while_another_model_failed(store_copy: Path) -> None:
+    _break(store_copy / "tiny-zh" / "1")
+    registry = Registry(store_copy, default_model="tiny-en")
+    registry.load_all()
+
+    assert registry.is_ready("default") and registry.is_ready("any")
+    assert not registry.is_ready("all") and not registry.is_ready()
+
+
+def test_a_budget_of_one_evicts_the_other_model_when_a_third_loads(four_models: Path) -> None:
+    registry = Registry(four_models, default_model="tiny-zh", max_loaded=1)
+    registry.load_all()
+    registry.ensure_loaded("a-copy")  # the default is never evicted: the budget gives way
+
+    registry.ensure_loaded("b-copy")
+
+    assert registry.status("a-copy") == ModelStatus("a-copy", ModelState.evicted, None, EVICTED.format(1))
+    assert set(registry.serving_versions) == {"b-copy", "tiny-zh"}
