@@ -1,0 +1,236 @@
+"""The micro-batcher at its edges, every refusal and failure compared whole: the limits' messages, the queue
+bound at exactly its limit, a cut exactly at a padding or token limit, what each batch reports to its hook
+and its counters, and the requests a stop, a failure or a deadline ends (a plain function as the model)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import pytest
+from test_batcher import WAIT, FakeModel, Stopwatch, _item, run, settle
+
+from service.engine.batching import (
+    BatcherStopped,
+    BatchFailed,
+    BatchLimits,
+    BatchStats,
+    Expired,
+    MicroBatcher,
+    QueueFull,
+    collate,
+)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"max_batch_size": 0}, "max_batch_size must be >= 1, got 0"),
+        ({"max_batch_tokens": 0}, "max_batch_tokens must be >= 1 (padded tokens per call), got 0"),
+        (
+            {"max_padding": -0.1},
+            "max_padding must be >= 0 (0.5 = padding may add half the real tokens), got -0.1",
+        ),
+        ({"max_wait_ms": -1}, "max_wait_ms must be >= 0 (0 = never wait for a batch to fill), got -1"),
+        ({"max_queued": 0}, "max_queued must be >= 1, got 0"),
+    ],
+)
+def test_each_limit_out_of_range_is_refused_with_its_message(limits: dict, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        BatchLimits(**limits)
+    assert str(refused.value) == message
+
+
+def test_the_smallest_limits_are_accepted() -> None:
+    limits = BatchLimits(max_batch_size=1, max_batch_tokens=1, max_padding=0, max_wait_ms=0, max_queued=1)
+    assert (limits.max_batch_size, limits.max_queued) == (1, 1)
+
+
+def test_the_default_limits() -> None:
+    assert BatchLimits() == BatchLimits(32, 2048, 0.2, 2.0, 1024)
+
+
+def test_a_cut_falls_exactly_past_the_padding_and_token_limits() -> None:
+    def sizes(limits: BatchLimits, *lengths: int) -> list[list[int]]:
+        plan = collate(deque(_item(length) for length in lengths), 0.0, limits)
+        return [[item.size for item in batch] for batch in plan.batches]
+
+    # 2 x 5 = 10 padded tokens for 8 real ones: exactly 1.25 x, allowed; 2 x 6 = 12 for 9 is not
+    assert sizes(BatchLimits(max_padding=0.25), 3, 5) == [[3, 5]]
+    assert sizes(BatchLimits(max_padding=0.25), 3, 6) == [[3], [6]]
+    # 2 x 10 = 20 padded tokens fit a budget of exactly 20
+    assert sizes(BatchLimits(max_batch_tokens=20, max_padding=0), 10, 10) == [[10, 10]]
+    assert sizes(BatchLimits(max_batch_tokens=19, max_padding=0), 10, 10) == [[10], [10]]
+    # the real tokens restart with each batch
+    assert sizes(BatchLimits(max_batch_size=2, max_padding=0.25), 4, 4, 5, 5, 5) == [[4, 4], [5, 5], [5]]
+    plan = collate(deque([_item(3, deadline=1.0), _item(4, deadline=1.5)]), 1.0, BatchLimits())
+    assert [item.size for item in plan.expired] == [3]  # a deadline at this very instant has passed
+    assert [[item.size for item in batch] for batch in plan.batches] == [[4]]
+
+
+def test_a_queue_exactly_at_its_bound_admits_and_one_over_is_refused_whole() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0, max_queued=3)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            running = asyncio.create_task(batcher.submit([0]))
+            await model.wait_until_running()
+            queued = asyncio.create_task(batcher.submit([1, 2]))
+            await settle()
+            with pytest.raises(QueueFull) as refused:
+                await batcher.submit([3, 4])
+            error = refused.value
+            assert str(error) == "2 texts are already queued (limit 3); retry in 1 s"
+            assert (error.queued, error.max_queued, error.retry_after) == (2, 3, 1)
+            assert batcher.counters.rejected_requests == 1
+            fits = asyncio.create_task(batcher.submit([3]))  # 2 + 1 = 3: exactly the bound
+            await settle()
+            assert batcher.queued == 3
+            model.release.set()
+            assert [await running, await queued, await fits] == [[0], [2, 4], [6]]
+            assert batcher.counters.rejected_requests == 1
+
+    run(scenario())
+
+
+def test_each_batch_reports_exactly_what_it_ran() -> None:
+    async def scenario() -> None:
+        seen: list[BatchStats] = []
+        watch = Stopwatch()
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=8, max_padding=10.0, max_wait_ms=0)
+        before = time.time_ns()
+        async with MicroBatcher(model, limits, on_batch=seen.append) as batcher:
+            assert await batcher.submit(["ab", "abcd", "a"], model_time=watch) == ["abab", "abcdabcd", "aa"]
+            assert await batcher.submit(["xyz"]) == ["xyzxyz"]
+            assert batcher.counters.batches == 2 and batcher.counters.items == 4
+            assert batcher.counters.failed_batches == 0
+        first, second = seen
+        assert (first.size, first.requests, first.tokens, first.padded_tokens, first.failed) == (
+            3,
+            1,
+            7,
+            12,
+            False,
+        )
+        assert first.served == (watch,) and second.served == ()
+        assert (second.size, second.tokens, second.padded_tokens) == (1, 3, 3)
+        assert len(first.queue_seconds) == 3 and all(0 <= wait < WAIT for wait in first.queue_seconds)
+        assert 0 <= first.run_seconds < WAIT and before <= first.started_ns <= second.started_ns
+        assert watch.calls == [(0.0, watch.calls[0][1])] and watch.calls[0][1] <= first.run_seconds + 1e-3
+
+    run(scenario())
+
+
+def test_a_failed_batch_is_counted_and_each_request_gets_the_cause(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        seen: list[BatchStats] = []
+        limits = BatchLimits(max_batch_size=8, max_padding=10.0, max_wait_ms=0)
+        async with MicroBatcher(FakeModel(), limits, on_batch=seen.append, name="tiny") as batcher:
+            with pytest.raises(BatchFailed) as failed:
+                await batcher.submit(["boom", "ok"])
+            assert str(failed.value) == "inference failed"
+            assert str(failed.value.__cause__) == "model exploded"
+            assert (batcher.counters.batches, batcher.counters.failed_batches) == (1, 1)
+            assert await batcher.submit(["ok"]) == ["okok"]
+            assert (batcher.counters.batches, batcher.counters.failed_batches) == (2, 1)
+        assert [stats.failed for stats in seen] == [True, False]
+
+    with caplog.at_level(logging.ERROR, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == [
+        "tiny: a batch of 2 items failed; failing its requests"
+    ]
+
+
+def test_a_model_that_returns_too_few_results_fails_the_batch() -> None:
+    async def scenario() -> None:
+        async with MicroBatcher(lambda payloads: payloads[:1], BatchLimits(max_wait_ms=0)) as batcher:
+            with pytest.raises(BatchFailed) as failed:
+                await batcher.submit(["a", "b"])
+            assert str(failed.value.__cause__) == "run_batch returned 1 results for 2 items"
+            assert batcher.counters.failed_batches == 1
+
+    run(scenario())
+
+
+def test_the_stopped_batchers_refusals_are_compared_whole() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(FakeModel(), name="tiny")
+        assert not batcher.running
+        with pytest.raises(BatcherStopped) as before_start:
+            await batcher.submit([1])
+        assert str(before_start.value) == "tiny is not running (call start() first; stop() is final)"
+        batcher.start()
+        assert batcher.running
+        with pytest.raises(RuntimeError) as twice:
+            batcher.start()
+        assert str(twice.value) == "tiny was already started; create a new MicroBatcher to restart"
+        assert await batcher.submit([]) == []
+        await batcher.stop()
+        assert not batcher.running
+        with pytest.raises(BatcherStopped) as after_stop:
+            await batcher.submit([1])
+        assert str(after_stop.value) == "tiny is not running (call start() first; stop() is final)"
+
+    run(scenario())
+
+
+def test_a_stop_fails_the_running_and_the_queued_requests_with_their_messages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        batcher = MicroBatcher(
+            model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1, name="b1"
+        )
+        batcher.start()
+        running = asyncio.create_task(batcher.submit([1]))
+        await model.wait_until_running()
+        queued = asyncio.create_task(batcher.submit([2]))
+        await settle()
+        await batcher.stop(drain=True, timeout=0.05)
+        model.release.set()
+        with pytest.raises(BatcherStopped) as ran:
+            await running
+        with pytest.raises(BatcherStopped) as waited:
+            await queued
+        assert str(ran.value) == "b1 stopped while this request ran"
+        assert str(waited.value) == "b1 stopped before this request ran"
+        assert batcher.queued == 0
+
+    with caplog.at_level(logging.WARNING, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == [
+        "b1: drain did not finish within 0.05 s; failing 1 queued items"
+    ]
+
+
+def test_each_way_a_deadline_passes_is_named_and_counted() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
+            running = asyncio.create_task(batcher.submit([1], deadline=time.monotonic() + 0.05))
+            await model.wait_until_running()
+            with pytest.raises(Expired) as during:
+                await running
+            assert str(during.value) == "the request's deadline passed while it was queued or running"
+            assert batcher.counters.expired_requests == 1
+            late = asyncio.create_task(batcher.submit([2], deadline=time.monotonic() - 1))
+            await settle()
+            model.release.set()
+            with pytest.raises(Expired) as before:
+                await late
+            assert str(before.value) in {
+                "the request's deadline passed before its batch was formed",
+                "the request's deadline passed while it was queued or running",
+            }
+            assert batcher.counters.expired_requests == 2
+            assert await batcher.submit([3], deadline=time.monotonic() + WAIT) == [6]
+            assert batcher.counters.expired_requests == 2
+
+    run(scenario())
