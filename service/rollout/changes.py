@@ -42,9 +42,10 @@ class Actor:
 
 def check_model(store: Path, name: str) -> list[int]:
     """The versions of ``name`` in the store (404 for a model it does not hold)."""
-    if not is_valid_name(name) or not list_versions(store, name):
+    versions = list_versions(store, name) if is_valid_name(name) else []
+    if not versions:
         raise NotFound(f"model {name[:80]!r} is not in the store {store}")
-    return list_versions(store, name)
+    return versions
 
 
 def check_version(store: Path, name: str, version: object, public_key: Ed25519PublicKey | None = None) -> int:

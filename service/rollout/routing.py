@@ -81,6 +81,17 @@ class Router:
     def table(self, name: str) -> Table | None:
         return self._tables.get(name)
 
+    def describe(self, name: str) -> dict[str, object]:
+        """The model's rollout as ``/models/{name}`` and the admin routes show it: the table in force, else
+        the file (a model without aliases or shadow keeps its history), else what is wrong with the file."""
+        table = self._tables.get(name)
+        if table is not None:
+            return table.to_dict()
+        try:
+            return {**read(self.store, name).to_dict(), "not_served": {}}
+        except ValueError as error:  # a hand-edited file gone wrong: the model itself is still described
+            return {"error": str(error).replace(str(self.store), "<model_store>")}
+
     # -- the request path -------------------------------------------------------------------------------
 
     def choose(

@@ -223,3 +223,13 @@ async def test_shadow_answers_go_to_the_log_and_never_to_the_caller(
     assert {row[1] for row in shadow} == {"shadow"}
     assert {row[2] for row in shadow} == {f"{row[2]}/shadow" for row in primary}
     assert json.loads(json.dumps([row[1] for row in primary])) == [None] * len(texts)
+
+
+async def test_an_unreadable_rollout_file_is_reported_not_a_500(two_versions: Path, tmp_path: Path) -> None:
+    async with running_app(_settings(two_versions, tmp_path)) as client:
+        (two_versions / "tiny-en" / ROLLOUT_FILE).write_text("{not json")
+        for path, headers in (("/admin/models/tiny-en/rollout", ADMIN), ("/models/tiny-en", {})):
+            answer = await client.get(path, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert "not a valid rollout file" in answer.json()["rollout"]["error"]
+            assert str(two_versions) not in answer.text  # the store's path is not shown

@@ -14,8 +14,6 @@ from service.bundle import list_versions
 from service.engine.registry import ModelStatus, Registry
 from service.engine.runtime import ModelRuntime
 from service.errors import ServiceError
-from service.rollout.routing import Router
-from service.rollout.state import read
 
 router = APIRouter(tags=["models"])
 
@@ -45,15 +43,5 @@ async def get_model(name: str, services: ServicesDep) -> Response:
     status = registry.status(name)  # 404 for a name the registry does not know, before any file access
     versions = list_versions(registry.store, status.name)
     detail = model_detail(status, _serving(registry, status), registry.default_model, versions)
-    detail["rollout"] = _rollout(services.engine.router, registry, status.name)
+    detail["rollout"] = services.engine.router.describe(status.name)
     return OrjsonResponse(detail)
-
-
-def _rollout(router: Router, registry: Registry, name: str) -> dict[str, object]:
-    table = router.table(name)
-    if table is not None:
-        return table.to_dict()
-    try:
-        return {**read(registry.store, name).to_dict(), "not_served": {}}
-    except ValueError as error:  # a hand-edited file gone wrong: the model itself is still described
-        return {"error": str(error).replace(str(registry.store), "<model_store>")}

@@ -29,7 +29,7 @@ from service.bundle import NAME_PATTERN
 from service.errors import NotFound
 from service.rollout import changes
 from service.rollout.changes import Actor, Outcome
-from service.rollout.state import ALIAS_PATTERN, read
+from service.rollout.state import ALIAS_PATTERN
 
 router = APIRouter(prefix="/admin/models/{name}", tags=["rollout"], dependencies=[Depends(require_admin)])
 ModelNamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, description="Model name.")]
@@ -44,13 +44,6 @@ def _actor(http: Request, body: Any = None) -> Actor:
     return Actor(by or f"admin API ({client})", why)
 
 
-def _rollout(services: Services, name: str) -> dict[str, Any]:
-    table = services.engine.router.table(name)
-    if table is not None:
-        return table.to_dict()
-    return {**read(services.settings.model_store, name).to_dict(), "not_served": {}}
-
-
 async def _applied(services: Services, name: str, outcome: Outcome) -> Response:
     """Apply the new rollout here and in every worker, then answer with it."""
     coordinator = services.coordinator
@@ -60,7 +53,12 @@ async def _applied(services: Services, name: str, outcome: Outcome) -> Response:
     )
     reach = (await coordinator.reach(action_id)).to_dict()
     return OrjsonResponse(
-        {"model": name, "message": outcome.message, "rollout": _rollout(services, name), "workers": reach}
+        {
+            "model": name,
+            "message": outcome.message,
+            "rollout": services.engine.router.describe(name),
+            "workers": reach,
+        }
     )
 
 
@@ -72,7 +70,7 @@ def _served(services: Services, name: str) -> None:
 async def get_rollout(name: ModelNamePath, services: ServicesDep) -> Response:
     """The model's aliases, weights, shadow and history, and what this worker could not load."""
     _served(services, name)
-    return OrjsonResponse({"model": name, "rollout": _rollout(services, name)})
+    return OrjsonResponse({"model": name, "rollout": services.engine.router.describe(name)})
 
 
 @router.put(
