@@ -6,6 +6,11 @@ Protocol's ``/v2/repository/...``) the admin token, every other one the API key 
 (a hot route says so itself: ``guarded``). A body-carrying request without its credential is answered
 401 (404 for admin routes while they are off) whatever its path, as :mod:`service.api.security` answers
 any missing credential: a request without one learns nothing about which paths exist.
+
+The vector routes (``/embed``, ``/hidden-states``) are also refused here, 429 with ``Retry-After``, while
+the worker's vector budget has its queue of waiters full: their admission would refuse them for that
+reason after the body, so they are spared the body's reading and parsing, which made a refusal cost
+tens of milliseconds of the event loop while clients retried at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from service.settings import Settings
 
 Check = Callable[[Request], None]
 ADMIN_PREFIXES = ("/admin", "/v2/repository")  # the routes behind require_admin
+VECTOR_PATHS = frozenset({"/embed", "/hidden-states"})  # answered within the vector budget
 
 
 def _check_for(path: str) -> Check:
@@ -46,6 +52,14 @@ class Gate:
         else:
             check = _check_for(scope["path"])
         if check is require_api_key and self.settings.api_key is None:
-            return  # the common case without a key: no Request to build
-        if check is not None:
+            pass  # the common case without a key: no Request to build
+        elif check is not None:
             check(Request(scope))
+        if hot is None and scope["path"] in VECTOR_PATHS:
+            _refuse_if_budget_full(scope)
+
+
+def _refuse_if_budget_full(scope: Scope) -> None:
+    services = getattr(scope["app"].state, "services", None)  # None until the lifespan has built it
+    if services is not None:
+        services.engine.budget.refuse_if_full()

@@ -171,6 +171,15 @@ class VectorBudget:
             raise
         return Reservation(self, cost)
 
+    def refuse_if_full(self) -> None:
+        """429 when :meth:`reserve` would refuse any request at all: it would have to wait (others are
+        waiting, or not even the smallest answer, ``BASE_COST``, fits now) and the waiters' queue is
+        full. Decided before the request's body is read or its texts tokenized, so a refusal costs the
+        server next to nothing while the budget is busy."""
+        must_wait = bool(self._waiters) or self.in_flight + BASE_COST > self.limit
+        if must_wait and len(self._waiters) >= self.max_waiting:
+            raise self._overloaded(self.expected_wait(BASE_COST))
+
     def _overloaded(self, expected: float | None) -> Overloaded:
         retry_after = max(RETRY_AFTER_SECONDS, math.ceil(expected or 0))
         return Overloaded(

@@ -15,9 +15,10 @@ from support.apps import started_app
 
 from service.api.responses import OPTIONS
 from service.api.streaming import _chunks
-from service.engine.budget import VectorBudget, embed_cost, hidden_states_cost
+from service.engine.budget import BASE_COST, VectorBudget, embed_cost, hidden_states_cost
 from service.errors import Overloaded, PayloadTooLarge
 from service.settings import Settings
+from service.units import MIB
 
 pytestmark = pytest.mark.anyio
 
@@ -179,6 +180,78 @@ async def test_routes_answer_429_with_retry_after_while_the_budget_is_in_use(
     assert refused_before_tokenizing  # a refusal costs no tokenizing
     assert after.status_code == 200, after.text[:300]
     assert budget.in_flight == 0  # released once the body was sent
+
+
+async def test_the_refusal_before_the_body_is_the_one_reserve_would_make_for_any_request() -> None:
+    budget = VectorBudget(limit=10 * MIB, max_waiting=1)
+    budget.refuse_if_full()  # empty: admitted
+    held = await budget.reserve(6 * MIB)
+    budget.refuse_if_full()  # the smallest answer still fits and nobody waits
+    big = asyncio.create_task(budget.reserve(5 * MIB, seconds_left=5))
+    while budget.waiting == 0:
+        await asyncio.sleep(0)
+    with pytest.raises(Overloaded):  # the smallest answer would fit, but it may not overtake the waiter
+        budget.refuse_if_full()
+    with pytest.raises(Overloaded):
+        await budget.reserve(BASE_COST)  # the same decision after the body
+    held.release()
+    (await big).release()
+
+    unqueued = VectorBudget(limit=10 * MIB, max_waiting=0)
+    held = await unqueued.reserve(10 * MIB - BASE_COST)
+    unqueued.refuse_if_full()  # exactly the smallest answer's room is left: not refused
+    (await unqueued.reserve(BASE_COST)).release()
+    held.release()
+    held = await unqueued.reserve(10 * MIB - BASE_COST + 1)
+    with pytest.raises(Overloaded):
+        unqueued.refuse_if_full()
+    held.release()
+
+
+@pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
+async def test_with_the_waiters_queue_full_a_request_is_refused_before_its_body_is_read(
+    tiny_store: Path, route: str
+) -> None:
+    limit = 8 << 20
+    settings = Settings(model_store=tiny_store, max_vector_bytes=limit, max_vector_waiting=1)
+    async with started_app(settings) as (app, client):
+        budget = app.state.services.engine.budget
+        held = await budget.reserve(limit - 1000)  # another request building a large answer
+        queued = asyncio.create_task(client.post(route, json=_body(2)))  # waits: the queue is now full
+        while budget.waiting == 0:
+            await asyncio.sleep(0.01)
+        body_read: list[bool] = []
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            body_read.append(True)
+            return {"type": "http.request", "body": orjson.dumps(_body(2)), "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": b"",
+            "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"300000")],
+        }  # fmt: skip
+        await app(scope, receive, send)
+        still_waiting = budget.waiting
+        held.release()
+        admitted = await queued
+        other_route = "/embed" if route == "/hidden-states" else "/hidden-states"
+        after = await client.post(other_route, json=_body(2))
+
+    start = sent[0]
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    assert start["status"] == 429
+    assert orjson.loads(sent[1]["body"])["error_type"] == "overloaded"
+    assert int(headers["retry-after"]) >= 1 and headers["connection"] == "close"
+    assert not body_read  # refused from the headers alone
+    assert still_waiting == 1  # the refused request never joined the queue
+    assert admitted.status_code == 200 and after.status_code == 200, (admitted.text[:200], after.text[:200])
+    assert budget.in_flight == 0 and budget.waiting == 0
 
 
 async def test_a_request_waits_for_the_budget_instead_of_being_refused(tiny_store: Path) -> None:
