@@ -20,13 +20,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
 from service.api.gate import Gate
 from service.api.hotpath import HotRoutes
-from service.errors import INTERNAL_MESSAGE, ErrorType, ServiceError
+from service.errors import INTERNAL_MESSAGE, ErrorType, Overloaded, ServiceError
 from service.lifecycle import is_draining
 from service.observability import load_metrics, metrics
 from service.observability.context import DEADLINE, RECORD, REQUEST_ID, RequestRecord
@@ -179,14 +178,18 @@ class Front:
             for variable, token in zip((REQUEST_ID, DEADLINE, RECORD), tokens, strict=True):
                 variable.reset(token)  # type: ignore[attr-defined]
 
-    def _refusal(self, scope: Scope) -> Response | None:
-        """The answer to a request whose route needs a credential its headers lack (checked before the
-        body is read, which then never is: the connection closes after the answer)."""
+    def _refusal(self, scope: Scope) -> ASGIApp | None:
+        """The answer to a request the gate refuses from its headers. Without its credential the body is
+        never read (the connection closes after the answer); a vector route refused while the budget's
+        queue is full has its body read and dropped first (as :meth:`_too_large` does), so that a client
+        still sending sees its 429 rather than a reset, and may send again on the same connection."""
         if self.gate is None:
             return None
         matched = self.hot_routes.match(scope["method"], scope["path"]) if self.hot_routes else None
         try:
             self.gate.check(scope, matched[0] if matched else None)
+        except Overloaded as error:
+            return _after_dropping_the_body(error, self.max_body_bytes)
         except ServiceError as error:
             return error_response(error.error_type, error.message, {**error.headers, "Connection": "close"})
         return None
@@ -311,13 +314,31 @@ def _escaped(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
-async def _discard_body(receive: Receive, limit: int) -> None:
+async def _discard_body(receive: Receive, limit: int) -> bool:
+    """Read and drop a body, up to about ``limit`` bytes: True when it ended within them."""
     discarded = 0
     while discarded <= limit:
         message = await receive()
-        if message["type"] == "http.disconnect" or not message.get("more_body", False):
-            return
+        if message["type"] == "http.disconnect":
+            return False
+        if not message.get("more_body", False):
+            return True
         discarded += len(message.get("body", b""))
+    return False
+
+
+def _after_dropping_the_body(error: ServiceError, limit: int) -> ASGIApp:
+    """``error``'s answer once the body is read and dropped (the connection is kept when it ended within
+    ``limit`` bytes and ``_DISCARD_SECONDS``, else closed)."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        ended = False
+        with contextlib.suppress(asyncio.TimeoutError):
+            ended = await asyncio.wait_for(_discard_body(receive, limit), _DISCARD_SECONDS)
+        headers = error.headers if ended else {**error.headers, "Connection": "close"}
+        await error_response(error.error_type, error.message, headers)(scope, receive, send)
+
+    return answer
 
 
 def _as_json(scope: Scope) -> Scope:

@@ -208,8 +208,17 @@ async def test_the_refusal_before_the_body_is_the_one_reserve_would_make_for_any
     held.release()
 
 
+def _asgi_post(route: str, declared: int) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(declared).encode())],
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("route", ["/hidden-states", "/embed"])
-async def test_with_the_waiters_queue_full_a_request_is_refused_before_its_body_is_read(
+async def test_with_the_waiters_queue_full_a_request_is_refused_without_parsing_its_body(
     tiny_store: Path, route: str
 ) -> None:
     limit = 8 << 20
@@ -220,36 +229,40 @@ async def test_with_the_waiters_queue_full_a_request_is_refused_before_its_body_
         queued = asyncio.create_task(client.post(route, json=_body(2)))  # waits: the queue is now full
         while budget.waiting == 0:
             await asyncio.sleep(0.01)
-        body_read: list[bool] = []
-        sent: list[dict[str, Any]] = []
+        answers: dict[str, list[dict[str, Any]]] = {}
+        unread: dict[str, int] = {}
+        # A body in three chunks that is not JSON at all (parsed, it would be a 422), and a client that
+        # leaves half-way through its body.
+        for case, chunks in {"whole": [b"{not json", b" " * 65536, b"}"], "left": [b"{", None]}.items():
+            pending = list(chunks)
+            sent: list[dict[str, Any]] = []
 
-        async def receive() -> dict[str, Any]:
-            body_read.append(True)
-            return {"type": "http.request", "body": orjson.dumps(_body(2)), "more_body": False}
+            async def receive() -> dict[str, Any]:
+                chunk = pending.pop(0)
+                if chunk is None:
+                    return {"type": "http.disconnect"}
+                return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
+            async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+                sent.append(message)
 
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": b"",
-            "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"300000")],
-        }  # fmt: skip
-        await app(scope, receive, send)
+            await app(_asgi_post(route, 65538), receive, send)
+            answers[case], unread[case] = sent, len(pending)
         still_waiting = budget.waiting
         held.release()
         admitted = await queued
         other_route = "/embed" if route == "/hidden-states" else "/hidden-states"
         after = await client.post(other_route, json=_body(2))
 
-    start = sent[0]
-    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    assert start["status"] == 429
-    assert orjson.loads(sent[1]["body"])["error_type"] == "overloaded"
-    assert int(headers["retry-after"]) >= 1 and headers["connection"] == "close"
-    assert not body_read  # refused from the headers alone
-    assert still_waiting == 1  # the refused request never joined the queue
+    for case, sent in answers.items():
+        headers = {name.decode().lower(): value.decode() for name, value in sent[0]["headers"]}
+        assert sent[0]["status"] == 429, (case, sent)
+        assert orjson.loads(sent[1]["body"])["error_type"] == "overloaded"
+        assert int(headers["retry-after"]) >= 1
+        assert unread[case] == 0  # the body was read to its end (and dropped) before the answer
+        # The connection is kept for the client's next request when the body ended, closed when not.
+        assert headers.get("connection") == (None if case == "whole" else "close"), (case, headers)
+    assert still_waiting == 1  # the refused requests never joined the queue
     assert admitted.status_code == 200 and after.status_code == 200, (admitted.text[:200], after.text[:200])
     assert budget.in_flight == 0 and budget.waiting == 0
 
