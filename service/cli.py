@@ -16,10 +16,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from service.settings import ENV_PREFIX, Settings, describe_error, log_startup_notes
-
 # Commands ``lstm-service`` once had; they answer with a pointer to the command that has them now.
 TRAINING_COMMANDS = ("train", "export", "evaluate")
 
@@ -28,12 +24,27 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)  # the CLI's user messages; the service itself only logs
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="lstm-service",
         description="Serve embedding + LSTM text classifiers (train, export and evaluate: lstm-train).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    return parser, parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+
+def _score_parser() -> argparse.ArgumentParser:
+    """The parser of ``lstm-service score`` alone: the standard library's, nothing more imported."""
+    from service.scoring.command import add_parser as add_score_parser
+
+    parser, commands = _parser()
+    add_score_parser(commands)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from service.settings import ENV_PREFIX, Settings
+
+    parser, commands = _parser()
     serve = commands.add_parser(
         "serve",
         help="serve the models of a store over HTTP",
@@ -81,7 +92,10 @@ def keygen(private: str, public: str) -> int:
 
 
 def serve(overrides: dict[str, str]) -> int:
+    from pydantic import ValidationError
+
     from service.observability.logs import logging_config  # uvicorn and the app only load for `serve`
+    from service.settings import Settings, describe_error, log_startup_notes
 
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic parses the strings
@@ -106,11 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in TRAINING_COMMANDS:
         _say(f"lstm-service {argv[0]}: training commands are lstm-train's now: lstm-train {argv[0]} --help")
         return 2
-    namespace = build_parser().parse_args(argv)
-    if namespace.command == "score":
+    if argv and argv[0] == "score":  # pydantic and the settings stay out of the command's memory
         from service.scoring.command import main as score
 
-        return score(namespace)
+        return score(_score_parser().parse_args(argv))
+    namespace = build_parser().parse_args(argv)
     from service.rollout.command import COMMANDS as ROLLOUT_COMMANDS
 
     if namespace.command in ROLLOUT_COMMANDS:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -28,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from service.scoring import pool as pool_side
 from service.scoring.columns import ERROR, ModelIdentity, ScoreOptions
+from service.scoring.pool import WorkerPool
 
 if TYPE_CHECKING:
     from service.scoring.scorer import Scorer
@@ -172,13 +171,8 @@ def run(job: Job, progress: TextIO | None) -> Summary:
     else:
         # Workers start from a fresh interpreter (no threads of this process inherited); only they load
         # onnxruntime and the model.
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(
-            job.processes, context, pool_side.open_scorer, (job.store, job.options)
-        ) as pool:
-            identity, columns = pool.submit(
-                pool_side.identity
-            ).result()  # a model that cannot load stops here
+        with WorkerPool(job.processes, job.store, job.options) as pool:
+            identity, columns = pool.submit("identity").result()  # a model that cannot load stops here
             summary, identity, columns = _score_all(job, progress, identity, columns, pool)
     if summary.read == 0:
         shutil.rmtree(job.parts)
@@ -195,7 +189,7 @@ def _score_all(
     progress: TextIO | None,
     identity: ModelIdentity,
     columns: list[tuple[str, str]],
-    worker: Scorer | ProcessPoolExecutor,
+    worker: Scorer | WorkerPool,
 ) -> tuple[Summary, ModelIdentity, list[tuple[str, str]]]:
     """Every chunk not done yet, scored here (``worker`` a :class:`Scorer`) or in the pool."""
     done = _prepare_parts(job, _fingerprint(job, identity))
@@ -217,12 +211,12 @@ def _score_all(
         summary.read += len(chunk.texts)
         if chunk.index in done:
             summary.resumed += len(chunk.texts)
-        elif not isinstance(worker, ProcessPoolExecutor):
+        elif not isinstance(worker, WorkerPool):
             score_chunk(worker, job.parts, chunk)
             finished += len(chunk.texts)
             meter.show(finished + summary.resumed, summary.resumed)
         else:
-            in_flight.append((chunk, worker.submit(pool_side.score_texts, chunk.texts)))
+            in_flight.append((chunk, worker.submit("score_texts", chunk.texts)))
             settle(2 * job.processes)  # bounded memory: a few chunks per worker in flight
     settle(0)
     meter.end(summary.read)
