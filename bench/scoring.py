@@ -115,8 +115,19 @@ def _score(name: str, source: Path, store: Path, model: str, rows: int, *extra: 
         *extra,
     )
     result = _timed(name, command, rows)
+    _check_every_row_once(output, rows)
     output.unlink(missing_ok=True)
     return result
+
+
+def _check_every_row_once(output: Path, rows: int) -> None:
+    """The output holds rows 0 .. rows-1, each once and in order (the ids the command gives)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table(output, columns=["row"]).column("row").to_numpy()
+    if not np.array_equal(ids, np.arange(rows)):
+        raise SystemExit(f"{output}: the rows are not 0 .. {rows - 1}, each once ({len(ids)} rows)")
 
 
 def _ceiling(store: Path, model: str, texts: list[str], folder: Path) -> dict:
