@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench import grpc_client, oip_client, report, scoring, soak
+from bench import ensemble, grpc_client, oip_client, report, scoring, soak
 from bench.servers import RunningServer, ServerSpec, free_port, pinned, process_tree, python_command, running
 from bench.texts import TextSample, latest_bundle, sample_texts, snippet_texts
 from service.bundle import list_models
@@ -79,6 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-snippets", action="store_true", help=f"skip the short news snippets on {SNIPPETS_MODEL}"
+    )
+    parser.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help="skip an ensemble's cost per text beside one model's (bench.ensemble; needs torch)",
     )
     parser.add_argument(
         "--soak-seconds",
@@ -405,4 +410,13 @@ def main(argv: list[str] | None = None) -> None:
                              {"ray", "spark", "http"}, args.duration)  # fmt: skip
         (out / "scoring.json").write_text(json.dumps(scored, indent=1))
         print("\n## Scoring a corpus\n\n" + scoring.table(scored, args.scoring_rows))
+    if not args.no_ensemble:  # an ensemble of seeds in one graph against one model (trains two briefly)
+        try:
+            import torch  # noqa: F401  # the train extra
+        except ImportError:
+            print("\n## An ensemble's cost per text\n\nskipped: training needs torch (make train-setup)")
+        else:
+            ensembles = ensemble.run()
+            (out / "ensemble.json").write_text(json.dumps(ensembles, indent=1))
+            print("\n## An ensemble's cost per text\n\n" + ensemble.table(ensembles))
     print(f"(logs, results.json and results.md in {out})")
