@@ -234,10 +234,10 @@ async def test_with_the_waiters_queue_full_a_request_is_refused_without_parsing_
         # A body in three chunks that is not JSON at all (parsed, it would be a 422), and a client that
         # leaves half-way through its body.
         for case, chunks in {"whole": [b"{not json", b" " * 65536, b"}"], "left": [b"{", None]}.items():
-            pending = list(chunks)
+            pending: list[bytes | None] = list(chunks)
             sent: list[dict[str, Any]] = []
 
-            async def receive() -> dict[str, Any]:
+            async def receive(pending: list[bytes | None] = pending) -> dict[str, Any]:
                 chunk = pending.pop(0)
                 if chunk is None:
                     return {"type": "http.disconnect"}
