@@ -60,6 +60,7 @@ class Gate:
 
 
 def _refuse_if_budget_full(scope: Scope) -> None:
-    services = getattr(scope["app"].state, "services", None)  # None until the lifespan has built it
+    state = getattr(scope.get("app"), "state", None)
+    services = getattr(state, "services", None)  # None until the lifespan has built it
     if services is not None:
         services.engine.budget.refuse_if_full()
