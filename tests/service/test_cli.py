@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service import cli
-from service.settings import default_workers
+from service.settings import Settings, default_workers
 
 
 @pytest.mark.parametrize("command", ["train", "export", "evaluate"])
@@ -28,7 +28,7 @@ def test_serve_flags_override_the_environment_and_reach_the_server(
 ) -> None:
     from service import launch
 
-    calls: list[tuple[cli.Settings, dict[str, Any]]] = []
+    calls: list[tuple[Settings, dict[str, Any]]] = []
     monkeypatch.setenv("LSTM_SERVICE_PORT", "9999")
     monkeypatch.setenv("LSTM_SERVICE_DRAIN_SECONDS", "7")
     monkeypatch.setattr(launch, "run", lambda settings, log_config: calls.append((settings, log_config)) or 0)
@@ -63,7 +63,7 @@ def test_the_server_runs_the_factory_with_a_grace_period_for_requests_in_flight(
         self.started = True
 
     monkeypatch.setattr(server.DrainingServer, "run", fake_run)
-    settings = cli.Settings(
+    settings = Settings(
         model_store=tiny_store, port=8124, request_timeout_seconds=2.5, drain_seconds=1, workers=1
     )
 
@@ -87,5 +87,5 @@ def test_every_setting_has_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["serve", "--help"])
     help_text = capsys.readouterr().out
 
-    for name in cli.Settings.model_fields:
+    for name in Settings.model_fields:
         assert "--" + name.replace("_", "-") in help_text
