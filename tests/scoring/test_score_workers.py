@@ -42,6 +42,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
+    # the command gets the disposition a terminal's foreground job has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(arguments: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "service", *arguments],
@@ -49,6 +55,7 @@ def _start(arguments: list[str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
 
 
