@@ -234,3 +234,122 @@ def test_each_way_a_deadline_passes_is_named_and_counted() -> None:
             assert batcher.counters.expired_requests == 2
 
     run(scenario())
+
+
+def test_a_later_deadline_is_not_enforced_with_an_earlier_one() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            now = time.monotonic()
+            early = asyncio.create_task(batcher.submit([2], deadline=now + 0.05))
+            later = asyncio.create_task(batcher.submit([3], deadline=now + WAIT))
+            with pytest.raises(Expired):
+                await early
+            await settle()
+            assert not later.done(), "a deadline WAIT s away was enforced with one 0.05 s away"
+            model.release.set()
+            assert [await busy, await later] == [[2], [6]]
+            assert batcher.counters.expired_requests == 1
+
+    run(scenario())
+
+
+def test_a_request_whose_client_left_does_not_hide_the_next_deadline() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            now = time.monotonic()
+            gone = asyncio.create_task(batcher.submit([2], deadline=now + 0.05))
+            waiting = asyncio.create_task(batcher.submit([3], deadline=now + 0.05))
+            await settle()
+            gone.cancel()  # its client left: the request is finished, still in the deadlines' queue
+            done, _ = await asyncio.wait({waiting}, timeout=WAIT / 2)
+            model_was_busy = not model.release.is_set()
+            model.release.set()
+            assert model_was_busy and done == {waiting}, "the deadline was not enforced while the model ran"
+            assert str(waiting.exception()) == "the request's deadline passed while it was queued or running"
+            assert await busy == [2]
+            assert batcher.counters.expired_requests == 1
+
+    run(scenario())
+
+
+def test_a_request_of_several_texts_counts_once_when_its_deadline_passes() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=1, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            # idle: the drain finds the three overdue texts in the queue
+            with pytest.raises(Expired) as idle:
+                await batcher.submit([1, 2, 3], deadline=time.monotonic() - 1)
+            await settle()
+            assert batcher.counters.expired_requests == 1
+            # busy: the timer ends the request while the model runs its first text; its other two texts,
+            # in the same drain's next batches, are not counted again
+            now = time.monotonic()
+            held = asyncio.create_task(batcher.submit([4, 5, 6], deadline=now + 0.05))
+            with pytest.raises(Expired) as busy:
+                await held
+            model.release.set()
+            await settle()
+            assert await batcher.submit([7]) == [14]
+            assert batcher.counters.expired_requests == 2
+        assert str(busy.value) == "the request's deadline passed while it was queued or running"
+        assert str(idle.value) in {
+            "the request's deadline passed before its batch was formed",
+            "the request's deadline passed while it was queued or running",
+        }
+
+    run(scenario())
+
+
+def test_a_deadline_is_enforced_when_it_passes_not_a_second_later() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            started = time.monotonic()
+            with pytest.raises(Expired) as expired:
+                await batcher.submit([2], deadline=started + 0.05)
+            waited = time.monotonic() - started
+            model.release.set()
+            assert waited < 0.6, f"a deadline 0.05 s away was enforced after {waited:.2f} s"
+            assert str(expired.value) == "the request's deadline passed while it was queued or running"
+            assert await busy == [2]
+
+    run(scenario())
+
+
+def test_the_drain_task_carries_the_batchers_name() -> None:
+    async def scenario() -> None:
+        async with MicroBatcher(FakeModel(), name="batcher-tiny-en-1"):
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert "batcher-tiny-en-1" in names  # asyncio's task dumps and warnings name it
+
+    run(scenario())
+
+
+def test_an_unexpected_error_in_the_drain_loop_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        limits = BatchLimits(max_wait_ms=0)
+        async with MicroBatcher(FakeModel(), limits, size=lambda payload: payload, name="tiny") as batcher:
+            lost = asyncio.create_task(batcher.submit([None]))  # a size the policy cannot multiply
+            await settle()
+            assert await batcher.submit([3]) == [6]
+            lost.cancel()
+
+    with caplog.at_level(logging.ERROR, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == [
+        "tiny: unexpected error in the drain loop; continuing"
+    ]
