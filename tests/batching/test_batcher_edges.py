@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from test_batcher import WAIT, FakeModel, Stopwatch, _item, run, settle
@@ -265,10 +267,12 @@ def test_a_request_whose_client_left_does_not_hide_the_next_deadline() -> None:
             busy = asyncio.create_task(batcher.submit([1]))
             await model.wait_until_running()
             now = time.monotonic()
-            gone = asyncio.create_task(batcher.submit([2], deadline=now + 0.05))
-            waiting = asyncio.create_task(batcher.submit([3], deadline=now + 0.05))
+            gone = asyncio.create_task(batcher.submit([2], deadline=now + 0.5))
+            waiting = asyncio.create_task(batcher.submit([3], deadline=now + 0.5))
             await settle()
             gone.cancel()  # its client left: the request is finished, still in the deadlines' queue
+            await asyncio.gather(gone, return_exceptions=True)
+            assert gone.cancelled() and not waiting.done()
             done, _ = await asyncio.wait({waiting}, timeout=WAIT / 2)
             model_was_busy = not model.release.is_set()
             model.release.set()
@@ -353,3 +357,84 @@ def test_an_unexpected_error_in_the_drain_loop_is_logged_and_the_loop_goes_on(
     assert [record.getMessage() for record in caplog.records] == [
         "tiny: unexpected error in the drain loop; continuing"
     ]
+
+
+def test_a_batcher_without_a_name_is_called_batcher() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(FakeModel())
+        with pytest.raises(BatcherStopped) as refused:
+            await batcher.submit([1])
+        assert str(refused.value) == "batcher is not running (call start() first; stop() is final)"
+        await batcher.stop()
+
+    run(scenario())
+
+
+def test_the_model_runs_on_the_batchers_own_thread_which_the_stop_ends() -> None:
+    threads: list[str] = []
+
+    def model(payloads: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [payload * 2 for payload in payloads]
+
+    def alive() -> list[str]:
+        return [thread.name for thread in threading.enumerate() if thread.name.startswith("batcher-tiny")]
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="batcher-tiny-en-1")
+        async with batcher:
+            assert await batcher.submit([1]) == [2]
+            assert await batcher.submit([2]) == [4]
+            assert alive() == ["batcher-tiny-en-1_0"]  # a thread dump names the model
+        deadline = time.monotonic() + WAIT / 5
+        while alive():  # the batcher, still referenced here, shut its own thread down
+            assert time.monotonic() < deadline, "the batcher's worker thread outlived its stop"
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+    assert threads == ["batcher-tiny-en-1_0", "batcher-tiny-en-1_0"]
+
+
+def test_a_batcher_leaves_an_executor_it_was_given_running() -> None:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared")
+    try:
+
+        async def scenario() -> None:
+            async with MicroBatcher(
+                FakeModel(), BatchLimits(max_wait_ms=0), size=lambda _: 1, executor=executor
+            ) as batcher:
+                assert await batcher.submit([1]) == [2]
+
+        run(scenario())
+        assert executor.submit(lambda: 42).result(WAIT) == 42  # still the caller's to use and to shut down
+    finally:
+        executor.shutdown()
+
+
+def test_leaving_the_context_finishes_the_queued_and_the_running_requests() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
+            running = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            queued = asyncio.create_task(batcher.submit([2]))
+            await settle()
+            asyncio.get_running_loop().call_later(0.05, model.release.set)
+        assert [await running, await queued] == [[2], [4]]
+        assert model.batches == [[1], [2]]
+
+    run(scenario())
+
+
+def test_a_batcher_that_never_started_stops_quietly() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(FakeModel(), name="tiny")
+        await batcher.stop()  # a service that shuts down before its first request
+        assert not batcher.running
+        with pytest.raises(BatcherStopped) as refused:
+            await batcher.submit([1])
+        assert str(refused.value) == "tiny is not running (call start() first; stop() is final)"
+
+    run(scenario())
