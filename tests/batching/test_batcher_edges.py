@@ -438,3 +438,67 @@ def test_a_batcher_that_never_started_stops_quietly() -> None:
         assert str(refused.value) == "tiny is not running (call start() first; stop() is final)"
 
     run(scenario())
+
+
+def test_a_batch_of_two_requests_reports_both() -> None:
+    async def scenario() -> None:
+        seen: list[BatchStats] = []
+        model = FakeModel(hold=True)
+        first, second = Stopwatch(), Stopwatch()
+        limits = BatchLimits(max_batch_size=8, max_padding=10.0, max_wait_ms=0)
+        async with MicroBatcher(model, limits, on_batch=seen.append) as batcher:
+            running = asyncio.create_task(batcher.submit(["a"]))
+            await model.wait_until_running()
+            one = asyncio.create_task(batcher.submit(["bb", "c"], model_time=first))
+            two = asyncio.create_task(batcher.submit(["ddd"], model_time=second))
+            await settle()
+            model.release.set()
+            assert [await running, await one, await two] == [["aa"], ["bbbb", "cc"], ["dddddd"]]
+        both = seen[1]
+        assert (both.size, both.requests, both.tokens, both.padded_tokens) == (3, 2, 6, 9)
+        assert both.served == (first, second)  # each request's trace gets the batch's span
+
+    run(scenario())
+
+
+def test_a_broken_stats_hook_is_logged_whole(caplog: pytest.LogCaptureFixture) -> None:
+    def hook(stats: BatchStats) -> None:
+        raise RuntimeError("metrics backend down")
+
+    async def scenario() -> None:
+        limits = BatchLimits(max_wait_ms=0)
+        async with MicroBatcher(FakeModel(), limits, on_batch=hook, name="tiny") as batcher:
+            assert await batcher.submit(["ab"]) == ["abab"]
+
+    with caplog.at_level(logging.ERROR, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == ["tiny: on_batch hook failed"]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None and str(exc_info[1]) == "metrics backend down"
+
+
+def test_a_stop_that_does_not_drain_returns_while_the_model_still_runs() -> None:
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def model(payloads: list[int]) -> list[int]:
+        entered.set()
+        release.wait(WAIT)
+        finished.set()
+        return payloads
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="tiny")
+        batcher.start()
+        running = asyncio.create_task(batcher.submit([1]))
+        assert await asyncio.to_thread(entered.wait, WAIT)
+        timer = threading.Timer(1.0, release.set)  # the model call ends a second later
+        timer.start()
+        await batcher.stop(drain=False)  # the event loop is not held until then
+        returned_first = not finished.is_set()
+        with pytest.raises(BatcherStopped) as stopped:
+            await running
+        timer.join()
+        assert returned_first, "stop() waited for the model call to end"
+        assert str(stopped.value) == "tiny stopped while this request ran"
+
+    run(scenario())
