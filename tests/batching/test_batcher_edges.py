@@ -502,3 +502,33 @@ def test_a_stop_that_does_not_drain_returns_while_the_model_still_runs() -> None
         assert str(stopped.value) == "tiny stopped while this request ran"
 
     run(scenario())
+
+
+def test_after_concurrent_requests_a_lone_one_waits_less_than_a_second_to_fill_its_batch() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=4, max_wait_ms=900)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
+            first = asyncio.create_task(batcher.submit([3]))
+            await settle()
+            assert batcher.queued == 1  # waits up to 0.9 s for company, since traffic was concurrent
+            rest = await asyncio.gather(*(batcher.submit([item]) for item in (4, 5, 6)))
+            assert [await first, *rest] == [[6], [8], [10], [12]]
+        assert model.batches[-1] == [3, 4, 5, 6]
+
+    run(scenario())
+
+
+def test_after_concurrent_requests_a_full_batch_runs_without_waiting() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=2, max_wait_ms=60_000)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
+            try:
+                assert await asyncio.wait_for(batcher.submit([3, 4]), 2.0) == [6, 8]
+            except TimeoutError:
+                pytest.fail("a batch already full waited for company")
+
+    run(scenario())
