@@ -334,9 +334,9 @@ def test_a_deadline_is_enforced_when_it_passes_not_a_second_later() -> None:
 
 def test_the_drain_task_carries_the_batchers_name() -> None:
     async def scenario() -> None:
-        async with MicroBatcher(FakeModel(), name="batcher-tiny-en-1"):
+        async with MicroBatcher(FakeModel(), name="named-drain"):
             names = {task.get_name() for task in asyncio.all_tasks()}
-            assert "batcher-tiny-en-1" in names  # asyncio's task dumps and warnings name it
+            assert "named-drain" in names  # asyncio's task dumps and warnings name it
 
     run(scenario())
 
@@ -378,21 +378,21 @@ def test_the_model_runs_on_the_batchers_own_thread_which_the_stop_ends() -> None
         return [payload * 2 for payload in payloads]
 
     def alive() -> list[str]:
-        return [thread.name for thread in threading.enumerate() if thread.name.startswith("batcher-tiny")]
+        return [thread.name for thread in threading.enumerate() if thread.name.startswith("own-thread")]
 
     async def scenario() -> None:
-        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="batcher-tiny-en-1")
+        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="own-thread")
         async with batcher:
             assert await batcher.submit([1]) == [2]
             assert await batcher.submit([2]) == [4]
-            assert alive() == ["batcher-tiny-en-1_0"]  # a thread dump names the model
+            assert alive() == ["own-thread_0"]  # a thread dump names the model
         deadline = time.monotonic() + WAIT / 5
         while alive():  # the batcher, still referenced here, shut its own thread down
             assert time.monotonic() < deadline, "the batcher's worker thread outlived its stop"
             await asyncio.sleep(0.01)
 
     run(scenario())
-    assert threads == ["batcher-tiny-en-1_0", "batcher-tiny-en-1_0"]
+    assert threads == ["own-thread_0", "own-thread_0"]
 
 
 def test_a_batcher_leaves_an_executor_it_was_given_running() -> None:
