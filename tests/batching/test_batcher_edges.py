@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from test_batcher import WAIT, FakeModel, Stopwatch, _item, run, settle
@@ -232,5 +234,301 @@ def test_each_way_a_deadline_passes_is_named_and_counted() -> None:
             assert batcher.counters.expired_requests == 2
             assert await batcher.submit([3], deadline=time.monotonic() + WAIT) == [6]
             assert batcher.counters.expired_requests == 2
+
+    run(scenario())
+
+
+def test_a_later_deadline_is_not_enforced_with_an_earlier_one() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            now = time.monotonic()
+            early = asyncio.create_task(batcher.submit([2], deadline=now + 0.05))
+            later = asyncio.create_task(batcher.submit([3], deadline=now + WAIT))
+            with pytest.raises(Expired):
+                await early
+            await settle()
+            assert not later.done(), "a deadline WAIT s away was enforced with one 0.05 s away"
+            model.release.set()
+            assert [await busy, await later] == [[2], [6]]
+            assert batcher.counters.expired_requests == 1
+
+    run(scenario())
+
+
+def test_a_request_whose_client_left_does_not_hide_the_next_deadline() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            now = time.monotonic()
+            gone = asyncio.create_task(batcher.submit([2], deadline=now + 0.5))
+            waiting = asyncio.create_task(batcher.submit([3], deadline=now + 0.5))
+            await settle()
+            gone.cancel()  # its client left: the request is finished, still in the deadlines' queue
+            await asyncio.gather(gone, return_exceptions=True)
+            assert gone.cancelled() and not waiting.done()
+            done, _ = await asyncio.wait({waiting}, timeout=WAIT / 2)
+            model_was_busy = not model.release.is_set()
+            model.release.set()
+            assert model_was_busy and done == {waiting}, "the deadline was not enforced while the model ran"
+            assert str(waiting.exception()) == "the request's deadline passed while it was queued or running"
+            assert await busy == [2]
+            assert batcher.counters.expired_requests == 1
+
+    run(scenario())
+
+
+def test_a_request_of_several_texts_counts_once_when_its_deadline_passes() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=1, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            # idle: the drain finds the three overdue texts in the queue
+            with pytest.raises(Expired) as idle:
+                await batcher.submit([1, 2, 3], deadline=time.monotonic() - 1)
+            await settle()
+            assert batcher.counters.expired_requests == 1
+            # busy: the timer ends the request while the model runs its first text; its other two texts,
+            # in the same drain's next batches, are not counted again
+            now = time.monotonic()
+            held = asyncio.create_task(batcher.submit([4, 5, 6], deadline=now + 0.05))
+            with pytest.raises(Expired) as busy:
+                await held
+            model.release.set()
+            await settle()
+            assert await batcher.submit([7]) == [14]
+            assert batcher.counters.expired_requests == 2
+        assert str(busy.value) == "the request's deadline passed while it was queued or running"
+        assert str(idle.value) in {
+            "the request's deadline passed before its batch was formed",
+            "the request's deadline passed while it was queued or running",
+        }
+
+    run(scenario())
+
+
+def test_a_deadline_is_enforced_when_it_passes_not_a_second_later() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            busy = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            started = time.monotonic()
+            with pytest.raises(Expired) as expired:
+                await batcher.submit([2], deadline=started + 0.05)
+            waited = time.monotonic() - started
+            model.release.set()
+            assert waited < 0.6, f"a deadline 0.05 s away was enforced after {waited:.2f} s"
+            assert str(expired.value) == "the request's deadline passed while it was queued or running"
+            assert await busy == [2]
+
+    run(scenario())
+
+
+def test_the_drain_task_carries_the_batchers_name() -> None:
+    async def scenario() -> None:
+        async with MicroBatcher(FakeModel(), name="named-drain"):
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert "named-drain" in names  # asyncio's task dumps and warnings name it
+
+    run(scenario())
+
+
+def test_an_unexpected_error_in_the_drain_loop_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        limits = BatchLimits(max_wait_ms=0)
+        async with MicroBatcher(FakeModel(), limits, size=lambda payload: payload, name="tiny") as batcher:
+            lost = asyncio.create_task(batcher.submit([None]))  # a size the policy cannot multiply
+            await settle()
+            assert await batcher.submit([3]) == [6]
+            lost.cancel()
+
+    with caplog.at_level(logging.ERROR, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == [
+        "tiny: unexpected error in the drain loop; continuing"
+    ]
+
+
+def test_a_batcher_without_a_name_is_called_batcher() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(FakeModel())
+        with pytest.raises(BatcherStopped) as refused:
+            await batcher.submit([1])
+        assert str(refused.value) == "batcher is not running (call start() first; stop() is final)"
+        await batcher.stop()
+
+    run(scenario())
+
+
+def test_the_model_runs_on_the_batchers_own_thread_which_the_stop_ends() -> None:
+    threads: list[str] = []
+
+    def model(payloads: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [payload * 2 for payload in payloads]
+
+    def alive() -> list[str]:
+        return [thread.name for thread in threading.enumerate() if thread.name.startswith("own-thread")]
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="own-thread")
+        async with batcher:
+            assert await batcher.submit([1]) == [2]
+            assert await batcher.submit([2]) == [4]
+            assert alive() == ["own-thread_0"]  # a thread dump names the model
+        deadline = time.monotonic() + WAIT / 5
+        while alive():  # the batcher, still referenced here, shut its own thread down
+            assert time.monotonic() < deadline, "the batcher's worker thread outlived its stop"
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+    assert threads == ["own-thread_0", "own-thread_0"]
+
+
+def test_a_batcher_leaves_an_executor_it_was_given_running() -> None:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shared")
+    try:
+
+        async def scenario() -> None:
+            async with MicroBatcher(
+                FakeModel(), BatchLimits(max_wait_ms=0), size=lambda _: 1, executor=executor
+            ) as batcher:
+                assert await batcher.submit([1]) == [2]
+
+        run(scenario())
+        assert executor.submit(lambda: 42).result(WAIT) == 42  # still the caller's to use and to shut down
+    finally:
+        executor.shutdown()
+
+
+def test_leaving_the_context_finishes_the_queued_and_the_running_requests() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        async with MicroBatcher(
+            model, BatchLimits(max_batch_size=1, max_wait_ms=0), size=lambda _: 1
+        ) as batcher:
+            running = asyncio.create_task(batcher.submit([1]))
+            await model.wait_until_running()
+            queued = asyncio.create_task(batcher.submit([2]))
+            await settle()
+            asyncio.get_running_loop().call_later(0.05, model.release.set)
+        assert [await running, await queued] == [[2], [4]]
+        assert model.batches == [[1], [2]]
+
+    run(scenario())
+
+
+def test_a_batcher_that_never_started_stops_quietly() -> None:
+    async def scenario() -> None:
+        batcher = MicroBatcher(FakeModel(), name="tiny")
+        await batcher.stop()  # a service that shuts down before its first request
+        assert not batcher.running
+        with pytest.raises(BatcherStopped) as refused:
+            await batcher.submit([1])
+        assert str(refused.value) == "tiny is not running (call start() first; stop() is final)"
+
+    run(scenario())
+
+
+def test_a_batch_of_two_requests_reports_both() -> None:
+    async def scenario() -> None:
+        seen: list[BatchStats] = []
+        model = FakeModel(hold=True)
+        first, second = Stopwatch(), Stopwatch()
+        limits = BatchLimits(max_batch_size=8, max_padding=10.0, max_wait_ms=0)
+        async with MicroBatcher(model, limits, on_batch=seen.append) as batcher:
+            running = asyncio.create_task(batcher.submit(["a"]))
+            await model.wait_until_running()
+            one = asyncio.create_task(batcher.submit(["bb", "c"], model_time=first))
+            two = asyncio.create_task(batcher.submit(["ddd"], model_time=second))
+            await settle()
+            model.release.set()
+            assert [await running, await one, await two] == [["aa"], ["bbbb", "cc"], ["dddddd"]]
+        both = seen[1]
+        assert (both.size, both.requests, both.tokens, both.padded_tokens) == (3, 2, 6, 9)
+        assert both.served == (first, second)  # each request's trace gets the batch's span
+
+    run(scenario())
+
+
+def test_a_broken_stats_hook_is_logged_whole(caplog: pytest.LogCaptureFixture) -> None:
+    def hook(stats: BatchStats) -> None:
+        raise RuntimeError("metrics backend down")
+
+    async def scenario() -> None:
+        limits = BatchLimits(max_wait_ms=0)
+        async with MicroBatcher(FakeModel(), limits, on_batch=hook, name="tiny") as batcher:
+            assert await batcher.submit(["ab"]) == ["abab"]
+
+    with caplog.at_level(logging.ERROR, "service.engine.batching"):
+        run(scenario())
+    assert [record.getMessage() for record in caplog.records] == ["tiny: on_batch hook failed"]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None and str(exc_info[1]) == "metrics backend down"
+
+
+def test_a_stop_that_does_not_drain_returns_while_the_model_still_runs() -> None:
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def model(payloads: list[int]) -> list[int]:
+        entered.set()
+        release.wait(WAIT)
+        finished.set()
+        return payloads
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, BatchLimits(max_wait_ms=0), size=lambda _: 1, name="tiny")
+        batcher.start()
+        running = asyncio.create_task(batcher.submit([1]))
+        assert await asyncio.to_thread(entered.wait, WAIT)
+        timer = threading.Timer(1.0, release.set)  # the model call ends a second later
+        timer.start()
+        await batcher.stop(drain=False)  # the event loop is not held until then
+        returned_first = not finished.is_set()
+        with pytest.raises(BatcherStopped) as stopped:
+            await running
+        timer.join()
+        assert returned_first, "stop() waited for the model call to end"
+        assert str(stopped.value) == "tiny stopped while this request ran"
+
+    run(scenario())
+
+
+def test_after_concurrent_requests_a_lone_one_waits_less_than_a_second_to_fill_its_batch() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=4, max_wait_ms=900)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
+            first = asyncio.create_task(batcher.submit([3]))
+            await settle()
+            assert batcher.queued == 1  # waits up to 0.9 s for company, since traffic was concurrent
+            rest = await asyncio.gather(*(batcher.submit([item]) for item in (4, 5, 6)))
+            assert [await first, *rest] == [[6], [8], [10], [12]]
+        assert model.batches[-1] == [3, 4, 5, 6]
+
+    run(scenario())
+
+
+def test_after_concurrent_requests_a_full_batch_runs_without_waiting() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=2, max_wait_ms=60_000)
+        async with MicroBatcher(model, limits, size=lambda _: 1) as batcher:
+            assert await asyncio.gather(batcher.submit([1]), batcher.submit([2])) == [[2], [4]]
+            try:
+                assert await asyncio.wait_for(batcher.submit([3, 4]), 2.0) == [6, 8]
+            except TimeoutError:
+                pytest.fail("a batch already full waited for company")
 
     run(scenario())

@@ -68,9 +68,8 @@ async def test_the_gate_lets_two_run_some_wait_and_refuses_the_rest() -> None:
     running = [asyncio.create_task(explain(number)) for number in range(3)]
     await asyncio.sleep(0.01)
     assert entered == [0, 1]  # the third waits
-    with pytest.raises(Overloaded):
-        async with gate:
-            pass
+    with pytest.raises(Overloaded):  # at once: a gate that queued the fourth would fail here, not hang
+        await asyncio.wait_for(gate.__aenter__(), 1.0)
     release.set()
     await asyncio.gather(*running)
     assert entered == [0, 1, 2]

@@ -36,6 +36,16 @@ async def inference() -> AsyncIterator[Inference]:
     await inference.aclose()
 
 
+async def _refused(gate: ExplanationGate) -> Overloaded:
+    """The gate's refusal, which comes at once: a gate that queues the caller instead fails the test."""
+    try:
+        with pytest.raises(Overloaded) as refused:
+            await asyncio.wait_for(gate.__aenter__(), 1.0)
+    except TimeoutError:
+        pytest.fail("the gate queued an explanation past its waiting limit instead of refusing it")
+    return refused.value
+
+
 def _lengths(groups: list[list[list[int]]]) -> list[list[int]]:
     return [[len(sequence) for sequence in group] for group in groups]
 
@@ -105,8 +115,9 @@ async def test_refusals_are_compared_whole(runtime: ModelRuntime, inference: Inf
 
 def test_a_multi_label_decision_is_a_set_in_the_trajectory() -> None:
     runtime = open_model(Path(SHAPES) / "tiny-tags" / "1")
-    assert runtime.multi_label
-    above = {label: threshold + 0.01 for label, threshold in runtime.manifest.thresholds.items()}
+    thresholds = runtime.manifest.thresholds
+    assert runtime.multi_label and thresholds is not None
+    above = {label: threshold + 0.01 for label, threshold in thresholds.items()}
     first, second = runtime.labels[0], runtime.labels[1]
     rows = np.zeros((3, len(runtime.labels)))
     rows[0, [0, 1]] = [above[first] + 0.05, above[second]]  # both labels, the first one best
@@ -132,11 +143,9 @@ async def test_the_default_gate_runs_two_queues_eight_and_refuses_the_next(infer
     running = [asyncio.create_task(explain(number)) for number in range(10)]
     await asyncio.sleep(0.01)
     assert entered == [0, 1]
-    with pytest.raises(Overloaded) as refused:
-        async with gate:
-            pass
-    assert refused.value.message == "too many explanations are running (8 waiting); retry in 1 s"
-    assert refused.value.headers == {"Retry-After": "1"}
+    refused = await _refused(gate)
+    assert refused.message == "too many explanations are running (8 waiting); retry in 1 s"
+    assert refused.headers == {"Retry-After": "1"}
     release.set()
     await asyncio.gather(*running)
     assert entered == list(range(10))
@@ -159,10 +168,26 @@ async def test_a_waiter_that_got_in_no_longer_counts_as_waiting() -> None:
     third = asyncio.create_task(explain())
     fourth = asyncio.create_task(explain())  # may wait: nobody else does
     await asyncio.sleep(0.01)
-    with pytest.raises(Overloaded):
-        async with gate:
-            pass
+    await _refused(gate)
     release.set()
     await asyncio.gather(third, fourth)
     async with gate:  # free again: entered at once
         pass
+
+
+async def test_an_explanation_hands_the_model_at_most_max_batch_size_sequences_a_call(
+    runtime: ModelRuntime,
+) -> None:
+    sizes: list[int] = []
+    limits = BatchLimits(max_batch_size=32, max_padding=10.0, max_wait_ms=0)
+    inference = Inference(1, limits, on_batch=lambda _, stats: sizes.append(stats.size))
+    try:
+        explainer = Explainer(inference, 2048, 2)
+        explanation = await explainer.explain(runtime, IDS, trajectory=True)
+    finally:
+        await inference.aclose()
+
+    # the text and its 4 occlusions, then its 5 prefixes, each 2 at a time: a batch of 32 would take them all
+    assert sizes == [2, 2, 1, 2, 2, 1]
+    assert explanation.attributions.shape == (len(IDS), 1)
+    assert explanation.trajectory is not None and explanation.trajectory.scores.shape == (len(IDS), 3)

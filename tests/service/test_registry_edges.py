@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from support.stores import add_version, rewrite_manifest
+from support.stores import add_version, copy_store, rewrite_manifest
 
 from service.bundle import load_private_key, load_public_key, sign_bundle, write_key_pair
 from service.engine.registry import LoadOutcome, ModelState, ModelStatus, NotLoaded, Registry
@@ -203,6 +203,28 @@ def test_a_refused_version_beside_a_serving_one_is_reported_whole(
         before[0] + 1,
         before[1] + 1,
     )
+    assert registry.get("tiny-en").version == 1
+
+
+def test_a_version_whose_path_is_too_long_for_the_file_system_is_not_in_the_store(
+    tiny_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = tmp_path
+    while len(str(deep)) < 3800:
+        deep = deep / ("d" * 200)
+    # a store path of 4050 characters: its bundles' files fit PATH_MAX (4096), a 64-character name's do not
+    store = copy_store(tiny_store, deep / ("s" * (4050 - len(str(deep)) - 1)))
+    registry = Registry(store)
+    registry.load_all()
+    caplog.set_level(logging.INFO, LOGGER)
+    caplog.clear()
+    name = "m" * 64
+
+    outcome = registry.reload(name, 1)
+
+    why = "no such version in the store"
+    assert outcome == LoadOutcome(ModelStatus(name, ModelState.failed, 1, why), 1, why, True)
+    assert _logged(caplog) == [("ERROR", f"model {name} version 1 is not served: {why}")]
     assert registry.get("tiny-en").version == 1
 
 
