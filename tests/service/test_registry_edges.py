@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -730,3 +731,101 @@ def test_a_budget_of_one_evicts_the_other_model_when_a_third_loads(four_models: 
 
     assert registry.status("a-copy") == ModelStatus("a-copy", ModelState.evicted, None, EVICTED.format(1))
     assert set(registry.serving_versions) == {"b-copy", "tiny-zh"}
+
+
+# -- the figures of failed loads --------------------------------------------------------------------
+
+
+def _load_time_sum(name: str) -> float:
+    return REGISTRY.get_sample_value("lstm_service_model_load_seconds_sum", {"model": name}) or 0.0
+
+
+def test_a_load_reports_the_seconds_it_took_not_more(store_copy: Path) -> None:
+    registry = Registry(store_copy)
+    started = time.perf_counter()
+    registry.load_all()
+    took = time.perf_counter() - started
+
+    seconds = [status.load_seconds for status in registry.statuses().values()]
+    assert all(value is not None and 0 <= value <= took + 0.001 for value in seconds), (seconds, took)
+
+
+def test_a_refused_version_adds_the_seconds_its_check_took_to_the_load_time(store_copy: Path) -> None:
+    registry = Registry(store_copy)
+    registry.load_all()
+    _break(add_version(store_copy, "tiny-en", 2))
+    before = _load_time_count("tiny-en"), _load_time_sum("tiny-en")
+
+    started = time.perf_counter()
+    registry.reload("tiny-en", 2)
+    took = time.perf_counter() - started
+
+    added = _load_time_sum("tiny-en") - before[1]
+    assert _load_time_count("tiny-en") == before[0] + 1
+    assert 0 <= added <= took, (added, took)
+
+
+def test_a_graph_onnxruntime_refuses_is_named_logged_and_timed(
+    store_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry(store_copy)
+    registry.load_all()
+    bundle = add_version(store_copy, "tiny-en", 2)
+    (bundle / "model.onnx").write_bytes(b"not a graph at all")
+    rewrite_manifest(bundle, refresh_checksums=True)  # the checksums pass: onnxruntime is what refuses
+    caplog.set_level(logging.INFO, LOGGER)
+    caplog.clear()
+    before = _loads("tiny-en", "2", "reload", "failed"), _load_time_count("tiny-en"), _load_time_sum("tiny-en")
+
+    started = time.perf_counter()
+    outcome = registry.reload("tiny-en", 2)
+    took = time.perf_counter() - started
+
+    why = "onnxruntime could not load model.onnx (InvalidProtobuf)"
+    status = registry.status("tiny-en")
+    text = f"version 2 was not loaded: {why}; version 1 keeps serving. " + RECOVER.format(
+        name="tiny-en", failed=2, serving=1
+    )
+    assert status == ModelStatus("tiny-en", ModelState.ready, 1, text, False, status.load_seconds, 2)
+    assert outcome == LoadOutcome(status, 2, why, False)
+    assert _logged(caplog) == [
+        ("ERROR", "model tiny-en version 2 could not be opened"),
+        ("ERROR", f"model tiny-en version 2 is not served: {why}"),
+    ]
+    assert caplog.records[0].exc_info is not None  # the traceback is logged with it
+    assert (_loads("tiny-en", "2", "reload", "failed"), _load_time_count("tiny-en")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    assert 0 <= _load_time_sum("tiny-en") - before[2] <= took
+    assert registry.get("tiny-en").version == 1
+
+
+def test_an_invalid_name_without_a_version_is_refused_logged_and_counted(
+    store_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry(store_copy)
+    registry.load_all()
+    caplog.set_level(logging.INFO, LOGGER)
+    caplog.clear()
+    name = "../tiny-en"
+    before = _loads(name, "none", "reload", "failed")
+
+    outcome = registry.reload(name)
+
+    why = "invalid model name '../tiny-en': use letters, digits, '.', '_' or '-' (at most 64)"
+    assert outcome == LoadOutcome(ModelStatus(name, ModelState.failed, None, why), None, why, True)
+    assert _logged(caplog) == [("ERROR", f"model {name} is not served: {why}")]
+    assert _loads(name, "none", "reload", "failed") == before + 1
+    assert registry.names == ["tiny-en", "tiny-zh"]
+
+
+def test_a_model_without_versions_counts_one_failed_load_of_its_kind(store_copy: Path) -> None:
+    registry = Registry(store_copy)
+    registry.load_all()
+    (store_copy / "empty").mkdir()
+    before = _loads("empty", "none", "reload", "failed")
+
+    registry.reload("empty")
+
+    assert _loads("empty", "none", "reload", "failed") == before + 1
