@@ -775,7 +775,11 @@ def test_a_graph_onnxruntime_refuses_is_named_logged_and_timed(
     rewrite_manifest(bundle, refresh_checksums=True)  # the checksums pass: onnxruntime is what refuses
     caplog.set_level(logging.INFO, LOGGER)
     caplog.clear()
-    before = _loads("tiny-en", "2", "reload", "failed"), _load_time_count("tiny-en"), _load_time_sum("tiny-en")
+    before = (
+        _loads("tiny-en", "2", "reload", "failed"),
+        _load_time_count("tiny-en"),
+        _load_time_sum("tiny-en"),
+    )
 
     started = time.perf_counter()
     outcome = registry.reload("tiny-en", 2)
