@@ -833,3 +833,29 @@ def test_a_model_without_versions_counts_one_failed_load_of_its_kind(store_copy:
     registry.reload("empty")
 
     assert _loads("empty", "none", "reload", "failed") == before + 1
+
+
+def test_a_model_loaded_by_a_reload_counts_as_used_when_it_loaded(four_models: Path) -> None:
+    registry = Registry(four_models, default_model="tiny-zh", max_loaded=3)
+    registry.load_all()  # tiny-zh, a-copy, b-copy
+    registry.get("a-copy")
+    registry.get("b-copy")
+    _copy_model(four_models, "tiny-en", "c-copy")
+    registry.reload("c-copy")  # loaded after b-copy's last use, and never looked up: a-copy goes
+    assert registry.status("a-copy").state is ModelState.evicted
+
+    registry.ensure_loaded("tiny-en")
+
+    assert registry.status("b-copy").state is ModelState.evicted
+    assert registry.status("c-copy").state is ModelState.ready
+
+
+def test_a_registry_opens_its_models_with_one_thread_each_unless_told(tiny_store: Path) -> None:
+    default, told = Registry(tiny_store), Registry(tiny_store, intra_op_threads=3)
+    default.load_all()
+    told.load_all()
+
+    for registry, threads in ((default, 1), (told, 3)):
+        for name in ("tiny-en", "tiny-zh"):
+            options = registry.get(name).session.get_session_options()
+            assert options.intra_op_num_threads == threads, (name, threads)
