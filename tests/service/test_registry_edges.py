@@ -859,3 +859,23 @@ def test_a_registry_opens_its_models_with_one_thread_each_unless_told(tiny_store
         for name in ("tiny-en", "tiny-zh"):
             options = registry.get(name).session.get_session_options()
             assert options.intra_op_num_threads == threads, (name, threads)
+
+
+def test_while_the_store_loads_every_model_is_loading_with_its_pin(tiny_store: Path) -> None:
+    registry = Registry(tiny_store, pinned={"tiny-zh": 1})
+    seen: list[dict[str, ModelStatus]] = []
+    load = registry.reload
+
+    def reload_seen(name: str, *args: object, **kwargs: object) -> LoadOutcome:
+        seen.append(registry.statuses())  # what /readyz and /models show while this model opens
+        return load(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    registry.reload = reload_seen  # type: ignore[method-assign]
+    registry.load_all()
+
+    assert seen[0] == {
+        "tiny-en": ModelStatus("tiny-en", ModelState.loading, pinned=False),
+        "tiny-zh": ModelStatus("tiny-zh", ModelState.loading, pinned=True),
+    }
+    assert seen[1]["tiny-zh"] == ModelStatus("tiny-zh", ModelState.loading, pinned=True)
+    assert seen[1]["tiny-en"].state is ModelState.ready
