@@ -532,3 +532,134 @@ def test_after_concurrent_requests_a_full_batch_runs_without_waiting() -> None:
                 pytest.fail("a batch already full waited for company")
 
     run(scenario())
+
+
+def test_items_after_a_finished_requests_item_are_batched_in_the_same_drain() -> None:
+    queue = deque([_item(2), _item(3, done=True), _item(4), _item(5)])
+
+    plan = collate(queue, 0.0, BatchLimits(max_padding=1.0))
+
+    assert [[item.size for item in batch] for batch in plan.batches] == [[2, 4, 5]]
+    assert not queue and not plan.expired
+
+
+def test_the_real_tokens_of_a_batch_cut_by_padding_start_from_nothing() -> None:
+    def sizes(*lengths: int) -> list[list[int]]:
+        plan = collate(deque(_item(length) for length in lengths), 0.0, BatchLimits(max_padding=0))
+        return [[item.size for item in batch] for batch in plan.batches]
+
+    # without padding every size runs alone: 2 x 6 = 12 padded tokens for the 11 real ones of 5 and 6
+    assert sizes(3, 5, 6) == [[3], [5], [6]]
+    assert sizes(5, 5, 6, 6) == [[5, 5], [6, 6]]
+
+
+def test_every_refused_request_is_counted() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=1, max_wait_ms=0, max_queued=1)
+        async with MicroBatcher(model, limits, size=lambda _: 1, name="edge-refusals") as batcher:
+            running = asyncio.create_task(batcher.submit([0]))
+            await model.wait_until_running()
+            queued = asyncio.create_task(batcher.submit([1]))
+            await settle()
+            for _ in range(3):
+                with pytest.raises(QueueFull):
+                    await batcher.submit([2])
+            assert batcher.counters.rejected_requests == 3
+            model.release.set()
+            assert await asyncio.gather(running, queued) == [[0], [2]]
+
+    run(scenario())
+
+
+class _ModelTime:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float]] = []
+
+    def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None:
+        self.calls.append((queue_seconds, inference_seconds))
+
+
+def test_every_request_of_a_batch_is_told_the_batch_s_run_time() -> None:
+    async def scenario() -> None:
+        model = FakeModel(hold=True)
+        limits = BatchLimits(max_batch_size=8, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1, name="edge-model-time") as batcher:
+            first = asyncio.create_task(batcher.submit([0]))
+            await model.wait_until_running()
+            times = [_ModelTime() for _ in range(3)]
+            rest = [
+                asyncio.create_task(batcher.submit([n, n], model_time=t))
+                for n, t in zip((1, 2, 3), times, strict=True)
+            ]
+            await settle()
+            model.release.set()
+            await first
+            assert await asyncio.gather(*rest) == [[2, 2], [4, 4], [6, 6]]
+        assert model.batches[1] == [1, 1, 2, 2, 3, 3]  # the three requests in one batch
+        assert [len(recorder.calls) for recorder in times] == [1, 1, 1]
+        assert times[0].calls == times[1].calls == times[2].calls
+        assert times[0].calls[0][0] == 0.0 and times[0].calls[0][1] > 0
+
+    run(scenario())
+
+
+def test_an_expired_request_in_a_drain_leaves_the_others_in_it_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=1, max_wait_ms=0)
+        async with MicroBatcher(model, limits, size=lambda _: 1, name="edge-drain-expired") as batcher:
+            late = batcher.submit(["late"], deadline=time.monotonic() - 1)
+            answers = await asyncio.gather(
+                late, batcher.submit(["a"]), batcher.submit(["b"]), return_exceptions=True
+            )
+        expired, *answered = answers
+        assert isinstance(expired, Expired)
+        assert str(expired) == "the request's deadline passed before its batch was formed"
+        assert answered == [["aa"], ["bb"]]
+        assert model.batches == [["a"], ["b"]]
+        assert batcher.counters.expired_requests == 1
+
+    caplog.set_level(logging.ERROR, "service.engine.batching")
+    run(scenario())
+    assert caplog.records == []
+
+
+def test_a_deadline_that_passes_while_the_stats_hook_runs_is_enforced_before_the_next_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The drain runs a plan's batches one after the other in one step: a request whose deadline passes
+    meanwhile (here while a slow stats hook holds the event loop, so no timer can fire) is expired before
+    its batch runs, and the batches after it still run."""
+
+    def slow_hook(stats: BatchStats) -> None:
+        if stats.size and not slow_hook.done:  # type: ignore[attr-defined]
+            slow_hook.done = True  # type: ignore[attr-defined]
+            time.sleep(0.3)
+
+    slow_hook.done = False  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        model = FakeModel()
+        limits = BatchLimits(max_batch_size=1, max_wait_ms=0)
+        async with MicroBatcher(
+            model, limits, size=lambda _: 1, on_batch=slow_hook, name="edge-plan-expired"
+        ) as batcher:
+            answers = await asyncio.gather(
+                batcher.submit(["a"]),
+                batcher.submit(["late"], deadline=time.monotonic() + 0.1),
+                batcher.submit(["c"]),
+                return_exceptions=True,
+            )
+        first, expired, last = answers
+        assert isinstance(expired, Expired)
+        assert str(expired) == "the request's deadline passed before its batch was formed"
+        assert (first, last) == (["aa"], ["cc"])
+        assert model.batches == [["a"], ["c"]]  # the late one never reached the model
+        assert batcher.counters.expired_requests == 1
+
+    caplog.set_level(logging.ERROR, "service.engine.batching")
+    run(scenario())
+    assert caplog.records == []
