@@ -879,3 +879,33 @@ def test_while_the_store_loads_every_model_is_loading_with_its_pin(tiny_store: P
     }
     assert seen[1]["tiny-zh"] == ModelStatus("tiny-zh", ModelState.loading, pinned=True)
     assert seen[1]["tiny-en"].state is ModelState.ready
+
+
+def test_a_budget_of_one_loads_only_the_default_at_start(four_models: Path) -> None:
+    evicted = {name: _evictions(name) for name in ("a-copy", "b-copy", "tiny-en")}
+    registry = Registry(four_models, default_model="tiny-zh", max_loaded=1)
+
+    registry.load_all()
+
+    assert registry.statuses() == {
+        **{
+            name: ModelStatus(name, ModelState.evicted, None, NOT_YET, False)
+            for name in ("a-copy", "b-copy", "tiny-en")
+        },
+        "tiny-zh": ModelStatus(
+            "tiny-zh", ModelState.ready, 1, None, False, registry.status("tiny-zh").load_seconds, None
+        ),
+    }
+    assert {name: _evictions(name) for name in evicted} == evicted  # nothing was loaded to be evicted
+
+
+def test_an_empty_store_under_a_budget_serves_nothing_without_failing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    registry = Registry(tmp_path, max_loaded=2)
+
+    registry.load_all()
+
+    assert registry.statuses() == {} and registry.default_model is None
+    assert _logged(caplog) == [("ERROR", f"model store {tmp_path} holds no model bundle")]
