@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 import torch
 
@@ -147,6 +148,14 @@ def test_the_int8_variant_quantizes_the_recurrent_and_classifier_weights_not_the
     assert kinds.count("DynamicQuantizeLSTM") == 1 and "LSTM" not in kinds
     assert "MatMulInteger" in kinds and "Gemm" not in kinds  # the classifier's matrix
     assert "DequantizeLinear" not in kinds  # nothing stored as int8 is turned back into floats
+    # 7-bit weights: a CPU without VNNI adds two u8 x s8 products in 16 bits: 2 x 255 x 64 = 32,640 fits
+    weights = [
+        onnx.numpy_helper.to_array(tensor)
+        for tensor in onnx.load(str(path)).graph.initializer
+        if tensor.name.endswith("_quantized")
+    ]
+    assert len(weights) == 3  # the LSTM's input and recurrent matrices and the classifier's
+    assert all(array.dtype == np.int8 and -64 <= array.min() and array.max() <= 64 for array in weights)
     ids, lengths = np.array([[2, 3, 4]], dtype=np.int64), np.array([3], dtype=np.int64)
     float_vectors, int8_vectors = (
         export.session(graph).run(["embedding_matrix"], {"ids": ids, "lengths": lengths})[0]

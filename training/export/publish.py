@@ -203,8 +203,8 @@ def quantize_bundle(
                 "version": source.version,
                 "accuracy": fp32_metrics.accuracy,
                 "macro_f1": fp32_metrics.macro_f1,
-                "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, "
-                "ops LSTM/MatMul/Gemm; embedding kept float32",
+                "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights in 7 bits "
+                "(reduce_range), ops LSTM/MatMul/Gemm; embedding kept float32",
             },
             golden=golden,
             golden_source="onnxruntime int8 graph, one text per run (dynamic quantization moves the "
