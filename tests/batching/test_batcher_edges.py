@@ -572,14 +572,6 @@ def test_every_refused_request_is_counted() -> None:
     run(scenario())
 
 
-class _ModelTime:
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, float]] = []
-
-    def add_model_time(self, queue_seconds: float, inference_seconds: float) -> None:
-        self.calls.append((queue_seconds, inference_seconds))
-
-
 def test_every_request_of_a_batch_is_told_the_batch_s_run_time() -> None:
     async def scenario() -> None:
         model = FakeModel(hold=True)
@@ -587,7 +579,7 @@ def test_every_request_of_a_batch_is_told_the_batch_s_run_time() -> None:
         async with MicroBatcher(model, limits, size=lambda _: 1, name="edge-model-time") as batcher:
             first = asyncio.create_task(batcher.submit([0]))
             await model.wait_until_running()
-            times = [_ModelTime() for _ in range(3)]
+            times = [Stopwatch() for _ in range(3)]
             rest = [
                 asyncio.create_task(batcher.submit([n, n], model_time=t))
                 for n, t in zip((1, 2, 3), times, strict=True)
