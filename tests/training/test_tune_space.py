@@ -75,6 +75,8 @@ def test_a_space_file_with_an_unknown_parameter_is_refused(tmp_path, data, caplo
         (["--time", "0m"], "a time budget of '0m' runs no trial"),
         (["--time", "soon"], "expected a duration like 90s, 30m or 2h"),
         (["--workers", "0"], "--workers of 0 runs nothing"),
+        (["--prune-after", "0"], "--prune-after takes an epoch (1, 2, ...), got '0'"),
+        (["--prune-after", "two"], "--prune-after takes an epoch (1, 2, ...), got 'two'"),
     ],
 )
 def test_an_empty_budget_is_refused_by_the_parser(tmp_path, data, capsys, extra, message) -> None:
@@ -119,7 +121,8 @@ def test_a_trials_values_are_the_train_command_it_records() -> None:
 
 def test_the_train_command_leaves_out_tunes_own_options() -> None:
     argv = ["--data", "d.csv", "--trials", "5", "--space", "lr=1..2", "--space=cell=gru", "--pretrain-text",
-            "a.txt", "b.txt", "--no-prune", "--name", "n", "--time", "2h", "--seeds", "1,2"]  # fmt: skip
+            "a.txt", "b.txt", "--no-prune", "--name", "n", "--time", "2h", "--seeds", "1,2", "--prune-after",
+            "4"]  # fmt: skip
     assert _strip(argv) == ["--data", "d.csv", "--name", "n"]
 
 
@@ -146,6 +149,29 @@ def test_a_trial_below_the_pruners_bar_stops_after_its_first_epoch(tmp_path, dat
     assert trial.user_attrs["command"].endswith(
         "--embedding-dim 8 --hidden-dim 8 --max-length 16 --lr 0.01 --seed 13"
     )
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize(
+    ("extra", "first"), [([], 3), (["--prune-after", "1"], 1), (["--prune-after", "5"], 5)]
+)
+def test_the_pruner_judges_a_trial_from_the_epoch_prune_after_names(tmp_path, data, extra, first) -> None:
+    """Three finished trials at 0.9 on every epoch, then one at 0.1: it is stopped at epoch ``first``
+    (3 unless told), never before."""
+    args = _args(tmp_path, data, "--epochs", "6", *extra)
+    storage = studies.default_storage(tmp_path)
+    study = studies.open_study(storage, "s", args.prune, prune_after=args.prune_after)
+    for _ in range(3):
+        done = study.ask()
+        for epoch in range(1, 7):
+            done.report(0.9, epoch)
+        study.tell(done, 0.9)
+    low = study.ask()
+    judged = []
+    for epoch in range(1, 7):
+        low.report(0.1, epoch)
+        judged.append(low.should_prune())
+    assert judged == [epoch >= first for epoch in range(1, 7)]
 
 
 def test_a_study_holds_one_search(tmp_path, data) -> None:

@@ -22,9 +22,11 @@ TUNE_OPTIONS = {
     "--space-file": 1,
     "--no-publish": 0,
     "--no-prune": 0,
+    "--prune-after": 1,
     "--seeds": 1,
     "--ensemble": 1,  # the final retraining's, not a trial's
 }
+PRUNE_AFTER_EPOCHS = 3  # dev curves of small data sets swing for the first epochs
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -50,6 +52,12 @@ def _positive(what: str):  # type: ignore[no-untyped-def]
         return value
 
     return parse
+
+
+def _first_epoch(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--prune-after takes an epoch (1, 2, ...), got {text!r}")
+    return int(text)
 
 
 def add_tune_parser(commands: argparse._SubParsersAction, train: argparse.ArgumentParser) -> None:
@@ -105,4 +113,12 @@ def add_tune_parser(commands: argparse._SubParsersAction, train: argparse.Argume
     )
     search.add_argument(
         "--no-prune", dest="prune", action="store_false", help="never stop a trial early on its dev curve"
+    )
+    search.add_argument(
+        "--prune-after",
+        type=_first_epoch,
+        default=PRUNE_AFTER_EPOCHS,
+        metavar="EPOCH",
+        help="the first epoch whose dev score may stop a trial (default: %(default)s); slow starters, "
+        "such as frozen word2vec vectors, need a later one",
     )

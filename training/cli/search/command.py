@@ -40,6 +40,10 @@ def checked_space(args: argparse.Namespace) -> dict[str, Any]:
         raise SpaceError("tune resumes its study by itself: run the same command again, without --resume")
     if args.quantize and args.publish is False:
         raise SpaceError("--quantize with --no-publish: this worker publishes nothing to quantize")
+    if args.prune and args.prune_after > args.epochs:
+        logger.warning(
+            "--prune-after %d with --epochs %d: no trial is stopped early", args.prune_after, args.epochs
+        )
     w2v_file = args.w2v not in ("none", "", "train")
     base = default_space(args.max_length, bool(args.pretrain_text), w2v_file)
     space = build_space(base, args.space, Path(args.space_file) if args.space_file else None)
@@ -106,7 +110,7 @@ def tune(
     else:
         splits = data.load()
     url = args.storage or studies.default_storage(run_dir)
-    study = studies.open_study(url, args.study or args.name, args.prune)
+    study = studies.open_study(url, args.study or args.name, args.prune, prune_after=args.prune_after)
     _check_same_search(study, space, data)
     studies.requeue_abandoned(study)
     argv = shlex.split(command)[1:]

@@ -71,10 +71,15 @@ def storage(url: str) -> RDBStorage:
         )
 
 
-def open_study(url: str, name: str, prune: bool, seed: int | None = None) -> optuna.Study:
-    """Create the study, or join it where it exists (TPE; a median pruner on the dev curve)."""
+def open_study(
+    url: str, name: str, prune: bool, seed: int | None = None, prune_after: int = 1
+) -> optuna.Study:
+    """Create the study, or join it where it exists (TPE; a median pruner on the dev curve that may stop
+    a trial from epoch ``prune_after`` on, once 3 trials have finished)."""
     pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        # a trial reports its dev score with the epoch (1, 2, ...) as the step; Optuna's earliest
+        # pruning step is n_warmup_steps itself
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=prune_after)
         if prune
         else optuna.pruners.NopPruner()
     )
