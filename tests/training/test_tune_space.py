@@ -18,7 +18,7 @@ from training.cli import main
 from training.cli.arguments import build_parser
 from training.cli.search import space as search_space
 from training.cli.search import study as studies
-from training.cli.search.command import _check_same_search, _strip
+from training.cli.search.command import _check_same_search, _strip, checked_space
 from training.cli.search.objective import make_objective
 from training.cli.search.settings import base_values, settings_for
 from training.cli.search.space import SpaceError
@@ -172,6 +172,14 @@ def test_the_pruner_judges_a_trial_from_the_epoch_prune_after_names(tmp_path, da
         low.report(0.1, epoch)
         judged.append(low.should_prune())
     assert judged == [epoch >= first for epoch in range(1, 7)]
+
+
+def test_a_prune_after_past_the_last_epoch_says_that_no_trial_is_stopped(tmp_path, data, caplog) -> None:
+    checked_space(_args(tmp_path, data, "--epochs", "4", "--prune-after", "5"))
+    assert "--prune-after 5 with --epochs 4: no trial is stopped early" in caplog.text
+    caplog.clear()
+    checked_space(_args(tmp_path, data, "--epochs", "4", "--prune-after", "4"))
+    assert "no trial is stopped early" not in caplog.text
 
 
 def test_a_study_holds_one_search(tmp_path, data) -> None:

@@ -24,6 +24,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from training.cli.search.arguments import PRUNE_AFTER_EPOCHS
 from training.data.runs import alive
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def storage(url: str) -> RDBStorage:
 
 
 def open_study(
-    url: str, name: str, prune: bool, seed: int | None = None, prune_after: int = 1
+    url: str, name: str, prune: bool, seed: int | None = None, prune_after: int = PRUNE_AFTER_EPOCHS
 ) -> optuna.Study:
     """Create the study, or join it where it exists (TPE; a median pruner on the dev curve that may stop
     a trial from epoch ``prune_after`` on, once 3 trials have finished)."""
