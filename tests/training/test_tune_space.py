@@ -79,7 +79,7 @@ def test_a_space_file_with_an_unknown_parameter_is_refused(tmp_path, data, caplo
         (["--prune-after", "two"], "--prune-after takes an epoch (1, 2, ...), got 'two'"),
     ],
 )
-def test_an_empty_budget_is_refused_by_the_parser(tmp_path, data, capsys, extra, message) -> None:
+def test_a_bad_budget_or_first_epoch_is_refused_by_the_parser(tmp_path, data, capsys, extra, message) -> None:
     with pytest.raises(SystemExit) as exit_code:
         main(_tune(tmp_path, data, *extra))
     assert exit_code.value.code == 2 and message in capsys.readouterr().err
