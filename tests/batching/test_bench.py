@@ -207,3 +207,15 @@ def test_soak_drives_a_real_server_on_every_route_and_samples_its_memory(tiny_st
     table = soak.report(sampler, summary, limit_mb=10_000)
     assert "| 1 |" in table and "| yes |" in table
     assert soak.report(sampler, summary, limit_mb=1).count("| NO |") == 1
+
+
+def test_the_scoring_bench_skips_a_way_whose_extra_is_missing_and_says_how_to_add_it(monkeypatch, capsys):
+    from bench import scoring
+
+    extras = {"ray": ("no_such_module_here", "pip install -e '.[ray]'"), "spark": ("json", "unused")}
+    monkeypatch.setattr(scoring, "EXTRAS", extras)
+
+    assert scoring.installed_ways({"ray", "spark", "http"}) == {"spark", "http"}
+    said = capsys.readouterr().err
+    assert "skipping ray: no_such_module_here is not installed (pip install -e '.[ray]')" in said
+    assert "spark" not in said
