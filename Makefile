@@ -78,10 +78,12 @@ fixtures: $(VENV)/.test-installed
 # Re-train the two default models (each writes a new version; the commands are also in each manifest).
 models: $(VENV)/.test-installed
 	$(BIN)/lstm-train train --dataset bbc-news --name news-topic --tokenizer word --max-length 600 \
-		--min-freq 2 --max-vocab 14000 --pooling max --w2v train --w2v-mode finetune --seed 13 --threads 1 \
-		--epochs 30 --dropout 0.5 --embedding-dropout 0.2 --w2v-epochs 20 --lr 1e-3
+		--min-freq 2 --max-vocab 14000 --w2v-epochs 20 --epochs 20 --patience 4 --threads 1 --cell lstm \
+		--pooling mean --w2v none --embedding-dim 100 --hidden-dim 128 --num-layers 1 --bidirectional \
+		--dropout 0.5141863194265843 --embedding-dropout 0.09309978482012252 --lr 0.001985078953084026 \
+		--lr-decay 0.5 --batch-size 16 --length-pool 50 --label-smoothing 0.0 --ema-decay 0.99 --seeds 13,14,15
 	$(BIN)/lstm-train train --dataset zh-sentiment --name review-sentiment-zh --tokenizer char \
-		--max-length 128 --pooling max --w2v train --w2v-mode frozen --epochs 30 --seed 13 --threads 1
+		--max-length 256 --pooling max --w2v train --w2v-mode frozen --epochs 30 --seeds 13,14,15 --threads 1
 
 # Mutation testing (docs/mutation.md; slow, not in CI): one module at a time, each for at most MUTATE_SECONDS,
 # then the count per module of killed / survived / timed out / not checked. [tool.mutmut] in pyproject.toml.

@@ -15,7 +15,7 @@ from service.settings import Settings
 pytestmark = pytest.mark.anyio
 
 # news-topic reads this as politics until its last word, which makes it business
-LAST_WORD_FLIPS = {"model": "news-topic", "text": "The election results surprised the minister shares"}
+LAST_WORD_FLIPS = {"model": "news-topic", "text": "The minister said the government would rescue the bank"}
 
 
 async def test_a_flip_at_the_last_token_is_the_decision_point(default_client: httpx.AsyncClient) -> None:
@@ -23,7 +23,7 @@ async def test_a_flip_at_the_last_token_is_the_decision_point(default_client: ht
     assert response.status_code == 200, response.text
     answer = ExplainResponse.model_validate(response.json())
     last = len(answer.tokens) - 1
-    assert answer.tokens[last].text == "shares" and answer.label == "business"
+    assert answer.tokens[last].text == "bank" and answer.label == "business"
     assert answer.trajectory is not None
     flips = [(flip.index, flip.before, flip.after) for flip in answer.trajectory.flips]
     assert flips[-1:] == [(last, ["politics"], ["business"])], flips

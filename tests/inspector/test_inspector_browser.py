@@ -114,6 +114,7 @@ def test_the_inspector_shows_the_explanation_of_a_typed_text(browser, server: Se
     assert len(cells) == len(spans) * 24
     card = browser.find_element(By.ID, "card-body").text
     assert "Test accuracy" in card and "baseline" in card and "4 × (input + hidden + 1) × hidden" in card
+    assert "235520 = LSTM: per direction" in card  # the cell's arithmetic, written as recurrent_formula
     assert "p90 0.045" in card  # the training split's unknown-token ratio, from the manifest
 
     spans[6].click()  # "cup"
@@ -135,6 +136,8 @@ def test_a_hostile_text_stays_text(browser, server: Server) -> None:  # type: ig
     _explain_in_page(browser, server, "review-sentiment-zh", XSS)
 
     assert browser.find_element(By.ID, "tokens").text == XSS
+    card = browser.find_element(By.ID, "card-body").text
+    assert "4 × (input + hidden + 1) × hidden" in card  # an older bundle: the arithmetic under lstm_formula
     assert browser.find_elements(By.CSS_SELECTOR, "#tokens img, #tokens *[onerror]") == []
     _, tokenized = server.call("POST", "/tokenize", {"model": "review-sentiment-zh", "text": XSS})
     shown = [span.text for span in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")]

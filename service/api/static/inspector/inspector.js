@@ -111,7 +111,10 @@ async function showCard(name) {
   const parameters = model.parameters || {};
   addFact(facts, "Parameters", parameters.total);
   for (const [layer, count] of Object.entries(parameters.per_layer || {})) {
-    const formula = parameters[`${layer}_formula`];
+    // bundles name the recurrent stack by its cell (lstm, gru, rnn) and write its arithmetic under
+    // recurrent_formula; bundles written before the GRU and RNN cells wrote it under lstm_formula
+    const recurrent = layer === parameters.cell ? parameters.recurrent_formula : undefined;
+    const formula = parameters[`${layer}_formula`] || recurrent;
     addFact(facts, `· ${layer}`, formula ? `${count} = ${formula}` : count);
   }
   const metrics = model.metrics || {};
