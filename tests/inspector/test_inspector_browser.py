@@ -136,8 +136,6 @@ def test_a_hostile_text_stays_text(browser, server: Server) -> None:  # type: ig
     _explain_in_page(browser, server, "review-sentiment-zh", XSS)
 
     assert browser.find_element(By.ID, "tokens").text == XSS
-    card = browser.find_element(By.ID, "card-body").text
-    assert "4 × (input + hidden + 1) × hidden" in card  # an older bundle: the arithmetic under lstm_formula
     assert browser.find_elements(By.CSS_SELECTOR, "#tokens img, #tokens *[onerror]") == []
     _, tokenized = server.call("POST", "/tokenize", {"model": "review-sentiment-zh", "text": XSS})
     shown = [span.text for span in browser.find_elements(By.CSS_SELECTOR, "#tokens .token")]
@@ -248,3 +246,27 @@ def test_the_model_card_shows_the_aliases_the_weights_and_the_last_change(  # ty
     assert "canary → 3 (15 %) · stable → 2" in card
     assert "last change: shadow" in card and "by ana" in card
     assert "version 3 on 50 % of requests" in card
+
+
+def test_the_card_shows_the_recurrent_formula_of_a_bundle_written_before_other_cells(  # type: ignore[no-untyped-def]
+    browser, store_copy: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from support.stores import rewrite_manifest
+
+    def as_written_before(manifest: dict) -> None:  # no "cell"; the arithmetic under lstm_formula
+        parameters = manifest["parameters"]
+        del parameters["cell"]
+        parameters["lstm_formula"] = parameters.pop("recurrent_formula")
+
+    rewrite_manifest(store_copy / "tiny-en" / "1", as_written_before)
+    running = Server.start(store_copy, tmp_path / "server.log", env={"LSTM_SERVICE_DEFAULT_MODEL": "tiny-en"})
+    try:
+        browser.get(f"{running.url}/inspect")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda page: "tiny-en" in page.find_element(By.ID, "card-body").text)
+        card = browser.find_element(By.ID, "card-body").text
+    finally:
+        running.stop()
+    assert "1152 = LSTM: per direction and layer 4 × (input + hidden + 1) × hidden" in card
