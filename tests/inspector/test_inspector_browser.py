@@ -221,11 +221,24 @@ def test_a_multi_label_explanation_says_which_label_the_colours_are_for(browser,
         tags.stop()
 
 
+def _tiny_en_card(browser, store: Path, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    """The inspector's model card for tiny-en, served from ``store`` by a server of its own."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    running = Server.start(store, tmp_path / "server.log", env={"LSTM_SERVICE_DEFAULT_MODEL": "tiny-en"})
+    try:
+        browser.get(f"{running.url}/inspect")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda page: "tiny-en" in page.find_element(By.ID, "card-body").text)
+        return str(browser.find_element(By.ID, "card-body").text)
+    finally:
+        running.stop()
+
+
 def test_the_model_card_shows_the_aliases_the_weights_and_the_last_change(  # type: ignore[no-untyped-def]
     browser, store_copy: Path, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
     from support.stores import add_version
 
     from service.rollout import changes
@@ -235,14 +248,7 @@ def test_the_model_card_shows_the_aliases_the_weights_and_the_last_change(  # ty
     changes.promote(store_copy, "tiny-en", 2, changes.Actor("ana", "steady"))
     changes.set_alias(store_copy, "tiny-en", "canary", 3, changes.Actor("ana", XSS), weight=15)
     changes.set_shadow(store_copy, "tiny-en", 3, 50, changes.Actor("ana"))
-    running = Server.start(store_copy, tmp_path / "server.log", env={"LSTM_SERVICE_DEFAULT_MODEL": "tiny-en"})
-    try:
-        browser.get(f"{running.url}/inspect")
-        wait = WebDriverWait(browser, 60)
-        wait.until(lambda page: "tiny-en" in page.find_element(By.ID, "card-body").text)
-        card = browser.find_element(By.ID, "card-body").text
-    finally:
-        running.stop()
+    card = _tiny_en_card(browser, store_copy, tmp_path)
     assert "canary → 3 (15 %) · stable → 2" in card
     assert "last change: shadow" in card and "by ana" in card
     assert "version 3 on 50 % of requests" in card
@@ -251,8 +257,6 @@ def test_the_model_card_shows_the_aliases_the_weights_and_the_last_change(  # ty
 def test_the_card_shows_the_recurrent_formula_of_a_bundle_written_before_other_cells(  # type: ignore[no-untyped-def]
     browser, store_copy: Path, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
     from support.stores import rewrite_manifest
 
     def as_written_before(manifest: dict) -> None:  # no "cell"; the arithmetic under lstm_formula
@@ -261,12 +265,5 @@ def test_the_card_shows_the_recurrent_formula_of_a_bundle_written_before_other_c
         parameters["lstm_formula"] = parameters.pop("recurrent_formula")
 
     rewrite_manifest(store_copy / "tiny-en" / "1", as_written_before)
-    running = Server.start(store_copy, tmp_path / "server.log", env={"LSTM_SERVICE_DEFAULT_MODEL": "tiny-en"})
-    try:
-        browser.get(f"{running.url}/inspect")
-        wait = WebDriverWait(browser, 60)
-        wait.until(lambda page: "tiny-en" in page.find_element(By.ID, "card-body").text)
-        card = browser.find_element(By.ID, "card-body").text
-    finally:
-        running.stop()
+    card = _tiny_en_card(browser, store_copy, tmp_path)
     assert "1152 = LSTM: per direction and layer 4 × (input + hidden + 1) × hidden" in card
